@@ -1,0 +1,158 @@
+"""The registry's FastAPI app: `uvicorn tcr_registry.adapters.http.app:create_app --factory`."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+from fastapi import FastAPI
+
+from tcr_shared.auth import authenticator
+from tcr_shared.feed_api import NewEventsSignal, feed_router
+from tcr_shared.follower import Follower
+from tcr_shared.observability import configure_logging, instrument
+from tcr_shared.problem import install_problem_handlers
+from tcr_shared.projection_store import SqlProjectionSink
+from tcr_registry.adapters import contract_index
+from tcr_registry.adapters.event_log import RegistryEventLog
+from tcr_registry.adapters.http.admin import admin_router
+from tcr_registry.adapters.http.contracts import contracts_router
+from tcr_registry.adapters.http.errors import install_domain_errors
+from tcr_registry.adapters.http.idempotency import IdempotencyRecords
+from tcr_registry.adapters.http.keys import KeyStore
+from tcr_registry.adapters.persistence import migrate
+from tcr_registry.adapters.persistence.models import feed_tracking
+from tcr_registry.adapters.settings import RegistrySettings
+from tcr_registry.application.errors import ContractNotFound
+from tcr_registry.application.registry import Registry
+from tcr_registry.application.writer import DiscardingWriter, Writer
+from tcr_registry.domain.contract import Contract
+
+log = logging.getLogger("tcr.registry")
+
+
+class RegistryService:
+    """Everything a request needs, built at startup."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        self.settings = settings
+        self.database = settings.database
+        self.signal = NewEventsSignal()
+        self.engine = self.database.async_engine()
+        self.keys = KeyStore(self.engine)
+        self.require = authenticator(settings.admin_key, self.keys)
+        self.idempotency = IdempotencyRecords(self.engine)
+        self.app: Registry | None = None
+        self.writer: Writer | DiscardingWriter | None = None
+        self.event_log: RegistryEventLog | None = None
+        self.index_follower: Follower | None = None
+        self.events_appended = None
+
+    async def start(self) -> None:
+        self.signal.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(migrate.upgrade, self.database)
+        self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env())
+        self.event_log = RegistryEventLog(self.app)
+        if self.settings.persistence:
+            self.writer = Writer(self.app, on_commit=self._committed, max_batch=self.settings.writer_batch)
+            self.writer.start()
+        else:
+            self.writer = DiscardingWriter()
+        sink = SqlProjectionSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
+        self.index_follower = Follower("registry-contract-index", _LocalFeed(self.event_log, self.signal), sink)
+
+    def _committed(self, position: int, appended: int) -> None:
+        self.events_appended.inc(appended)
+        self.signal.ring()
+
+    async def stop(self) -> None:
+        if isinstance(self.writer, Writer):
+            await asyncio.to_thread(self.writer.stop)
+        if self.app is not None:
+            self.app.close()
+        await self.engine.dispose()
+
+    async def load(self, contract_id: UUID) -> Contract:
+        from eventsourcing.application import AggregateNotFoundError
+
+        try:
+            contract = await asyncio.to_thread(self.app.repository.get, contract_id)
+        except AggregateNotFoundError:
+            raise ContractNotFound(str(contract_id)) from None
+        if not isinstance(contract, Contract):
+            raise ContractNotFound(str(contract_id))
+        return contract
+
+
+class _LocalFeed:
+    """The registry's own log as a page source for its contract index (no HTTP round trip needed)."""
+
+    def __init__(self, event_log: RegistryEventLog, signal: NewEventsSignal) -> None:
+        self._log = event_log
+        self._signal = signal
+
+    async def follow(self, after: int) -> AsyncIterator:
+        from tcr_shared.feed_api import read_waiting
+
+        position = after
+        while True:
+            page = await read_waiting(self._log, self._signal, position, 1000, 5.0)
+            yield page
+            position = page.next_after
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    settings = settings or RegistrySettings()
+    configure_logging()
+    if not settings.access_log:
+        logging.getLogger("tcr.registry.access").setLevel(logging.WARNING)
+    service = RegistryService(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await service.start()
+        index_task = asyncio.create_task(service.index_follower.run(), name="contract-index")
+        if settings.demo:
+            from tcr_registry.adapters.demo import load_demo
+
+            await load_demo(service)
+        log.info("registry ready", extra={"service": "registry"})
+        try:
+            yield
+        finally:
+            index_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await index_task
+            await service.stop()
+
+    app = FastAPI(title="tcr registry 技术合同认定登记", version="1.0.0", lifespan=lifespan,
+                  description="Registration and certification of technology contracts; the public event feed.")
+    app.state.service = service
+    install_problem_handlers(app)
+    install_domain_errors(app)
+
+    async def ready() -> bool:
+        return service.app is not None and service.writer is not None
+
+    metrics = instrument(app, "registry", ready)
+    service.events_appended = metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
+    reader = service.require("partner", "analyst")
+    app.include_router(feed_router(_LazyLog(service), service.signal, reader))
+    app.include_router(contracts_router(service))
+    app.include_router(admin_router(service))
+    return app
+
+
+class _LazyLog:
+    """The event log exists once the app has started; routes are declared before."""
+
+    def __init__(self, service: RegistryService) -> None:
+        self._service = service
+
+    async def read(self, after: int, limit: int):
+        return await self._service.event_log.read(after, limit)
+
+    async def head(self) -> int:
+        return await self._service.event_log.head()

@@ -1,0 +1,125 @@
+"""Applying a page of feed events to the figures, inside the transaction `SqlProjectionSink` opens (which
+also records the position reached): a page is counted exactly once, or not at all."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tcr_reporting.domain.figures import AWARD_TYPES, REGISTRY_PREFIX, CountedContract, FigureDeltas, counted_after
+from tcr_reporting.adapters.persistence.tables import (
+    FEED_REGISTRY, FEED_SUBSIDY, counted_contracts, feed_tracking, figures,
+)
+from tcr_shared.events.envelope import FeedEvent
+from tcr_shared.projection_store import SqlProjectionSink
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _insert(session: AsyncSession, table):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _contract_id(event: FeedEvent) -> str:
+    return str(event.data.get("contract_id") or event.subject)
+
+
+async def _load_counted(session: AsyncSession, ids: list[str]) -> dict[str, CountedContract]:
+    found: dict[str, CountedContract] = {}
+    c = counted_contracts.c
+    for start in range(0, len(ids), _CHUNK):
+        rows = await session.execute(
+            select(c.contract_id, c.year, c.category, c.amount_fen, c.technology_amount_fen, c.seller_region,
+                   c.buyer_region).where(c.contract_id.in_(ids[start:start + _CHUNK]))
+        )
+        for row in rows:
+            found[row.contract_id] = CountedContract(row.year, row.category, row.amount_fen,
+                                                     row.technology_amount_fen, row.seller_region, row.buyer_region)
+    return found
+
+
+async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
+    rows = [
+        {"region": key[0], "year": key[1], "side": key[2], "category": key[3], "count": count,
+         "amount_fen": amount, "technology_amount_fen": technology}
+        for key, count, amount, technology in deltas.items()
+    ]
+    if not rows:
+        return
+    stmt = _insert(session, figures)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["region", "year", "side", "category"],
+        set_={
+            "count": figures.c.count + stmt.excluded.count,
+            "amount_fen": figures.c.amount_fen + stmt.excluded.amount_fen,
+            "technology_amount_fen": figures.c.technology_amount_fen + stmt.excluded.technology_amount_fen,
+        },
+    )
+    await session.execute(stmt, rows)
+
+
+async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
+    contract_events = [e for e in events if e.type.startswith(REGISTRY_PREFIX)]
+    if not contract_events:
+        return
+    ids = sorted({_contract_id(e) for e in contract_events})
+    stored = await _load_counted(session, ids)
+    state: dict[str, CountedContract | None] = dict(stored)
+    last_position: dict[str, int] = {}
+    deltas = FigureDeltas()
+    for event in contract_events:
+        cid = _contract_id(event)
+        before = state.get(cid)
+        after = counted_after(event.type, event.data, before)
+        if after != before:
+            deltas.move(before, after)
+            state[cid] = after
+            last_position[cid] = event.position
+
+    removed = [cid for cid in last_position if state[cid] is None and cid in stored]
+    kept = [
+        {"contract_id": cid, "year": rec.year, "category": rec.category, "amount_fen": rec.amount_fen,
+         "technology_amount_fen": rec.technology_amount_fen, "seller_region": rec.seller_region,
+         "buyer_region": rec.buyer_region, "position": last_position[cid]}
+        for cid in sorted(last_position) if (rec := state[cid]) is not None
+    ]
+    for start in range(0, len(removed), _CHUNK):
+        await session.execute(delete(counted_contracts).where(
+            counted_contracts.c.contract_id.in_(removed[start:start + _CHUNK])))
+    if kept:
+        stmt = _insert(session, counted_contracts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["contract_id"],
+            set_={name: stmt.excluded[name] for name in (
+                "year", "category", "amount_fen", "technology_amount_fen", "seller_region", "buyer_region",
+                "position")},
+        )
+        await session.execute(stmt, kept)
+    await write_deltas(session, deltas)
+
+
+async def apply_subsidy_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
+    deltas = FigureDeltas()
+    for event in events:
+        if event.type in AWARD_TYPES:
+            deltas.award(event.data)
+    await write_deltas(session, deltas)
+
+
+def registry_sink(engine: AsyncEngine) -> SqlProjectionSink:
+    return SqlProjectionSink(engine, feed_tracking, FEED_REGISTRY, apply_registry_page)
+
+
+def subsidy_sink(engine: AsyncEngine) -> SqlProjectionSink:
+    return SqlProjectionSink(engine, feed_tracking, FEED_SUBSIDY, apply_subsidy_page)
+
+
+async def reset(engine: AsyncEngine) -> None:
+    """Forget every figure and position (before a rebuild from zero), in one transaction."""
+    async with engine.begin() as connection:
+        await connection.execute(delete(figures))
+        await connection.execute(delete(counted_contracts))
+        await connection.execute(delete(feed_tracking))

@@ -1,0 +1,30 @@
+"""Settings from the environment (pydantic-settings); names as in docs/ARCHITECTURE.md."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tcr_shared.database import Database
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
+
+    reporting_database_url: str | None = None
+    data_dir: Path = Path("var")
+    admin_key: str | None = None
+    registry_url: str = "http://127.0.0.1:8001"
+    subsidy_url: str = "http://127.0.0.1:8002"
+    feed_key: str | None = None
+    # Long-poll wait on the feeds, seconds (the publisher answers as soon as an event arrives).
+    feed_wait: float = 20.0
+    log_level: str = "INFO"
+
+    @property
+    def database(self) -> Database:
+        return Database.for_service(self.reporting_database_url, self.data_dir, "reporting")
+
+    @property
+    def effective_feed_key(self) -> str:
+        return self.feed_key or self.admin_key or ""

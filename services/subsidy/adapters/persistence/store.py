@@ -1,0 +1,150 @@
+"""Loading what a page of registry events needs, and writing back what it changed, in the caller's transaction."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tcr_subsidy.adapters.persistence import tables as t
+from tcr_subsidy.domain.awards import Award, AwardEvent, CapUsage, ContractRecord, Engine, RegistryEvent, State
+
+_CHUNK = 500
+
+
+def to_fen(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_exact())
+
+
+def from_fen(fen: int) -> Decimal:
+    return Decimal(int(fen)).scaleb(-2)
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def award_from_row(r) -> Award:
+    return Award(
+        award_id=r.award_id, contract_id=r.contract_id, registration_number=r.registration_number,
+        beneficiary=r.beneficiary, beneficiary_name=r.beneficiary_name, beneficiary_kind=r.beneficiary_kind,
+        beneficiary_region=r.beneficiary_region, programme=r.programme, policy_year=r.policy_year,
+        rule_set=r.rule_set, clause=r.clause, cap_key=r.cap_key, project=r.project, base=from_fen(r.base_fen),
+        rate=Decimal(r.rate), entitlement=from_fen(r.entitlement_fen), award=from_fen(r.award_fen),
+        status=r.status, cap=from_fen(r.cap_fen), explanation=r.explanation,
+        decided_position=r.decided_position, updated_position=r.updated_position,
+    )
+
+
+def _award_row(a: Award) -> dict:
+    return {
+        "award_id": a.award_id, "contract_id": a.contract_id, "registration_number": a.registration_number,
+        "beneficiary": a.beneficiary, "beneficiary_name": a.beneficiary_name, "beneficiary_kind": a.beneficiary_kind,
+        "beneficiary_region": a.beneficiary_region, "programme": a.programme, "policy_year": a.policy_year,
+        "rule_set": a.rule_set, "clause": a.clause, "cap_key": a.cap_key, "project": a.project,
+        "base_fen": to_fen(a.base), "rate": str(a.rate), "entitlement_fen": to_fen(a.entitlement),
+        "award_fen": to_fen(a.award), "status": a.status, "cap_fen": to_fen(a.cap), "explanation": a.explanation,
+        "decided_position": a.decided_position, "updated_position": a.updated_position,
+    }
+
+
+def _contract_row(c: ContractRecord) -> dict:
+    return {
+        "contract_id": c.contract_id, "status": c.status, "registration_number": c.registration_number,
+        "policy_year": c.policy_year, "rule_set": c.rule_set, "certified_at": c.certified_at,
+        "result_id": c.result_id, "cause_position": c.cause_position, "explanation": c.explanation,
+        "considered": json.dumps(c.considered, ensure_ascii=False, sort_keys=True),
+    }
+
+
+def contract_from_row(r) -> ContractRecord:
+    return ContractRecord(
+        contract_id=r.contract_id, status=r.status, registration_number=r.registration_number,
+        policy_year=r.policy_year, rule_set=r.rule_set, certified_at=r.certified_at, result_id=r.result_id,
+        cause_position=r.cause_position, explanation=r.explanation, considered=json.loads(r.considered),
+    )
+
+
+def _cap_row(c: CapUsage) -> dict:
+    return {"cap_key": c.key, "programme": c.programme, "beneficiary": c.beneficiary, "policy_year": c.policy_year,
+            "project": c.project, "used_fen": to_fen(c.used)}
+
+
+class PageState(State):
+    """A `State` preloaded from the database for one page; remembers which rows exist (update vs insert)."""
+
+    def __init__(self) -> None:
+        super().__init__(strict=True)
+        self.stored_contracts: set[str] = set()
+        self.stored_awards: set[str] = set()
+        self.stored_caps: set[str] = set()
+
+
+async def load_page_state(session: AsyncSession, engine: Engine, events: Sequence[RegistryEvent]) -> PageState:
+    state = PageState()
+    contract_ids = sorted({e.contract_id for e in events})
+    for chunk in _chunks(contract_ids):
+        for r in (await session.execute(select(t.contracts).where(t.contracts.c.contract_id.in_(chunk)))).all():
+            state.contracts[r.contract_id] = contract_from_row(r)
+            state.stored_contracts.add(r.contract_id)
+        rows = (await session.execute(
+            select(t.awards).where(t.awards.c.contract_id.in_(chunk)).order_by(t.awards.c.decided_position,
+                                                                             t.awards.c.award_id))).all()
+        for r in rows:
+            award = award_from_row(r)
+            state.awards[award.award_id] = award
+            state.by_contract.setdefault(award.contract_id, []).append(award.award_id)
+            state.stored_awards.add(award.award_id)
+    keys: set[str] = {a.cap_key for a in state.awards.values()}
+    for event in events:
+        keys |= engine.cap_keys(event)
+    state.loaded_cap_keys = keys
+    for chunk in _chunks(sorted(keys)):
+        for r in (await session.execute(select(t.caps).where(t.caps.c.cap_key.in_(chunk)))).all():
+            state.caps[r.cap_key] = CapUsage(r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project,
+                                             from_fen(r.used_fen))
+            state.stored_caps.add(r.cap_key)
+    return state
+
+
+async def _upsert(session: AsyncSession, table, pk: str, rows: list[dict], stored: set[str]) -> None:
+    inserts = [r for r in rows if r[pk] not in stored]
+    updates = [r for r in rows if r[pk] in stored]
+    if inserts:
+        await session.execute(table.insert(), inserts)
+    if updates:
+        columns = [c.name for c in table.columns if c.name != pk]
+        statement = table.update().where(table.c[pk] == bindparam(f"k_{pk}")).values(
+            {c: bindparam(f"v_{c}") for c in columns})
+        await session.execute(statement, [
+            {f"k_{pk}": r[pk], **{f"v_{c}": r[c] for c in columns}} for r in updates])
+
+
+async def award_feed_head(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(t.award_events.c.position), 0))) or 0)
+
+
+async def write_page(session: AsyncSession, state: PageState, outputs: list[AwardEvent],
+                     skipped: list[dict]) -> int:
+    """Write the page's changes; returns the number of award events appended to the service's feed."""
+    await _upsert(session, t.contracts, "contract_id",
+                  [_contract_row(state.contracts[c]) for c in sorted(state.dirty_contracts)], state.stored_contracts)
+    await _upsert(session, t.awards, "award_id",
+                  [_award_row(state.awards[a]) for a in sorted(state.dirty_awards)], state.stored_awards)
+    await _upsert(session, t.caps, "cap_key",
+                  [_cap_row(state.caps[k]) for k in sorted(state.dirty_caps)], state.stored_caps)
+    if outputs:
+        head = await award_feed_head(session)
+        rows = [{
+            "position": head + i, "id": o.id, "type": o.type, "time": o.time, "subject": o.subject,
+            "award_id": o.award_id, "cause_position": o.cause_position,
+            "data": json.dumps(o.data, ensure_ascii=False, sort_keys=True),
+        } for i, o in enumerate(outputs, start=1)]
+        for chunk in _chunks(rows):
+            await session.execute(t.award_events.insert(), chunk)
+    if skipped:
+        await session.execute(t.skipped_events.insert(), skipped)
+    return len(outputs)

@@ -1,0 +1,142 @@
+"""What every tcr service exposes for operations: JSON logs with a request id, Prometheus metrics,
+/healthz and /readyz, and a refusal of bodies over 1 MiB."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tcr_shared.problem import Problem, problem_response
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("request_id", "method", "path", "status", "duration_ms", "service"):
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    root = logging.getLogger()
+    if any(isinstance(h.formatter, JsonLogFormatter) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root.handlers = [handler]
+    root.setLevel(level)
+
+
+class Metrics:
+    """One registry of metrics per app, so several apps can live in one test process."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("tcr_http_requests_total", "HTTP requests", ["service", "method", "route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("tcr_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.service = service
+
+    def counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(name, doc, list(labels), registry=self.registry)
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class BodyLimit:
+    """Refuses bodies over MAX_BODY_BYTES with 413, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = Problem(413, f"The body exceeds {self.limit} bytes (1 MiB); nothing was stored.")
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await problem_response(too_large)(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await problem_response(too_large)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def instrument(app: FastAPI, service: str, ready: Callable[[], Awaitable[bool]] | None = None) -> Metrics:
+    metrics = Metrics(service)
+    access_log = logging.getLogger(f"tcr.{service}.access")
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(service, request.method, route, response.status_code).inc()
+        metrics.latency.labels(service, request.method, route).observe(elapsed)
+        response.headers["X-Request-ID"] = request_id
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info("request", extra={
+                "request_id": request_id, "method": request.method, "path": request.url.path,
+                "status": response.status_code, "duration_ms": round(elapsed * 1000, 2), "service": service,
+            })
+        return response
+
+    app.add_middleware(BodyLimit)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ok = await ready() if ready else True
+        return JSONResponse({"ready": ok, "service": service}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return metrics.render()
+
+    return metrics
