@@ -49,9 +49,14 @@ class NewEventsSignal:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
+    def ticket(self) -> asyncio.Event:
+        """Take before reading: `wait(since=ticket)` then also wakes for a ring that came during the read."""
+        return self._event
+
+    async def wait(self, timeout: float, since: asyncio.Event | None = None) -> None:
+        event = since if since is not None else self._event
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             pass
 
@@ -60,11 +65,15 @@ async def read_waiting(log: EventLog, signal: NewEventsSignal, after: int, limit
     """A page; when empty and `wait` > 0, hold until an event arrives or `wait` runs out (long poll)."""
     deadline = time.monotonic() + wait
     while True:
+        # Taken before the read: a commit that lands while we read still wakes us (no lost wake-up).
+        ticket = signal.ticket()
         page = await log.read(after, limit)
         remaining = deadline - time.monotonic()
-        if page.events or remaining <= 0:
+        # A page of only non-public events still moves the reader on (next_after > after): return it rather
+        # than hold the request while later events are already there.
+        if page.events or page.next_after > after or remaining <= 0:
             return page
-        await signal.wait(min(remaining, POLL_FALLBACK_SECONDS))
+        await signal.wait(min(remaining, POLL_FALLBACK_SECONDS), since=ticket)
 
 
 def feed_router(log: EventLog, signal: NewEventsSignal, reader: Callable, *, heartbeat: float = 15.0) -> APIRouter:

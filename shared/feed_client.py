@@ -94,6 +94,30 @@ class FeedClient:
             yield page
             position = page.next_after
 
+    async def events(
+        self, after: int, *, live: bool = True, backoff: Backoff | None = None
+    ) -> AsyncIterator[FeedEvent]:
+        """Every event after `after`, one at a time: catch-up pages up to the head, then (with `live`) the SSE
+        stream, reconnecting with backoff. A caller that saves `event.position` with its own writes can resume
+        from it after a restart without skipping or repeating."""
+        backoff = backoff or Backoff()
+        position = after
+        while True:
+            try:
+                page = await self.page(position)
+            except FeedUnavailable:
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            backoff.reset()
+            for event in page.events:
+                yield event
+            position = max(position, page.next_after)
+            if position >= page.head:
+                break
+        if live:
+            async for event in self.stream(position, backoff=backoff):
+                yield event
+
     async def stream(self, after: int, *, backoff: Backoff | None = None) -> AsyncIterator[FeedEvent]:
         """Events from the SSE stream, resuming with Last-Event-ID after each reconnect."""
         backoff = backoff or Backoff()

@@ -1,10 +1,13 @@
 """Party identifiers: unified social credit codes (GB 32100) and resident identity numbers (GB 11643)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
 
 
+@lru_cache(maxsize=65536)  # the same organisations sign contract after contract
 def credit_code_problem(code: str) -> str | None:
     """None when the unified social credit code is valid, else why it is not."""
     try:

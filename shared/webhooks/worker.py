@@ -247,12 +247,13 @@ class DeliveryWorker:
         body = encode_event(event)
         while True:
             attempt = sub["failed_attempts"] + 1
+            attempted_at = utcnow()
             outcome = await self._send(sub, event.id, body)
             now = utcnow()
             if outcome.ok:
                 await self._update(sub, position=event.position, failed_attempts=0, failing_since=None,
                                    next_retry_at=None, last_delivered_at=now)
-                await self._record(sub, event, attempt, now, outcome, "delivered", None)
+                await self._record(sub, event, attempt, attempted_at, outcome, "delivered", None)
                 self.delivered += 1
                 return True
             self.failed += 1
@@ -262,13 +263,13 @@ class DeliveryWorker:
                           f"event {event.id} (position {event.position}); last error: {outcome.error}")
                 await self._update(sub, status="paused", paused_reason=reason, next_retry_at=None,
                                    failed_attempts=attempt, failing_since=failing_since)
-                await self._record(sub, event, attempt, now, outcome, "paused", None)
+                await self._record(sub, event, attempt, attempted_at, outcome, "paused", None)
                 log.warning("webhook subscription %s %s", sub["id"], reason)
                 return False
             wait = retry_delay(attempt, self.settings)
             retry_at = now + timedelta(seconds=wait)
             await self._update(sub, failed_attempts=attempt, failing_since=failing_since, next_retry_at=retry_at)
-            await self._record(sub, event, attempt, now, outcome, "failed", retry_at)
+            await self._record(sub, event, attempt, attempted_at, outcome, "failed", retry_at)
             await asyncio.sleep(wait)
 
     async def _send(self, sub: dict[str, Any], webhook_id: str, body: str) -> _Outcome:

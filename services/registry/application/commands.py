@@ -23,7 +23,7 @@ Command = Callable[[UnitOfWork], Contract]
 
 def submit(contract_id: UUID, actor: PointActor, terms: Terms, at: datetime) -> Command:
     def run(uow: UnitOfWork) -> Contract:
-        if uow.get(contract_id) is not None:
+        if not uow.is_new(contract_id):
             raise AlreadySubmitted(contract_id)
         _check_jurisdiction(actor, terms)
         contract = Contract.submit(contract_id, actor.point_id, terms, at)

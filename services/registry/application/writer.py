@@ -36,9 +36,20 @@ class UnitOfWork:
     """The aggregates one command reads and changes. It works on copies, so a command that raises
     leaves nothing behind."""
 
-    def __init__(self, load: Callable[[UUID], Aggregate | None]) -> None:
+    def __init__(self, load: Callable[[UUID], Aggregate | None],
+                 peek: Callable[[UUID], bool] = lambda _aggregate_id: False, careful: bool = True) -> None:
         self._load = load
+        self._peek = peek
+        self._careful = careful
         self.touched: dict[UUID, Aggregate] = {}
+
+    def is_new(self, aggregate_id: UUID) -> bool:
+        """Whether no aggregate has this id. Optimistically (no database read) unless a batch conflicted:
+        the store's unique key on (id, version) refuses a duplicate anyway, and the writer then re-runs
+        the batch carefully."""
+        if aggregate_id in self.touched or self._peek(aggregate_id):
+            return False
+        return not self._careful or self.get(aggregate_id) is None
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         if aggregate_id not in self.touched:
@@ -79,7 +90,12 @@ class Committed(Generic[T]):
         self.position = position
 
 
+_OK, _FAILED, _RECHECK = object(), object(), object()
+
+
 class Writer:
+    CONFLICT_ATTEMPTS = 5
+
     def __init__(self, app: Registry, on_commit: Callable[[int, int], None] = lambda _position, _count: None,
                  max_batch: int = 512, cache_size: int = 20_000) -> None:
         self._app = app
@@ -130,47 +146,86 @@ class Writer:
 
     def _commit(self, batch: list[_Job]) -> None:
         staged: dict[UUID, Aggregate] = {}
-        accepted = [job for job in batch if self._run_command(job, staged)]
-        if not accepted:
-            return
-        events = [event for job in accepted for event in job.events]
-        try:
-            recordings = self._app.save(*events) if events else []
-        except IntegrityError:
-            for job in accepted:
-                self._forget(job.touched)
-            self._commit_one_by_one(accepted)
-            return
-        self._remember(staged)
-        self._settle(accepted, recordings)
+        accepted: list[_Job] = []
+        recheck: list[_Job] = []
+        for job in batch:
+            outcome = self._run_command(job, staged)
+            if outcome is _OK:
+                accepted.append(job)
+            elif outcome is _RECHECK:
+                recheck.append(job)
+        if accepted:
+            events = [event for job in accepted for event in job.events]
+            try:
+                recordings = self._app.save(*events) if events else []
+            except IntegrityError:
+                # Another writer (another process on the same database) got there first: our cached copies
+                # are stale. Re-run each command alone against the store.
+                for job in accepted:
+                    self._forget(job.touched)
+                self._commit_one_by_one(accepted)
+            else:
+                self._remember(staged)
+                self._settle(accepted, recordings)
+        if recheck:
+            self._commit_one_by_one(recheck)
 
     def _commit_one_by_one(self, jobs: list[_Job]) -> None:
+        """Each command alone, on aggregates loaded from the store; a conflict with another writer is retried
+        (commands are pure functions of the state they load), and only reported after several attempts."""
         for job in jobs:
-            staged: dict[UUID, Aggregate] = {}
-            job.events, job.touched = [], {}
-            if not self._run_command(job, staged):
-                continue
-            try:
-                recordings = self._app.save(*job.events) if job.events else []
-            except IntegrityError:
-                self._forget(job.touched)
-                job.settle(error=Conflict("the contract was changed by another request at the same moment"))
-                continue
-            self._remember(staged)
-            self._settle([job], recordings)
+            for attempt in range(1, self.CONFLICT_ATTEMPTS + 1):
+                staged: dict[UUID, Aggregate] = {}
+                if self._run_command(job, staged, fresh=True) is not _OK:
+                    break
+                try:
+                    recordings = self._app.save(*job.events) if job.events else []
+                except IntegrityError:
+                    self._forget(job.touched)
+                    if attempt == self.CONFLICT_ATTEMPTS:
+                        job.settle(error=Conflict("the contract was changed by another request at the same moment"))
+                    continue
+                self._remember(staged)
+                self._settle([job], recordings)
+                break
 
-    def _run_command(self, job: _Job, staged: dict[UUID, Aggregate]) -> bool:
-        uow = UnitOfWork(lambda aggregate_id: self._copy_of(aggregate_id, staged))
+    def _run_command(self, job: _Job, staged: dict[UUID, Aggregate], fresh: bool = False) -> object:
+        """Run one command. A command that fails on state taken from memory (the cache, or this batch's staged
+        changes) is not answered yet: with another writer on the same database that state may be stale, so it
+        is re-run on state loaded from the store (_RECHECK) before its error is final."""
+        job.events, job.touched = [], {}
+        from_memory: list[UUID] = []
+
+        def load(aggregate_id: UUID) -> Aggregate | None:
+            if aggregate_id in staged:
+                from_memory.append(aggregate_id)
+                return copy.deepcopy(staged[aggregate_id])
+            if not fresh:
+                cached = self._cache.get(aggregate_id)
+                if cached is not None:
+                    from_memory.append(aggregate_id)
+                    self._cache.move_to_end(aggregate_id)
+                    return copy.deepcopy(cached)
+            try:
+                return self._app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+
+        uow = UnitOfWork(load, peek=lambda aggregate_id: aggregate_id in staged or aggregate_id in self._cache,
+                         careful=fresh)
         try:
             job.result = job.command(uow)
         except Exception as exc:
+            if from_memory and not fresh:
+                return _RECHECK
+            self._forget(uow.touched)
             job.settle(error=exc)
-            return False
+            return _FAILED
         for aggregate in uow.touched.values():
             job.events.extend(aggregate.collect_events())
         job.touched = uow.touched
         staged.update(uow.touched)
-        return True
+        return _OK
 
     def _settle(self, jobs: list[_Job], recordings: list) -> None:
         self.batches += 1
@@ -188,18 +243,6 @@ class Writer:
         if last is not None:
             self._on_commit(last, appended)
 
-    def _copy_of(self, aggregate_id: UUID, staged: dict[UUID, Aggregate]) -> Aggregate | None:
-        if aggregate_id in staged:
-            return copy.deepcopy(staged[aggregate_id])
-        cached = self._cache.get(aggregate_id)
-        if cached is not None:
-            self._cache.move_to_end(aggregate_id)
-            return copy.deepcopy(cached)
-        try:
-            return self._app.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-
     def _remember(self, staged: dict[UUID, Aggregate]) -> None:
         for aggregate_id, aggregate in staged.items():
             self._cache[aggregate_id] = aggregate
@@ -216,7 +259,7 @@ class DiscardingWriter:
     """Runs commands exactly as the real writer does but stores nothing: the benchmark's baseline."""
 
     async def execute(self, command: Callable[[UnitOfWork], T]) -> Committed[T]:
-        uow = UnitOfWork(lambda _aggregate_id: None)
+        uow = UnitOfWork(lambda _aggregate_id: None, careful=False)
         result = command(uow)
         for aggregate in uow.touched.values():
             aggregate.collect_events()

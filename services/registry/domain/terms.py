@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -36,6 +36,10 @@ class Party:
     @property
     def in_ningxia(self) -> bool:
         return is_in_ningxia(self.region)
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "credit_code": self.credit_code, "region": self.region,
+                "country": self.country, "id_number": self.id_number}
 
     def public(self) -> dict[str, Any]:
         """The party as partners see it: an individual's name and identity number are personal data."""
@@ -96,11 +100,13 @@ class Terms:
 
     # --- serialisation: events store terms as plain JSON values (money as two-decimal strings) ---
     def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["signed_on"] = self.signed_on.isoformat()
-        record["amount"] = format_money(self.amount)
-        record["technology_amount"] = format_money(self.technology_amount)
-        return record
+        return {
+            "title": self.title, "category": self.category, "subcategory": self.subcategory,
+            "signed_on": self.signed_on.isoformat(), "amount": format_money(self.amount),
+            "technology_amount": format_money(self.technology_amount), "consideration": self.consideration,
+            "seller": self.seller.record(), "buyer": self.buyer.record(), "result_id": self.result_id,
+            "intermediary": self.intermediary.record() if self.intermediary else None,
+        }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Terms":

@@ -44,9 +44,10 @@ class ObservedFeed:
     async def follow(self, after: int) -> AsyncIterator[FeedPage]:
         backoff = Backoff(initial=0.5, maximum=10.0)
         position = after
+        wait = 0.0  # the first answer comes at once, so /v1/status shows the head right after start
         while True:
             try:
-                page = await self.client.page(position, wait=self.wait)
+                page = await self.client.page(position, wait=wait)
             except (FeedUnavailable, httpx.HTTPStatusError, ValueError) as exc:
                 self._failed(exc)
                 await asyncio.sleep(backoff.next_delay())
@@ -58,6 +59,7 @@ class ObservedFeed:
             self.reach.last_contact_at = time.time()
             yield page
             position = page.next_after
+            wait = 0.0 if len(page.events) >= self.client.page_size else self.wait
 
     def _failed(self, exc: Exception) -> None:
         self.reach.reachable = False

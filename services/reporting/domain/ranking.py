@@ -39,7 +39,8 @@ def rank(entries: list[RankEntry]) -> dict[str, int]:
 
 def ranking(current: list[RankEntry], previous: list[RankEntry]) -> list[Ranked]:
     now = rank(current)
-    before = rank(previous) if previous else {}
+    # A year with no figures at all has no ranking to compare against.
+    before = rank(previous) if any(e.outflow_fen or e.inflow_fen for e in previous) else {}
     by_region = {e.region: e for e in current}
     result = []
     for region in sorted(now, key=lambda r: (now[r], r)):

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from tcr_shared.events.registry import ContractTerms, PublicParty
 from tcr_shared.money import ZERO, format_money, round_fen
 from tcr_shared.policy_time import SHANGHAI, policy_year
-from tcr_subsidy.domain.rules import ProgrammeRule, RuleBook, RuleSet
+from tcr_subsidy.domain.rules import PROGRAMMES, ProgrammeRule, RuleBook, RuleSet
 
 AWARD_NAMESPACE = uuid.UUID("6f1c9a52-3b0e-4c55-9d67-2f4b8e1d7a10")
 DECIDED = "tcr.subsidy.award.decided.v1"
@@ -134,7 +134,9 @@ class State:
         self.dirty_awards.add(award.award_id)
 
     def awards_of(self, contract_id: str) -> list[Award]:
-        return [self.awards[a] for a in self.by_contract.get(contract_id, [])]
+        """A contract's awards in a fixed order (when decided, then programme order), however they were loaded."""
+        found = [self.awards[a] for a in self.by_contract.get(contract_id, [])]
+        return sorted(found, key=lambda a: (a.decided_position, PROGRAMMES.index(a.programme), a.beneficiary))
 
     def cap(self, key: str, programme: str, beneficiary: str, year: int | None, project: str | None) -> CapUsage:
         usage = self.caps.get(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from tcr_shared.auth import authenticator
 from tcr_shared.feed_api import NewEventsSignal, feed_router
 from tcr_shared.follower import Follower
-from tcr_shared.observability import configure_logging, instrument
+from tcr_shared.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
 from tcr_shared.problem import install_problem_handlers
 from tcr_shared.projection_store import SqlProjectionSink
 from tcr_registry.adapters import contract_index
@@ -51,6 +52,9 @@ class RegistryService:
         self.events_appended = None
 
     async def start(self) -> None:
+        # The writer thread returns from each database round trip needing the GIL back; with the default
+        # 5 ms switch interval a busy event loop makes it wait that long every time (a convoy).
+        sys.setswitchinterval(self.settings.switch_interval)
         self.signal.bind(asyncio.get_running_loop())
         await asyncio.to_thread(migrate.upgrade, self.database)
         self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env())
@@ -128,6 +132,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             await service.stop()
 
     app = FastAPI(title="tcr registry 技术合同认定登记", version="1.0.0", lifespan=lifespan,
+                  telemetry=NATIVE_TELEMETRY_OFF,
                   description="Registration and certification of technology contracts; the public event feed.")
     app.state.service = service
     install_problem_handlers(app)
@@ -139,7 +144,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     metrics = instrument(app, "registry", ready)
     service.events_appended = metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
     reader = service.require("partner", "analyst")
-    app.include_router(feed_router(_LazyLog(service), service.signal, reader))
+    app.include_router(feed_router(_LazyLog(service), service.signal, reader, heartbeat=settings.sse_heartbeat))
     app.include_router(contracts_router(service))
     app.include_router(admin_router(service))
     return app

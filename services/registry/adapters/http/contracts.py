@@ -55,8 +55,16 @@ def _personal(principal: Principal) -> bool:
 
 def contracts_router(service) -> APIRouter:
     router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
-    point = service.require("point")
+    any_point = service.require("point")
     reader = service.require("point", "analyst")
+
+    async def point(principal: Principal = Depends(any_point)) -> Principal:
+        # require() always admits admins, but registering is a point's act: it needs a jurisdiction and the
+        # point number that registration numbers carry (an admin key acting here used to crash with a 500).
+        if principal.point_id is None or principal.jurisdiction is None:
+            raise Problem(403, "Only a registration point's key may register or change contracts; "
+                               "an admin key reads and administers.")
+        return principal
 
     def written(contract: Contract, position: int | None, status: int = 200, **headers: str) -> JSONResponse:
         response_headers = {"ETag": etag(contract), **headers}
@@ -112,7 +120,8 @@ def contracts_router(service) -> APIRouter:
 
     @router.post("/{contract_id}/amend", summary="Amend amounts, category, title or parties' names and regions")
     async def amend(contract_id: str, body: schemas.AmendIn, request: Request, principal: Principal = Depends(point)):
-        changes = body.changes.model_dump(exclude_none=True)
+        # exclude_unset, not exclude_none: `"subcategory": null` is a change (e.g. licence -> consulting).
+        changes = body.changes.model_dump(exclude_unset=True)
         if not changes:
             raise Problem(422, "An amendment needs at least one change.",
                           errors=[{"field": "changes", "message": "no change given"}])

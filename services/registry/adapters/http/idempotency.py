@@ -22,7 +22,7 @@ REPLAYED_HEADERS = ("location", "etag", "tcr-position")
 class IdempotencyRecords:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, str], list] = {}  # [lock, users]
 
     async def run(self, request: Request, principal: Principal,
                   handle: Callable[[], Awaitable[JSONResponse]]) -> Response:
@@ -35,16 +35,24 @@ class IdempotencyRecords:
         fingerprint = hashlib.sha256(
             request.method.encode() + request.url.path.encode() + b"\n" + await request.body()
         ).hexdigest()
-        lock = self._locks.setdefault((principal.key_id, key), asyncio.Lock())
-        async with lock:
-            earlier = await self._find(principal.key_id, key)
-            if earlier is not None:
-                return self._replay(earlier, fingerprint)
-            response = await handle()
-            if 200 <= response.status_code < 300:
-                await self._save(principal.key_id, key, fingerprint, response)
-        self._locks.pop((principal.key_id, key), None)
-        return response
+        slot = (principal.key_id, key)
+        entry = self._locks.setdefault(slot, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                earlier = await self._find(principal.key_id, key)
+                if earlier is not None:
+                    return self._replay(earlier, fingerprint)
+                response = await handle()
+                if 200 <= response.status_code < 300:
+                    await self._save(principal.key_id, key, fingerprint, response)
+                return response
+        finally:
+            # Drop the lock only when no other request with this key holds or awaits it (a failed request
+            # used to leave its lock behind, and a finished one could drop a lock another request was using).
+            entry[1] -= 1
+            if entry[1] == 0:
+                self._locks.pop(slot, None)
 
     async def _find(self, key_id: str, key: str):
         t = idempotency_records

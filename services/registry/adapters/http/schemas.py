@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from tcr_shared.money import parse_money
 
@@ -62,9 +62,22 @@ class WithdrawIn(Strict):
     reason: str | None = Field(None, max_length=2000)
 
 
+def _no_explicit_nulls(model: BaseModel, fields: tuple[str, ...]) -> None:
+    """Only `subcategory` may be set to null (a consulting or service contract may have none); a null for
+    anything else would erase a required value."""
+    nulled = [f for f in fields if f in model.model_fields_set and getattr(model, f) is None]
+    if nulled:
+        raise ValueError(f"{', '.join(nulled)} may not be null; leave a field out to keep it")
+
+
 class PartyChangeIn(Strict):
     name: str | None = Field(None, min_length=1, max_length=200)
     region: str | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        _no_explicit_nulls(self, ("name", "region"))
+        return self
 
 
 class ChangesIn(Strict):
@@ -76,6 +89,12 @@ class ChangesIn(Strict):
     seller: PartyChangeIn | None = None
     buyer: PartyChangeIn | None = None
     intermediary: PartyChangeIn | None = None
+
+    @model_validator(mode="after")
+    def _nulls(self):
+        _no_explicit_nulls(self, ("title", "category", "amount", "technology_amount", "seller", "buyer",
+                                  "intermediary"))
+        return self
 
 
 class AmendIn(Strict):

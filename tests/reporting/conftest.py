@@ -1,0 +1,94 @@
+"""Real processes for the reporting suite: the registry and the reporting service under uvicorn."""
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import postgres
+from tests.support.processes import ROOT, ServiceProcess, free_port, start_service
+from tests.reporting.registry_api import RegistryApi, wait_for_position
+
+REGISTRY_APP = "tcr_registry.adapters.http.app:create_app"
+REPORTING_APP = "tcr_reporting.adapters.http.app:create_app"
+
+
+@dataclass
+class Stack:
+    admin_key: str
+    registry: ServiceProcess
+    registry_api: RegistryApi
+    reporting_env: dict[str, str]
+    log_dir: Path
+    reporting: ServiceProcess | None = None
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def start_reporting(self) -> ServiceProcess:
+        self.reporting = start_service("reporting", REPORTING_APP, self.reporting_env, self.log_dir)
+        return self.reporting
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        assert self.reporting is not None
+        client = httpx.Client(base_url=self.reporting.url, timeout=30,
+                              headers={"Authorization": f"Bearer {key or self.admin_key}"})
+        self.clients.append(client)
+        return client
+
+    def caught_up(self) -> None:
+        with httpx.Client(base_url=self.reporting.url, timeout=30,
+                          headers={"Authorization": f"Bearer {self.admin_key}"}) as client:
+            wait_for_position(client, self.registry_api.last_position)
+
+    def rebuild(self) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tcr_reporting.adapters.cli", "rebuild"], cwd=ROOT,
+                              env={**__import__("os").environ, **self.reporting_env}, capture_output=True,
+                              text=True, timeout=120)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.registry_api.close()
+        if self.reporting is not None:
+            self.reporting.stop()
+        # The registry's graceful shutdown takes ~20 s here; its data is a throwaway temp file.
+        self.registry.kill()
+
+
+def make_stack(tmp: Path, reporting_database_url: str | None) -> Stack:
+    admin_key = f"admin_{secrets.token_hex(8)}"
+    data_dir = tmp / "var"
+    log_dir = tmp / "logs"
+    common = {"TCR_ADMIN_KEY": admin_key, "TCR_DATA_DIR": str(data_dir), "TCR_DEMO": "0"}
+    registry = start_service("registry", REGISTRY_APP, {**common, "TCR_REGISTRY_DATABASE_URL": ""}, log_dir)
+    env = {**common, "TCR_REGISTRY_URL": registry.url,
+           # no subsidy service runs in this suite: reporting must work without it and say so
+           "TCR_SUBSIDY_URL": f"http://127.0.0.1:{free_port()}",
+           "TCR_REPORTING_DATABASE_URL": reporting_database_url or ""}
+    return Stack(admin_key, registry, RegistryApi(registry.url, admin_key), env, log_dir)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack_any_backend(request, tmp_path_factory):
+    url = None
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_server")
+        url = postgres.create_database("tcr_reporting_e2e")
+    stack = make_stack(tmp_path_factory.mktemp("stack"), url)
+    stack.start_reporting()
+    yield stack
+    stack.close()
+    if url:
+        postgres.drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = make_stack(tmp_path_factory.mktemp("stack"), None)
+    stack.start_reporting()
+    yield stack
+    stack.close()
