@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tcr_shared.events.envelope import FeedEvent
@@ -41,13 +41,32 @@ def _columns(event: FeedEvent) -> dict:
 
 
 async def apply_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
+    """Inserts for new contracts, then updates in log order; each group as one executemany."""
+    rows, changes = [], []
     for event in events:
         columns = _columns(event)
         if event.type == "tcr.registry.contract.submitted.v1":
             submitted = datetime.fromisoformat(event.data["submitted_at"])
-            await session.execute(insert(contract_index).values(
-                contract_id=event.subject, first_position=event.position, point_id=event.data["point_id"],
-                year=policy_year(submitted), **columns))
+            rows.append({"contract_id": event.subject, "first_position": event.position,
+                         "point_id": event.data["point_id"], "year": policy_year(submitted), **columns})
         else:
-            await session.execute(
-                update(contract_index).where(contract_index.c.contract_id == event.subject).values(**columns))
+            changes.append({"key": event.subject, **columns})
+    if rows:
+        await session.execute(insert(contract_index), rows)
+    # Updates of one contract must land in order; executemany keeps the list's order.
+    for group in _uniform_groups(changes):
+        columns = [k for k in group[0] if k != "key"]
+        statement = (update(contract_index).where(contract_index.c.contract_id == bindparam("key"))
+                     .values({c: bindparam(c) for c in columns}))
+        await session.execute(statement.execution_options(synchronize_session=False), group)
+
+
+def _uniform_groups(changes: list[dict]) -> list[list[dict]]:
+    """Consecutive runs of updates that set the same columns (executemany needs one shape)."""
+    groups: list[list[dict]] = []
+    for change in changes:
+        if groups and groups[-1][0].keys() == change.keys():
+            groups[-1].append(change)
+        else:
+            groups.append([change])
+    return groups
