@@ -96,9 +96,33 @@ def feed_router(log: EventLog, signal: NewEventsSignal, reader: Callable, *, hea
         _principal=Depends(reader),
     ) -> EventSourceResponse:
         position = _resume_position(request.headers.get("last-event-id"), after)
-        return EventSourceResponse(_sse_events(log, signal, position, heartbeat), ping=heartbeat)
+        return _FeedStream(_sse_events(log, signal, position, heartbeat), ping=heartbeat)
 
     return router
+
+
+class _FeedStream(EventSourceResponse):
+    """An SSE response that ends its HTTP message properly when the server shuts down: sse-starlette cancels
+    the stream on shutdown and returns without the final body message, so the client saw a broken chunked
+    response (and uvicorn logged "ASGI callable returned without completing response")."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        started = completed = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started, completed
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                completed = True
+            await send(message)
+
+        await super().__call__(scope, receive, tracking_send)
+        if started and not completed:
+            try:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except Exception:  # the client is already gone
+                pass
 
 
 def _resume_position(last_event_id: str | None, after: int | None) -> int:

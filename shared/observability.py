@@ -81,25 +81,38 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         too_large = Problem(413, f"The body exceeds {self.limit} bytes (1 MiB); nothing was stored.")
+        announced = None
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+            if name == b"content-length" and value.isdigit():
+                announced = int(value)
+        if announced is not None:
+            if announced > self.limit:
                 await problem_response(too_large)(scope, receive, send)
                 return
+            await self.app(scope, receive, send)  # the server holds the body to its announced length
+            return
+        # No Content-Length (chunked): read the body up to the limit before the app sees any of it. (Raising
+        # from inside receive() does not work: the framework's body parser turns any error into a 400.)
+        buffered: list[Message] = []
         received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _BodyTooLarge()
-            return message
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                await problem_response(too_large)(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await problem_response(too_large)(scope, receive, send)
+        async def replay() -> Message:
+            if buffered:
+                return buffered.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class _BodyTooLarge(Exception):

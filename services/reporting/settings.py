@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     # Long-poll wait on the feeds, seconds (the publisher answers as soon as an event arrives).
     feed_wait: float = 20.0
     log_level: str = "INFO"
+    # Answers are cached per projection version (emptied whenever a page is applied); off for benchmarks
+    # of the database path.
+    query_cache: bool = True
 
     @property
     def database(self) -> Database:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 
 from tcr_shared.observability import configure_logging
@@ -20,6 +21,7 @@ async def _main() -> None:
 
 def main() -> None:
     configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long poll is noise
     asyncio.run(_main())
 
 

@@ -9,7 +9,7 @@ Decision (documented in docs/partners.md):
   deployments need it; production sets `TCR_WEBHOOK_ALLOW_LOOPBACK=0`;
 - private networks (10/8, 172.16/12, 192.168/16, fc00::/7) are allowed: partners inside the government network
   sit there.
-Deliveries connect to the address that was checked (the host name travels in the Host header and TLS SNI), so a
+Deliveries connect to the addresses that were checked (the host name travels in the Host header and TLS SNI), so a
 DNS answer that changes between the check and the connection (DNS rebinding) cannot redirect a delivery.
 """
 from __future__ import annotations
@@ -38,7 +38,11 @@ class CheckedUrl:
     scheme: str
     host: str
     port: int
-    address: str  # the IP address the delivery connects to
+    addresses: tuple[str, ...]  # every address the host resolved to, all checked; deliveries connect to these
+
+    @property
+    def address(self) -> str:
+        return self.addresses[0]
 
 
 def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> str | None:
@@ -96,4 +100,4 @@ async def check_url(url: str, *, allow_loopback: bool = True, resolve_timeout: f
         problem = _address_problem(address, allow_loopback)
         if problem:
             raise UnsafeUrl(f"the host '{host}' resolves to {address}, {problem}; webhooks are never sent there")
-    return CheckedUrl(url=url, scheme=scheme, host=host, port=port, address=str(addresses[0]))
+    return CheckedUrl(url=url, scheme=scheme, host=host, port=port, addresses=tuple(str(a) for a in addresses))

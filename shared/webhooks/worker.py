@@ -113,8 +113,27 @@ class DeliveryWorker:
         self._tick = asyncio.Event()
         self._rescan = asyncio.Event()
         self._supervisor: asyncio.Task | None = None
-        self.delivered = 0  # counters for /metrics and the benchmark
+        self.delivered = 0
         self.failed = 0
+        self._attempts_metric = None
+
+    def register_metrics(self, registry) -> None:
+        """Expose attempts by outcome and running subscriptions on the service's Prometheus registry
+        (`instrument(...)` returns it as `metrics.registry`)."""
+        from prometheus_client import Counter, Gauge
+
+        self._attempts_metric = Counter("tcr_webhook_attempts", "Webhook delivery attempts by outcome", ["outcome"],
+                                        registry=registry)
+        Gauge("tcr_webhook_subscriptions_running", "Subscriptions with a delivery task",
+              registry=registry).set_function(lambda: sum(not t.done() for t in self._tasks.values()))
+
+    def _count(self, outcome: str) -> None:
+        if outcome == "delivered":
+            self.delivered += 1
+        else:
+            self.failed += 1
+        if self._attempts_metric is not None:
+            self._attempts_metric.labels(outcome).inc()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> asyncio.Task:
@@ -178,15 +197,24 @@ class DeliveryWorker:
             row = (await conn.execute(select(self.t.subscriptions).where(self.t.subscriptions.c.id == sub_id))).mappings().first()
         return dict(row) if row else None
 
-    async def _update(self, sub: dict[str, Any], **values: Any) -> None:
-        """Compare-and-set on the generation: a replay or edit in between wins, and this task starts over."""
-        s = self.t.subscriptions
+    async def _update(self, sub: dict[str, Any], *, attempt: dict[str, Any] | None = None, **values: Any) -> None:
+        """Compare-and-set on the generation: a replay or edit in between wins, and this task starts over.
+        `attempt` (a deliveries row) is logged in the same transaction."""
+        s, d = self.t.subscriptions, self.t.deliveries
         values["updated_at"] = utcnow()
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(s).where(s.c.id == sub["id"], s.c.generation == sub["generation"], s.c.status == "active").values(**values))
-        if result.rowcount != 1:
-            raise _Superseded()
+            if result.rowcount != 1:
+                await conn.rollback()
+                raise _Superseded()
+            if attempt is not None:
+                inserted = await conn.execute(d.insert().values(subscription_id=sub["id"], **attempt))
+                if inserted.inserted_primary_key[0] % 100 == 0:  # now and then keep only the newest `deliveries_kept`
+                    cutoff = await conn.scalar(select(d.c.id).where(d.c.subscription_id == sub["id"])
+                                               .order_by(d.c.id.desc()).offset(self.settings.deliveries_kept).limit(1))
+                    if cutoff is not None:
+                        await conn.execute(delete(d).where(d.c.subscription_id == sub["id"], d.c.id <= cutoff))
         sub.update(values)
 
     async def _run_subscription(self, sub_id: str) -> None:
@@ -212,10 +240,10 @@ class DeliveryWorker:
             await asyncio.sleep((pending - utcnow()).total_seconds())
         filt = SubscriptionFilter(tuple(sub["event_types"]), tuple(sub["regions"] or ()))
         while True:
-            tick = self._tick
+            ticks = self._ticks()  # taken before reading, so that a ring during the read is not missed
             page = await self.source.read(sub["position"], self.settings.batch)
             if not page.events and page.next_after <= sub["position"]:
-                await self._wait_for_events(tick)
+                await self._wait_for_events(ticks)
                 continue
             skipped_to = sub["position"]
             for event in page.events:
@@ -232,9 +260,17 @@ class DeliveryWorker:
             if skipped_to > sub["position"]:
                 await self._update(sub, position=skipped_to)
 
-    async def _wait_for_events(self, tick: asyncio.Event) -> None:
-        waits = [asyncio.ensure_future(tick.wait())]
-        if self.signal is not None:
+    def _ticks(self) -> list[asyncio.Event]:
+        ticks = [self._tick]
+        # NewEventsSignal replaces its asyncio.Event on every ring; the current one is set by the next ring.
+        signal_event = getattr(self.signal, "_event", None)
+        if isinstance(signal_event, asyncio.Event):
+            ticks.append(signal_event)
+        return ticks
+
+    async def _wait_for_events(self, ticks: list[asyncio.Event]) -> None:
+        waits = [asyncio.ensure_future(t.wait()) for t in ticks]
+        if self.signal is not None and len(ticks) == 1:  # a signal without the event attribute: wait on it
             waits.append(asyncio.ensure_future(self.signal.wait(self.settings.poll_interval)))
         try:
             await asyncio.wait(waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
@@ -252,63 +288,69 @@ class DeliveryWorker:
             now = utcnow()
             if outcome.ok:
                 await self._update(sub, position=event.position, failed_attempts=0, failing_since=None,
-                                   next_retry_at=None, last_delivered_at=now)
-                await self._record(sub, event, attempt, attempted_at, outcome, "delivered", None)
-                self.delivered += 1
+                                   next_retry_at=None, last_delivered_at=now,
+                                   attempt=_attempt(event, attempt, attempted_at, outcome, "delivered", None))
+                self._count("delivered")
                 return True
-            self.failed += 1
+            self._count("failed")
             failing_since = aware(sub["failing_since"]) or now
             if (now - failing_since).total_seconds() >= self.settings.retry_window:
                 reason = (f"paused after {attempt} failed attempts over {_duration(now - failing_since)} to deliver "
                           f"event {event.id} (position {event.position}); last error: {outcome.error}")
                 await self._update(sub, status="paused", paused_reason=reason, next_retry_at=None,
-                                   failed_attempts=attempt, failing_since=failing_since)
-                await self._record(sub, event, attempt, attempted_at, outcome, "paused", None)
+                                   failed_attempts=attempt, failing_since=failing_since,
+                                   attempt=_attempt(event, attempt, attempted_at, outcome, "paused", None))
                 log.warning("webhook subscription %s %s", sub["id"], reason)
                 return False
             wait = retry_delay(attempt, self.settings)
             retry_at = now + timedelta(seconds=wait)
-            await self._update(sub, failed_attempts=attempt, failing_since=failing_since, next_retry_at=retry_at)
-            await self._record(sub, event, attempt, attempted_at, outcome, "failed", retry_at)
+            await self._update(sub, failed_attempts=attempt, failing_since=failing_since, next_retry_at=retry_at,
+                               attempt=_attempt(event, attempt, attempted_at, outcome, "failed", retry_at))
             await asyncio.sleep(wait)
 
     async def _send(self, sub: dict[str, Any], webhook_id: str, body: str) -> _Outcome:
-        started = time.perf_counter()
         try:
             checked = await check_url(sub["url"], allow_loopback=self.settings.allow_loopback)
         except UnsafeUrl as exc:
             return _Outcome(False, None, f"refused: {exc}", 0.0)
         parts = urlsplit(checked.url)
-        host = f"[{checked.address}]" if ":" in checked.address else checked.address
-        pinned = urlunsplit((parts.scheme, f"{host}:{checked.port}", parts.path or "/", parts.query, ""))
-        headers = signed_headers(sub["secret"], webhook_id, body)
-        headers["host"] = parts.netloc.rpartition("@")[2]
         extensions = {"sni_hostname": checked.host} if checked.scheme == "https" else {}
         async with self._slots:
+            headers = signed_headers(sub["secret"], webhook_id, body)  # signed when sent: the timestamp is fresh
+            headers["host"] = parts.netloc.rpartition("@")[2]
             started = time.perf_counter()
-            try:
-                response = await self._client.post(pinned, content=body.encode(), headers=headers, extensions=extensions)
-            except httpx.TimeoutException:
-                return _Outcome(False, None, f"timed out after {self.settings.timeout:g} s", _ms(started))
-            except httpx.HTTPError as exc:
-                return _Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500], _ms(started))
-        ok = 200 <= response.status_code < 300
-        error = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
-        return _Outcome(ok, response.status_code, error, _ms(started))
+            for i, address in enumerate(checked.addresses):  # as a browser would: the next address if one is down
+                host = f"[{address}]" if ":" in address else address
+                pinned = urlunsplit((parts.scheme, f"{host}:{checked.port}", parts.path or "/", parts.query, ""))
+                try:
+                    async with self._client.stream("POST", pinned, content=body.encode(), headers=headers,
+                                                   extensions=extensions) as response:
+                        status = response.status_code
+                        snippet = b""
+                        if not 200 <= status < 300:  # a little of the answer for the deliveries log, not all of it
+                            async for chunk in response.aiter_bytes():
+                                snippet += chunk
+                                if len(snippet) >= 200:
+                                    break
+                    break
+                except httpx.ConnectError as exc:
+                    if i + 1 < len(checked.addresses):
+                        continue
+                    return _Outcome(False, None, f"ConnectError: {exc}"[:500], _ms(started))
+                except httpx.TimeoutException:
+                    return _Outcome(False, None, f"timed out after {self.settings.timeout:g} s", _ms(started))
+                except httpx.HTTPError as exc:
+                    return _Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500], _ms(started))
+        ok = 200 <= status < 300
+        error = None if ok else f"HTTP {status}: {snippet[:200].decode(errors='replace')}"
+        return _Outcome(ok, status, error, _ms(started))
 
-    async def _record(self, sub: dict[str, Any], event: FeedEvent, attempt: int, when: datetime, outcome: _Outcome,
-                      result: str, retry_at: datetime | None) -> None:
-        d = self.t.deliveries
-        async with self.engine.begin() as conn:
-            inserted = await conn.execute(d.insert().values(
-                subscription_id=sub["id"], webhook_id=event.id, event_type=event.type, event_position=event.position,
-                attempt=attempt, attempted_at=when, status_code=outcome.status_code, outcome=result,
-                error=outcome.error, duration_ms=round(outcome.duration_ms, 2), next_retry_at=retry_at))
-            if inserted.inserted_primary_key[0] % 100 == 0:  # now and then keep only the newest `deliveries_kept`
-                cutoff = await conn.scalar(select(d.c.id).where(d.c.subscription_id == sub["id"])
-                                           .order_by(d.c.id.desc()).offset(self.settings.deliveries_kept).limit(1))
-                if cutoff is not None:
-                    await conn.execute(delete(d).where(d.c.subscription_id == sub["id"], d.c.id <= cutoff))
+
+def _attempt(event: FeedEvent, attempt: int, when: datetime, outcome: _Outcome, result: str,
+             retry_at: datetime | None) -> dict[str, Any]:
+    return dict(webhook_id=event.id, event_type=event.type, event_position=event.position, attempt=attempt,
+                attempted_at=when, status_code=outcome.status_code, outcome=result, error=outcome.error,
+                duration_ms=round(outcome.duration_ms, 2), next_retry_at=retry_at)
 
 
 def _ms(started: float) -> float:

@@ -36,21 +36,24 @@ def start_publisher(tmp_path, artifacts_dir):
     """Start the test publisher (feed + webhook router + delivery worker) as a real uvicorn process."""
     started: list[ServiceProcess] = []
 
-    def start(source: str = "registry", *, again: ServiceProcess | None = None, **env: str) -> ServiceProcess:
-        """`again=<a stopped publisher>` restarts it on the same port and database."""
+    def start(source: str = "registry", *, again: ServiceProcess | None = None, database_url: str | None = None,
+              **env: str) -> ServiceProcess:
+        """`again=<a stopped publisher>` restarts it on the same port and database; `database_url` puts the log
+        and the webhook tables in that database (PostgreSQL) instead of a SQLite file."""
         db = again.db if again else tmp_path / f"{source}-{len(started)}.db"
+        url = again.database_url if again else database_url
         process = start_service(
             f"publisher-{source}", "tests.partners.publisher_app:create_app",
-            {"TCR_TEST_PUBLISHER_DB": str(db), "TCR_TEST_PUBLISHER_SOURCE": source, "TCR_ADMIN_KEY": ADMIN_KEY,
-             **FAST_WEBHOOKS, **env},
+            {"TCR_TEST_PUBLISHER_DB": str(db), "TCR_TEST_PUBLISHER_DATABASE_URL": url or "",
+             "TCR_TEST_PUBLISHER_SOURCE": source, "TCR_ADMIN_KEY": ADMIN_KEY, **FAST_WEBHOOKS, **env},
             artifacts_dir / "partners", port=again.port if again else None)
-        process.db = db
+        process.db, process.database_url = db, url
         started.append(process)
         return process
 
     yield start
     for process in started:
-        process.stop()
+        process.kill()  # SIGKILL: a graceful stop would wait for open long polls to time out
 
 
 class Receiver:

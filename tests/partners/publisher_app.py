@@ -2,7 +2,7 @@
 shared webhook router and delivery worker mounted exactly as a service mounts them.
 
 `uvicorn tests.partners.publisher_app:create_app --factory`, configured by the environment:
-TCR_TEST_PUBLISHER_DB (SQLite file), TCR_TEST_PUBLISHER_SOURCE (registry | subsidy), TCR_ADMIN_KEY, TCR_WEBHOOK_*.
+TCR_TEST_PUBLISHER_DB (SQLite file) or TCR_TEST_PUBLISHER_DATABASE_URL, TCR_TEST_PUBLISHER_SOURCE (registry | subsidy), TCR_ADMIN_KEY, TCR_WEBHOOK_*.
 Keys: the admin key, `partner-<name>` (role partner, key id <name>), `analyst-<name>`.
 """
 from __future__ import annotations
@@ -77,7 +77,8 @@ async def resolve(secret: str) -> Principal | None:
 
 def create_app() -> FastAPI:
     source = os.environ.get("TCR_TEST_PUBLISHER_SOURCE", "registry")
-    database = Database(f"sqlite:///{os.environ['TCR_TEST_PUBLISHER_DB']}")
+    database = Database(os.environ.get("TCR_TEST_PUBLISHER_DATABASE_URL")
+                        or f"sqlite:///{os.environ['TCR_TEST_PUBLISHER_DB']}")
     engine = database.async_engine()
     require = authenticator(os.environ.get("TCR_ADMIN_KEY"), resolve)
     log = SqlEventLog(engine, source)
@@ -101,7 +102,8 @@ def create_app() -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_problem_handlers(app)
-    instrument(app, f"test-{source}")
+    metrics = instrument(app, f"test-{source}")
+    worker.register_metrics(metrics.registry)
     app.include_router(feed_router(log, signal, require("partner", "analyst")))
     app.include_router(subscriptions_router(engine=engine, tables=webhooks, source=log, event_types=types,
                                             require=require, worker=worker))

@@ -13,7 +13,7 @@ from tcr_shared.events.envelope import FeedEvent
 from tcr_shared.partner_client import InvalidWebhook, PartnerClient, verify_webhook
 from tcr_shared.webhooks import encode_event, signed_headers
 from tcr_shared.webhooks.router import new_webhook_secret
-from tests.partners.conftest import ADMIN, ADMIN_KEY, append, feed_events, wait_until
+from tests.partners.conftest import ADMIN_KEY, append, feed_events, wait_until
 from tests.partners.events import registry_event
 from tests.support.processes import ROOT
 

@@ -160,3 +160,42 @@ async def test_consumers_can_filter_by_subject(http, start_publisher, start_rela
     assert json.loads(award.data)["type"] == "tcr.subsidy.award.decided.v1"
     info = await js.stream_info(stream)
     assert sorted(info.config.subjects) == [f"{prefix}.registry.contract.>", f"{prefix}.subsidy.award.>"]
+
+
+@pytest.mark.e2e
+async def test_relay_publishes_the_real_registry_feed(http, start_relay, jetstream, tmp_path, artifacts_dir):
+    pytest.importorskip("tcr_registry.adapters.http.app")
+    from tests.partners.registry import RegistryClient, start_registry
+
+    js, created = jetstream
+    tag = uuid.uuid4().hex[:8]
+    stream, prefix = f"TCRTEST_{tag}", f"t{tag}"
+    created.append(stream)
+    registry = start_registry(tmp_path, artifacts_dir / "partners")
+    try:
+        client = RegistryClient(http, registry)
+        await client.setup_point()
+        await client.every_kind_of_event()
+        start_relay(TCR_NATS_STREAM=stream, TCR_NATS_SUBJECT_PREFIX=prefix, TCR_REGISTRY_URL=registry.url,
+                    TCR_RELAY_SOURCES="registry", TCR_FEED_KEY=await client.partner_key())
+        events = await feed_events(http, registry)
+        await wait_until(lambda: _at_least(js, stream, len(events)), what="the registry's events")
+        contract = await client.submit(seller_region="640522")
+        position = await client.certify(contract)  # TCR-Position of the certification
+        subject = f"{prefix}.registry.contract.certified.v1"
+        message = await wait_until(lambda: _last(js, stream, subject, contract), what="the live certification")
+        assert int(message.headers["Tcr-Position"]) <= position  # the write's TCR-Position covers its event
+        body = json.loads(message.data)
+        assert body["subject"] == contract and body["data"]["terms"]["seller"]["region"] == "640522"
+        messages = await stream_messages(js, stream)
+        assert [m.headers["Nats-Msg-Id"] for m in messages] == [e["id"] for e in await feed_events(http, registry)]
+    finally:
+        registry.kill()
+
+
+async def _last(js, stream: str, subject: str, contract: str):
+    try:
+        message = await js.get_last_msg(stream, subject)
+    except NotFoundError:
+        return None
+    return message if json.loads(message.data)["subject"] == contract else None

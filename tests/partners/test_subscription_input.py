@@ -89,3 +89,25 @@ async def test_loopback_is_allowed_by_default_and_refused_when_switched_off(url)
 async def test_private_network_partners_are_allowed():
     for url in ("https://10.20.30.40/hook", "http://192.168.1.5:8443/x", "http://[fc00::5]/"):
         assert (await check_url(url, allow_loopback=False)).address
+
+
+async def test_a_host_name_is_refused_when_any_address_it_resolves_to_is_link_local(monkeypatch):
+    """DNS is the edge of the world here: a resolver that answers with a metadata address among others."""
+    import socket
+
+    real = socket.getaddrinfo
+    answers = {"metadata.example": ["169.254.169.254"], "mixed.example": ["203.0.113.7", "169.254.0.23"],
+               "v6.example": ["fd00:ec2::254"], "partner.example": ["203.0.113.7"]}
+
+    def fake(host, port, *args, **kwargs):
+        if host not in answers:
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in answers[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    for host in ("metadata.example", "mixed.example", "v6.example"):
+        with pytest.raises(UnsafeUrl, match="link-local or cloud metadata"):
+            await check_url(f"https://{host}/hook")
+    checked = await check_url("https://partner.example:8443/hook")
+    assert (checked.address, checked.port, checked.host) == ("203.0.113.7", 8443, "partner.example")

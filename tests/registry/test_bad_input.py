@@ -70,6 +70,10 @@ BAD_SUBMISSIONS = [
     ("foreign party with a region", "seller", {"name": "Fraunhofer GmbH", "kind": "foreign", "country": "DE",
                                                "region": "640104"}, "seller.region"),
     ("country on a Chinese party", "buyer.country", "CN", "buyer.country"),
+    ("title as a number", "title", 5, "title"),
+    ("amount as a list", "amount", ["9000000.00"], "amount"),
+    ("intermediary with a wrong check digit", "intermediary",
+     {"name": "中介", "kind": "enterprise", "credit_code": _WRONG_CHECK, "region": "640104"}, "intermediary.credit_code"),
 ]
 
 
@@ -147,6 +151,15 @@ async def test_bad_certify_reject_revoke_bodies(registry):
     ]
     for action, body, field in cases:
         assert_problem(await registry.client.post(f"{url}/{action}", json=body, headers=point.headers), 422, field)
+    assert await registry.head() == head
+
+
+async def test_idempotency_key_must_be_sensible(registry):
+    point = await registry.point("6401")
+    head = await registry.head()
+    r = await registry.client.post("/v1/contracts", json=contract_body(),
+                                   headers={**point.headers, "Idempotency-Key": "k" * 201})
+    assert_problem(r, 422, "Idempotency-Key")
     assert await registry.head() == head
 
 

@@ -367,6 +367,10 @@ async def test_get_etag_and_if_match(registry):
         assert_problem(await registry.client.post(f"{url}/{action}", json=body,
                                                   headers={**point.headers, "If-Match": '"1"'}), 412)
     assert (await registry.client.get(url, headers=point.headers)).headers["ETag"] == '"2"'
+    # "*" matches whatever the current version is.
+    r = await registry.client.post(f"{url}/amend", json={"reason": "r", "changes": {"title": "任意版本"}},
+                                   headers={**point.headers, "If-Match": "*"})
+    assert r.status_code == 200 and r.headers["ETag"] == '"3"'
 
 
 async def test_unknown_contract_is_404(registry):

@@ -16,6 +16,7 @@ from tests.reporting.registry_api import RegistryApi, wait_for_position
 
 REGISTRY_APP = "tcr_registry.adapters.http.app:create_app"
 REPORTING_APP = "tcr_reporting.adapters.http.app:create_app"
+SUBSIDY_APP = "tcr_subsidy.adapters.http.app:create_app"
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Stack:
     reporting_env: dict[str, str]
     log_dir: Path
     reporting: ServiceProcess | None = None
+    subsidy: ServiceProcess | None = None
     clients: list[httpx.Client] = field(default_factory=list)
 
     def start_reporting(self) -> ServiceProcess:
@@ -55,21 +57,27 @@ class Stack:
         self.registry_api.close()
         if self.reporting is not None:
             self.reporting.stop()
+        if self.subsidy is not None:
+            self.subsidy.kill()
         # The registry's graceful shutdown takes ~20 s here; its data is a throwaway temp file.
         self.registry.kill()
 
 
-def make_stack(tmp: Path, reporting_database_url: str | None) -> Stack:
+def make_stack(tmp: Path, reporting_database_url: str | None, *, with_subsidy: bool = False) -> Stack:
     admin_key = f"admin_{secrets.token_hex(8)}"
     data_dir = tmp / "var"
     log_dir = tmp / "logs"
     common = {"TCR_ADMIN_KEY": admin_key, "TCR_DATA_DIR": str(data_dir), "TCR_DEMO": "0"}
     registry = start_service("registry", REGISTRY_APP, {**common, "TCR_REGISTRY_DATABASE_URL": ""}, log_dir)
+    subsidy = None
+    if with_subsidy:
+        subsidy = start_service("subsidy", SUBSIDY_APP, {**common, "TCR_REGISTRY_URL": registry.url,
+                                                         "TCR_SUBSIDY_DATABASE_URL": ""}, log_dir)
     env = {**common, "TCR_REGISTRY_URL": registry.url,
-           # no subsidy service runs in this suite: reporting must work without it and say so
-           "TCR_SUBSIDY_URL": f"http://127.0.0.1:{free_port()}",
+           # without a subsidy service, reporting must work and say that feed is unreachable
+           "TCR_SUBSIDY_URL": subsidy.url if subsidy else f"http://127.0.0.1:{free_port()}",
            "TCR_REPORTING_DATABASE_URL": reporting_database_url or ""}
-    return Stack(admin_key, registry, RegistryApi(registry.url, admin_key), env, log_dir)
+    return Stack(admin_key, registry, RegistryApi(registry.url, admin_key), env, log_dir, subsidy=subsidy)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -87,8 +95,8 @@ def stack_any_backend(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = make_stack(tmp_path_factory.mktemp("stack"), None)
+def stack_with_subsidy(tmp_path_factory):
+    stack = make_stack(tmp_path_factory.mktemp("stack"), None, with_subsidy=True)
     stack.start_reporting()
     yield stack
     stack.close()

@@ -144,3 +144,22 @@ async def test_cache_follows_the_projection_version(projection) -> None:
     assert await queries.metrics("640521", 2025) == first  # same version: cached answer
     version["n"] += 1
     assert (await queries.metrics("640521", 2025))["outflow"]["amount"] == "10.00"
+
+
+async def test_concurrent_requests_share_one_read(projection) -> None:
+    engine, _queries, _version = projection
+
+    class CountingStore(FigureStore):
+        reads = 0
+
+        async def rows(self, regions, years):
+            CountingStore.reads += 1
+            await asyncio.sleep(0.05)
+            return await super().rows(regions, years)
+
+    async def version():
+        return (1,)
+
+    queries = ReportingQueries(CountingStore(engine), version, lambda: datetime(2026, 3, 1, tzinfo=timezone.utc))
+    answers = await asyncio.gather(*(queries.metrics("640104", 2025) for _ in range(32)))
+    assert CountingStore.reads == 1 and all(a == answers[0] for a in answers)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,10 +26,10 @@ def database_url(backend: str, tmp: Path, name: str) -> tuple[str, bool]:
     return postgres.create_database(f"tcr_{name}"), True
 
 
-def start_registry(url: str, tmp: Path) -> ServiceProcess:
+def start_registry(url: str, tmp: Path, port: int | None = None) -> ServiceProcess:
     return start_service("registry", REGISTRY_APP, {
         "TCR_REGISTRY_DATABASE_URL": url, "TCR_DATA_DIR": str(tmp), "TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DEMO": "0",
-        "TCR_ACCESS_LOG": "0"}, tmp / "logs")
+        "TCR_ACCESS_LOG": "0"}, tmp / "logs", port=port)
 
 
 def start_subsidy(url: str, tmp: Path, registry_url: str, port: int | None = None, **extra: str) -> ServiceProcess:
@@ -49,7 +49,6 @@ class Point:
     registry: httpx.Client
     key: str
     last_position: int = 0
-    certified: list[str] = field(default_factory=list)
 
     @classmethod
     def create(cls, registry_url: str) -> "Point":

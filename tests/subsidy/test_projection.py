@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 
 from tcr_shared.database import Database
+from tcr_shared.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_subsidy.adapters.persistence import migrations
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.application.projection import AwardProjection, NotifyingSink
@@ -86,6 +87,10 @@ async def test_ledger_and_award_feed(store):
     assert [e.position for e in events] == list(range(1, 11)) and page2.head == 10
     assert events[6].type == "tcr.subsidy.award.clawed_back.v1" and events[6].source == "/tcr/subsidy"
     assert (await queries.read(10, 5)).events == []
+    for e in events:  # exactly the public schema of shared/events/subsidy.py, which reporting and partners read
+        model = SUBSIDY_EVENT_TYPES[e.type]
+        model.model_validate(e.data)
+        assert set(e.data) == set(model.model_fields)
 
 
 async def test_rebuild_from_zero_in_other_page_sizes_is_identical(store):
@@ -99,3 +104,21 @@ async def test_rebuild_from_zero_in_other_page_sizes_is_identical(store):
     assert await sink.position() == 0
     await sink.apply(h.events, h.events[-1].position)
     assert await queries.snapshot() == live
+
+
+async def test_an_amendment_that_makes_a_new_beneficiary_eligible_loads_its_cap(store):
+    """The amended event's own policy_year may be null: the cap must be found through the contract's year."""
+    sink, queries, _db, _ = store
+    h = History()
+    outside = party("enterprise", 61, region="110105")
+    earlier = h.certified(terms(amount="16000000.00", buyer=party("enterprise", 61, region="640104"),
+                                seller=party("foreign")), datetime(2025, 3, 1, tzinfo=CST))
+    c = h.certified(terms(amount="1000000.00", buyer=outside, seller=party("foreign")), datetime(2025, 3, 2, tzinfo=CST))
+    await sink.apply(h.events, h.events[-1].position)
+    assert (await queries.contract_awards(c))["awards"] == []
+    amended = h.amend(c, datetime(2025, 4, 1, tzinfo=CST), buyer=dict(outside, region="640104"))
+    assert amended.data["policy_year"] is None
+    await sink.apply([amended], amended.position)
+    (award,) = (await queries.contract_awards(c))["awards"]
+    assert (award["programme"], award["award"], award["status"]) == ("import", "200000.00", "capped")
+    assert (await queries.contract_awards(earlier))["awards"][0]["award"] == "4800000.00"

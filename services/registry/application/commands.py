@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from tcr_shared.policy_time import policy_year
+from tcr_shared.policy_time import SHANGHAI, policy_year
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound, StaleVersion
 from tcr_registry.application.writer import UnitOfWork
@@ -25,6 +25,9 @@ def submit(contract_id: UUID, actor: PointActor, terms: Terms, at: datetime) -> 
     def run(uow: UnitOfWork) -> Contract:
         if not uow.is_new(contract_id):
             raise AlreadySubmitted(contract_id)
+        # The rules first: a contract with no party in Ningxia is invalid (422) for every point, not merely
+        # outside this point's jurisdiction (403).
+        terms.validate(today=at.astimezone(SHANGHAI).date())
         _check_jurisdiction(actor, terms)
         contract = Contract.submit(contract_id, actor.point_id, terms, at)
         uow.add(contract)
@@ -76,6 +79,7 @@ def amend(contract_id: UUID, actor: PointActor, changes: dict[str, Any], reason:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         amended = contract.terms.with_changes(changes)
+        amended.validate(today=at.astimezone(SHANGHAI).date())
         _check_jurisdiction(actor, amended)
         contract.amend(changes, reason, at, expert_review_ref)
         return contract

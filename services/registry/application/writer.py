@@ -11,7 +11,9 @@ import asyncio
 import copy
 import logging
 import queue
+import random
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,7 +96,7 @@ _OK, _FAILED, _RECHECK = object(), object(), object()
 
 
 class Writer:
-    CONFLICT_ATTEMPTS = 5
+    CONFLICT_ATTEMPTS = 30  # another writer on the same hot aggregate (a registration book) may win a few times
 
     def __init__(self, app: Registry, on_commit: Callable[[int, int], None] = lambda _position, _count: None,
                  max_batch: int = 512, cache_size: int = 20_000) -> None:
@@ -184,6 +186,9 @@ class Writer:
                     self._forget(job.touched)
                     if attempt == self.CONFLICT_ATTEMPTS:
                         job.settle(error=Conflict("the contract was changed by another request at the same moment"))
+                    elif attempt >= 3:
+                        # Two writers retrying in lockstep on one registration book: step out of phase.
+                        time.sleep(random.uniform(0, 0.002 * attempt))
                     continue
                 self._remember(staged)
                 self._settle([job], recordings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -75,7 +76,7 @@ async def _rebuild(settings: Settings, skip_subsidy: bool) -> dict[str, int]:
                 client = FeedClient(url, key)
                 try:
                     counts[name] = await _replay(name, client, sink, progress)
-                except FeedUnavailable as exc:
+                except (FeedUnavailable, httpx.HTTPStatusError) as exc:
                     if name == "registry":
                         raise
                     console.print(f"[yellow]{name} feed unavailable ({exc}); the service will catch up "
@@ -104,6 +105,10 @@ def rebuild(
         asyncio.run(_rebuild(settings, skip_subsidy))
     except FeedUnavailable as exc:
         console.print(f"[red]the registry feed cannot be read: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    except httpx.HTTPStatusError as exc:
+        console.print(f"[red]the feed refused the request: HTTP {exc.response.status_code} "
+                      f"({exc.request.url}); check TCR_FEED_KEY / TCR_ADMIN_KEY[/red]")
         raise typer.Exit(2) from exc
 
 

@@ -5,6 +5,8 @@ between two events cost a dictionary lookup; any applied page changes the versio
 """
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -103,24 +105,36 @@ def region_json(region: Region) -> dict[str, Any]:
 
 
 class ReportingQueries:
-    def __init__(self, store: Store, version: Callable[[], Awaitable[tuple]], clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, version: Callable[[], Awaitable[tuple]], clock: Callable[[], datetime],
+                 *, cache: bool = True) -> None:
+        self._use_cache = cache
         self._store = store
         self._version = version
         self._clock = clock
         self._cache: dict[tuple, Any] = {}
         self._cache_version: tuple | None = None
+        self._inflight: dict[tuple, asyncio.Future] = {}
 
     async def _cached(self, key: tuple, compute: Callable[[], Awaitable[Any]]) -> Any:
+        if not self._use_cache:
+            return await compute()
         version = await self._version()  # read before the figures: a stale entry can only be older
         if version != self._cache_version:
             self._cache = {}
             self._cache_version = version
-        if key not in self._cache:
-            value = await compute()
-            if self._cache_version == version:
-                self._cache[key] = value
-            return value
-        return self._cache[key]
+        if key in self._cache:
+            return self._cache[key]
+        # single flight: concurrent requests for the same answer share one computation
+        flight_key = (version, key)
+        task = self._inflight.get(flight_key)
+        if task is None:
+            task = asyncio.ensure_future(compute())
+            self._inflight[flight_key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(flight_key, None))
+        value = await asyncio.shield(task)
+        if self._cache_version == version:
+            self._cache[key] = value
+        return value
 
     async def version(self) -> tuple:
         return await self._version()
@@ -139,6 +153,12 @@ class ReportingQueries:
                 "subsidies": figures.subsidies_json(),
             }
         return await self._cached(("metrics", code, year), compute)
+
+    async def metrics_json(self, code: str, year: int) -> bytes:
+        """The metrics, serialised once per projection version (the hot path of the API)."""
+        async def compute() -> bytes:
+            return json.dumps(await self.metrics(code, year), ensure_ascii=False, separators=(",", ":")).encode()
+        return await self._cached(("metrics-json", code, year), compute)
 
     async def trend(self, code: str) -> list[dict[str, Any]]:
         """The region's figures for every year that has any."""

@@ -20,6 +20,8 @@ class SubsidySettings(BaseSettings):
     feed_key: str | None = Field(None, description="TCR_FEED_KEY: key to read the registry feed (default admin key)")
     subsidy_follow: bool = Field(True, description="TCR_SUBSIDY_FOLLOW=0 serves reads without following the feed")
     subsidy_page_size: int = Field(1000, ge=1, le=1000, description="TCR_SUBSIDY_PAGE_SIZE: feed page size")
+    subsidy_prefetch: int = Field(0, ge=0, le=8, description="TCR_SUBSIDY_PREFETCH: feed pages read ahead while "
+                                  "one is applied (helps with spare cores; 0 = off)")
     subsidy_rules_dirs: str = Field(str(DEFAULT_RULES_DIR),
                                     description="TCR_SUBSIDY_RULES_DIRS: rule set folders, separated by ':'")
 

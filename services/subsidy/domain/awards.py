@@ -41,6 +41,10 @@ class MalformedEvent(Exception):
     """A known event type whose data does not match its schema."""
 
 
+class NotPreloaded(RuntimeError):
+    """A cap the application did not preload: a bug that must fail the page, never skip an event."""
+
+
 @dataclass(frozen=True)
 class RegistryEvent:
     id: str
@@ -142,7 +146,7 @@ class State:
         usage = self.caps.get(key)
         if usage is None:
             if self.strict and key not in self.loaded_cap_keys:
-                raise KeyError(f"cap {key} was not preloaded")
+                raise NotPreloaded(f"cap {key} was not preloaded")
             usage = self.caps[key] = CapUsage(key, programme, beneficiary, year, project)
         return usage
 
@@ -244,13 +248,14 @@ class Engine:
         self.rulebook = rulebook
 
     # -- preloading support -------------------------------------------------------------------------------
-    def cap_keys(self, event: RegistryEvent) -> set[str]:
+    def cap_keys(self, event: RegistryEvent, year: int | None = None) -> set[str]:
         """Every cap key `event` could touch through its terms (an over-approximation; the keys of the
-        contract's existing awards must be added by the caller)."""
+        contract's existing awards must be added by the caller). `year` is the contract's policy year when the
+        caller knows it (an amendment's own `policy_year` may be null)."""
         if event.type not in (CERTIFIED, AMENDED):
             return set()
         keys: set[str] = set()
-        year = event.data.get("policy_year")
+        year = year if year is not None else event.data.get("policy_year")
         if event.type == CERTIFIED and event.data.get("certified_at"):
             try:
                 year = policy_year(datetime.fromisoformat(event.data["certified_at"]))
@@ -265,12 +270,19 @@ class Engine:
             for rs in self.rulebook.rule_sets:
                 for rule in rs.programmes:
                     party = terms.get(rule.role)
-                    if isinstance(party, dict) and party.get("credit_code"):
+                    if (isinstance(party, dict) and party.get("credit_code") and party.get("kind") in rule.kinds
+                            and str(party.get("region") or "").startswith(rs.region_prefix)):
                         keys.add(cap_key_for(rule, party["credit_code"], year, terms.get("result_id"),
                                              event.contract_id)[0])
         return keys
 
     # -- the decision ---------------------------------------------------------------------------------------
+    def certified_year(self, event: RegistryEvent) -> int | None:
+        try:
+            return policy_year(datetime.fromisoformat(event.data["certified_at"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def apply(self, state: State, event: RegistryEvent) -> list[AwardEvent]:
         if event.type not in KNOWN_TYPES:
             raise UnknownEventType(event.type)

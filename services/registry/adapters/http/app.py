@@ -15,9 +15,9 @@ from tcr_shared.feed_api import NewEventsSignal, feed_router
 from tcr_shared.follower import Follower
 from tcr_shared.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
 from tcr_shared.problem import install_problem_handlers
-from tcr_shared.projection_store import SqlProjectionSink
 from tcr_registry.adapters import contract_index
 from tcr_registry.adapters.event_log import RegistryEventLog
+from tcr_registry.adapters.index_sink import SharedIndexSink
 from tcr_registry.adapters.http.admin import admin_router
 from tcr_registry.adapters.http.contracts import contracts_router
 from tcr_registry.adapters.http.errors import install_domain_errors
@@ -64,7 +64,7 @@ class RegistryService:
             self.writer.start()
         else:
             self.writer = DiscardingWriter()
-        sink = SqlProjectionSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
+        sink = SharedIndexSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
         self.index_follower = Follower("registry-contract-index", _LocalFeed(self.event_log, self.signal), sink)
 
     def _committed(self, position: int, appended: int) -> None:
@@ -135,6 +135,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await index_task
             await service.stop()
+            log.info("registry stopped", extra={"service": "registry"})
 
     app = FastAPI(title="tcr registry 技术合同认定登记", version="1.0.0", lifespan=lifespan,
                   telemetry=NATIVE_TELEMETRY_OFF,

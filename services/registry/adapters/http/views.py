@@ -33,6 +33,8 @@ def etag(contract: Contract) -> str:
 def parse_if_match(header: str | None) -> int | None:
     if header is None:
         return None
+    if header.strip() == "*":
+        return None  # RFC 9110: "*" matches any current version
     value = header.strip().removeprefix("W/").strip('"')
     if not value.isdigit():
         from tcr_shared.problem import Problem

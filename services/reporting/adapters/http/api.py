@@ -33,7 +33,7 @@ def check_region(code: str) -> str:
     return code
 
 
-def json_only(request: Request) -> None:
+async def json_only(request: Request) -> None:
     negotiate(request.headers.get("accept"), [JSON])
 
 
@@ -50,11 +50,11 @@ def api_router(require) -> APIRouter:
     @router.get("/regions/{code}/metrics", tags=["metrics"], dependencies=[Depends(json_only)],
                 summary="Outflow, inflow and subsidies of a county, prefecture or the region in a policy year")
     async def metrics(request: Request, code: str = Path(description="GB/T 2260 code, e.g. 640104, 640100, 640000"),
-                      year: int | None = Query(None, description="Policy year (default: this year)")) -> JSONResponse:
+                      year: int | None = Query(None, description="Policy year (default: this year)")) -> Response:
         runtime = _runtime(request)
         check_region(code)
         year = check_year(year if year is not None else current_year(runtime.clock()), runtime)
-        return JSONResponse(await runtime.queries.metrics(code, year))
+        return Response(await runtime.queries.metrics_json(code, year), media_type="application/json")
 
     @router.get("/regions/{code}/trend", tags=["metrics"], dependencies=[Depends(json_only)],
                 summary="A region's figures for every year that has any")

@@ -9,7 +9,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -66,7 +65,7 @@ def build_runtime(settings: Settings) -> Runtime:
     }
     runtime = Runtime(settings=settings, engine=engine, store=store, queries=None, feeds=feeds,  # type: ignore[arg-type]
                       resolver=auth.RegistryKeyResolver(settings.registry_url))
-    runtime.queries = ReportingQueries(store, runtime.version, lambda: runtime.clock())
+    runtime.queries = ReportingQueries(store, runtime.version, lambda: runtime.clock(), cache=settings.query_cache)
     return runtime
 
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from tcr_reporting.domain.calendar import current_year
+from tcr_reporting.domain.calendar import current_year, is_provisional
 from tcr_reporting.domain.figures import CATEGORIES, PROGRAMMES
 from tcr_shared.auth import ADMIN_KEY_ID, Principal
 from tcr_shared.problem import Problem
@@ -213,7 +213,9 @@ def dashboard_router() -> APIRouter:
         county_rank = await queries.rankings(year, "county")
         prefecture_rank = await queries.rankings(year, "prefecture")
         feeds = {name: feed.status() for name, feed in runtime.feeds.items()}
-        sections = [f'<h1>{year} 年度总览 <span>Overview {year}</span></h1>', _headline(region, feeds)]
+        badge = (' <span class="badge">临时数据 provisional: the year has not ended</span>'
+                 if is_provisional(year, runtime.clock()) else "")
+        sections = [f'<h1>{year} 年度总览 <span>Overview {year}</span>{badge}</h1>', _headline(region, feeds)]
 
         # Region totals by year
         spec = {"type": "bar", "x": [str(t["year"]) for t in trend], "unit": "元 yuan",

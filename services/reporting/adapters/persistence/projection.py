@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -41,11 +41,47 @@ async def _load_counted(session: AsyncSession, ids: list[str]) -> dict[str, Coun
     return found
 
 
+# PostgreSQL: one statement per page over arrays (unnest), instead of one upsert per row.
+_PG_FIGURES = text("""
+INSERT INTO figures (region, year, side, category, count, amount_fen, technology_amount_fen)
+SELECT * FROM unnest(CAST(:region AS varchar[]), CAST(:year AS integer[]), CAST(:side AS varchar[]),
+                     CAST(:category AS varchar[]), CAST(:count AS bigint[]), CAST(:amount AS bigint[]),
+                     CAST(:technology AS bigint[]))
+ON CONFLICT (region, year, side, category) DO UPDATE SET
+  count = figures.count + EXCLUDED.count,
+  amount_fen = figures.amount_fen + EXCLUDED.amount_fen,
+  technology_amount_fen = figures.technology_amount_fen + EXCLUDED.technology_amount_fen
+""")
+_PG_CONTRACTS = text("""
+INSERT INTO counted_contracts (contract_id, year, category, amount_fen, technology_amount_fen, seller_region,
+                               buyer_region, position)
+SELECT * FROM unnest(CAST(:contract_id AS varchar[]), CAST(:year AS integer[]), CAST(:category AS varchar[]),
+                     CAST(:amount AS bigint[]), CAST(:technology AS bigint[]), CAST(:seller AS varchar[]),
+                     CAST(:buyer AS varchar[]), CAST(:position AS bigint[]))
+ON CONFLICT (contract_id) DO UPDATE SET
+  year = EXCLUDED.year, category = EXCLUDED.category, amount_fen = EXCLUDED.amount_fen,
+  technology_amount_fen = EXCLUDED.technology_amount_fen, seller_region = EXCLUDED.seller_region,
+  buyer_region = EXCLUDED.buyer_region, position = EXCLUDED.position
+""")
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
+    items = deltas.items()
+    if items and _is_postgres(session):
+        columns = list(zip(*items))
+        keys = list(zip(*columns[0]))
+        await session.execute(_PG_FIGURES, {
+            "region": list(keys[0]), "year": list(keys[1]), "side": list(keys[2]), "category": list(keys[3]),
+            "count": list(columns[1]), "amount": list(columns[2]), "technology": list(columns[3])})
+        return
     rows = [
         {"region": key[0], "year": key[1], "side": key[2], "category": key[3], "count": count,
          "amount_fen": amount, "technology_amount_fen": technology}
-        for key, count, amount, technology in deltas.items()
+        for key, count, amount, technology in items
     ]
     if not rows:
         return
@@ -89,7 +125,13 @@ async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]
     for start in range(0, len(removed), _CHUNK):
         await session.execute(delete(counted_contracts).where(
             counted_contracts.c.contract_id.in_(removed[start:start + _CHUNK])))
-    if kept:
+    if kept and _is_postgres(session):
+        await session.execute(_PG_CONTRACTS, {
+            "contract_id": [r["contract_id"] for r in kept], "year": [r["year"] for r in kept],
+            "category": [r["category"] for r in kept], "amount": [r["amount_fen"] for r in kept],
+            "technology": [r["technology_amount_fen"] for r in kept], "seller": [r["seller_region"] for r in kept],
+            "buyer": [r["buyer_region"] for r in kept], "position": [r["position"] for r in kept]})
+    elif kept:
         stmt = _insert(session, counted_contracts)
         stmt = stmt.on_conflict_do_update(
             index_elements=["contract_id"],

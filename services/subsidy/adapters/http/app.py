@@ -156,15 +156,18 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
 
 
 def _encode_token(award_id: str) -> str:
-    return base64.urlsafe_b64encode(award_id.encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"after:{award_id}".encode()).decode().rstrip("=")
 
 
 def _decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise Problem(422, "page_token is not one this service issued",
-                      errors=[field_error("page_token", "malformed")]) from exc
+        text = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not text.startswith("after:") or len(text) <= len("after:"):
+        raise Problem(422, "page_token is not one this service issued; pass next_page_token unchanged",
+                      errors=[field_error("page_token", "malformed")])
+    return text[len("after:"):]
 
 
 async def _csv(service: SubsidyService, year, programme, region):

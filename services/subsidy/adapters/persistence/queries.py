@@ -14,7 +14,7 @@ from tcr_shared.events.subsidy import SOURCE
 from tcr_shared.money import ZERO, format_money
 from tcr_shared.regions import area_prefix
 from tcr_subsidy.adapters.persistence import tables as t
-from tcr_subsidy.adapters.persistence.store import award_from_row, contract_from_row, from_fen
+from tcr_subsidy.adapters.persistence.store import award_from_row, contract_from_row
 from tcr_subsidy.domain.awards import Award
 from tcr_subsidy.domain.rules import PROGRAMMES
 
@@ -213,7 +213,3 @@ def _money_cap(entry: dict[str, Any]) -> dict[str, Any]:
     entry["awarded"] = format_money(awarded)
     entry["remaining"] = format_money(max(ZERO, cap - awarded))
     return entry
-
-
-def sum_fen(values) -> Decimal:
-    return from_fen(sum(values))

@@ -5,13 +5,15 @@ import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import String, any_, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tcr_subsidy.adapters.persistence import tables as t
-from tcr_subsidy.domain.awards import Award, AwardEvent, CapUsage, ContractRecord, Engine, RegistryEvent, State
+from tcr_subsidy.domain.awards import CERTIFIED, Award, AwardEvent, CapUsage, ContractRecord, Engine, RegistryEvent, State
 
 _CHUNK = 500
+_LOOKUP = 100  # keys per IN (...) lookup: small enough that PostgreSQL always picks the index
 
 
 def to_fen(amount: Decimal) -> int:
@@ -83,30 +85,46 @@ class PageState(State):
         self.stored_caps: set[str] = set()
 
 
+async def _rows_in(session: AsyncSession, query, column, keys: list[str]) -> list:
+    """Rows whose `column` is one of `keys`: on PostgreSQL one round trip (`= ANY(array)`, always the index);
+    elsewhere IN lists of at most _LOOKUP keys."""
+    if not keys:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return list((await session.execute(query.where(column == any_(cast(bindparam("keys", keys), ARRAY(String))))))
+                    .all())
+    rows: list = []
+    for chunk in _chunks(keys, _LOOKUP):
+        rows.extend((await session.execute(query.where(column.in_(chunk)))).all())
+    return rows
+
+
 async def load_page_state(session: AsyncSession, engine: Engine, events: Sequence[RegistryEvent]) -> PageState:
     state = PageState()
     contract_ids = sorted({e.contract_id for e in events})
-    for chunk in _chunks(contract_ids):
-        for r in (await session.execute(select(t.contracts).where(t.contracts.c.contract_id.in_(chunk)))).all():
-            state.contracts[r.contract_id] = contract_from_row(r)
-            state.stored_contracts.add(r.contract_id)
-        rows = (await session.execute(
-            select(t.awards).where(t.awards.c.contract_id.in_(chunk)).order_by(t.awards.c.decided_position,
-                                                                             t.awards.c.award_id))).all()
-        for r in rows:
-            award = award_from_row(r)
-            state.awards[award.award_id] = award
-            state.by_contract.setdefault(award.contract_id, []).append(award.award_id)
-            state.stored_awards.add(award.award_id)
+    for r in await _rows_in(session, select(t.contracts), t.contracts.c.contract_id, contract_ids):
+        state.contracts[r.contract_id] = contract_from_row(r)
+        state.stored_contracts.add(r.contract_id)
+    # Only contracts certified earlier can have awards: during catch-up most contracts of a page are new.
+    decided = sorted(c.contract_id for c in state.contracts.values() if c.status in ("certified", "revoked"))
+    for r in await _rows_in(session, select(t.awards), t.awards.c.contract_id, decided):
+        award = award_from_row(r)
+        state.awards[award.award_id] = award
+        state.by_contract.setdefault(award.contract_id, []).append(award.award_id)
+        state.stored_awards.add(award.award_id)
     keys: set[str] = {a.cap_key for a in state.awards.values()}
+    years = {c.contract_id: c.policy_year for c in state.contracts.values() if c.policy_year is not None}
     for event in events:
-        keys |= engine.cap_keys(event)
+        if event.type == CERTIFIED and event.contract_id not in years:
+            year = engine.certified_year(event)
+            if year is not None:
+                years[event.contract_id] = year
+        keys |= engine.cap_keys(event, years.get(event.contract_id))
     state.loaded_cap_keys = keys
-    for chunk in _chunks(sorted(keys)):
-        for r in (await session.execute(select(t.caps).where(t.caps.c.cap_key.in_(chunk)))).all():
-            state.caps[r.cap_key] = CapUsage(r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project,
-                                             from_fen(r.used_fen))
-            state.stored_caps.add(r.cap_key)
+    for r in await _rows_in(session, select(t.caps), t.caps.c.cap_key, sorted(keys)):
+        state.caps[r.cap_key] = CapUsage(r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project,
+                                         from_fen(r.used_fen))
+        state.stored_caps.add(r.cap_key)
     return state
 
 

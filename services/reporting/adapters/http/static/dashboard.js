@@ -20,16 +20,24 @@
     };
     if (spec.type === "pie") {
       var s = spec.series[0];
+      var total = s.data.reduce(function (sum, v) { return sum + Math.abs(Number(v)); }, 0);
+      if (total === 0) {
+        return { animation: false, series: [],
+                 title: { text: "暂无数据  No figures yet", left: "center", top: "middle",
+                          textStyle: { color: "#6b7785", fontSize: 14, fontWeight: "normal" } } };
+      }
       return {
         color: palette, animation: false,
         tooltip: { trigger: "item", formatter: function (p) { return p.marker + p.name + ": " + fmt(p.value) + " 元 (" + p.percent + "%)"; } },
         legend: { bottom: 0, type: "scroll" },
         series: [{ name: s.name, type: "pie", radius: ["35%", "65%"], center: ["50%", "45%"],
-                   data: spec.x.map(function (label, i) { return { name: label, value: Number(s.data[i]) }; }),
+                   data: spec.x.map(function (label, i) { return { name: label, value: Number(s.data[i]) }; })
+                               .filter(function (d) { return d.value !== 0; }),
                    label: { formatter: "{d}%" } }]
       };
     }
-    var categoryAxis = { type: "category", data: spec.x, axisLabel: { interval: 0, fontSize: 11 } };
+    var categoryAxis = { type: "category", data: spec.x, axisLabel: { interval: 0, fontSize: 11,
+      formatter: function (v) { return spec.horizontal ? v : String(v).replace(" ", "\n"); } } };
     var valueAxis = { type: "value", name: spec.unit || "", axisLabel: { formatter: function (v) { return v >= 1e8 ? (v / 1e8) + "亿" : v >= 1e4 ? (v / 1e4) + "万" : v; } } };
     if (spec.horizontal) { categoryAxis.inverse = true; }
     return {

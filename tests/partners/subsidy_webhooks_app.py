@@ -1,0 +1,47 @@
+"""The real subsidy service with webhooks mounted by the lines docs/partners.md gives its owner (until the
+service mounts them itself; then this returns it as is).
+
+`uvicorn tests.partners.subsidy_webhooks_app:create_app --factory`
+"""
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import FastAPI
+from sqlalchemy import MetaData
+
+from tcr_shared.auth import RegistryKeyResolver, authenticator
+from tcr_shared.events.subsidy import SUBSIDY_EVENT_TYPES
+from tcr_shared.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
+from tcr_subsidy.adapters.http import app as subsidy_app
+from tcr_subsidy.adapters.settings import SubsidySettings
+
+
+def create_app() -> FastAPI:
+    settings = SubsidySettings()
+    app = subsidy_app.create_app(settings)
+    if any(getattr(route, "path", "") == "/v1/subscriptions" for route in app.routes):
+        return app
+    service = app.state.service
+    require = authenticator(settings.admin_key, RegistryKeyResolver(settings.registry_url))  # as in create_app
+    webhooks = webhook_tables(MetaData())  # the service would add these to its tables.py metadata + a migration
+
+    # --- the wiring, as in docs/partners.md ---
+    worker = DeliveryWorker(service.db, webhooks, service.queries, signal=service.signal)
+    app.include_router(subscriptions_router(engine=service.db, tables=webhooks, source=service.queries,
+                                            event_types=SUBSIDY_EVENT_TYPES, require=require, worker=worker))
+    subsidy_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: FastAPI):
+        async with subsidy_lifespan(app_):
+            async with service.db.begin() as conn:  # stands in for the service's alembic migration
+                await conn.run_sync(webhooks.subscriptions.metadata.create_all)
+            worker.start()
+            try:
+                yield
+            finally:
+                await worker.stop()
+
+    app.router.lifespan_context = lifespan
+    return app

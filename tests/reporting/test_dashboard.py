@@ -1,0 +1,119 @@
+"""The dashboard in headless Chromium (Debian's chromium package, driven by Playwright without
+`playwright install`): no console errors, every chart drawn beside its table, and a new certification appears
+without a reload."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from decimal import Decimal
+
+import pytest
+from playwright.async_api import async_playwright
+
+from tests.reporting.registry_api import org
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def dashboard_stack(stack_with_subsidy):
+    stack = stack_with_subsidy
+    reg = stack.registry_api
+    reg.contract(org("640104"), org("640302"), "1200000.00", "1000000.00", "2024-05-01T10:00:00+08:00",
+                 signed_on="2024-04-01")
+    reg.contract(org("640104"), org("640181"), "2500000.00", "2000000.00", "2025-03-01T10:00:00+08:00")
+    reg.contract(org("640302"), org("640402"), "800000.00", "600000.00", "2025-04-01T10:00:00+08:00",
+                 category="development", subcategory="commissioned")
+    reg.contract(org("640205"), org("640502"), "300000.00", "250000.00", "2025-05-01T10:00:00+08:00",
+                 category="consulting", subcategory=None)
+    stack.caught_up()
+    # subsidies (real subsidy service): import 30% of amount to the buyers, export 5% of technology amount
+    # to the sellers: 750,000 + 100,000 + 240,000 + 30,000 in 2025 (consulting earns nothing)
+    with stack.client() as client:
+        deadline = time.monotonic() + 30
+        while client.get("/v1/regions/640000/metrics?year=2025").json()["subsidies"]["total"] != "1120000.00":
+            assert time.monotonic() < deadline, "the subsidy figures did not arrive"
+            time.sleep(0.1)
+    return stack
+
+
+async def test_dashboard_renders_and_follows_new_events(dashboard_stack, artifacts_dir, tmp_path) -> None:
+    assert shutil.which(CHROMIUM) or __import__("os").path.exists(CHROMIUM), \
+        "install Debian's chromium: apt-get install -y chromium"
+    stack = dashboard_stack
+    base = stack.reporting.url
+    analyst = stack.registry_api.key("analyst")
+    problems: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        context = await browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+        page = await context.new_page()
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+
+        await page.goto(f"{base}/")
+        assert page.url.startswith(f"{base}/login")
+        await page.fill("#key", "wrong-key")
+        await page.click("button[type=submit]")
+        assert "failed=1" in page.url
+        await page.fill("#key", analyst)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{base}/")
+        assert "2025 年度总览" in await page.inner_text("h1")
+
+        charts = ["totals", "ranking", "prefectures", "subsidies"]
+        for chart in charts:
+            await page.wait_for_selector(f"#chart-{chart} svg", state="attached", timeout=15000)
+            assert await page.locator(f"#table-{chart} table tbody tr").count() > 0
+            paths = await page.locator(f"#chart-{chart} svg path").count()
+            assert paths > 3, (chart, paths)
+        # the ranking chart is drawn from the same figures as its table
+        spec = json.loads(await page.inner_text("#spec-ranking"))
+        rows = await page.locator("#table-ranking tbody tr").all()
+        assert len(rows) == 22 == len(spec["x"])
+        for i, row in enumerate(rows):
+            cells = await row.locator("td").all_inner_texts()
+            assert Decimal(cells[5].replace(",", "")) == Decimal(spec["series"][0]["data"][i])
+            assert Decimal(cells[7].replace(",", "")) == Decimal(spec["series"][1]["data"][i])
+        first = await rows[0].locator("td").all_inner_texts()
+        assert first[0] == "1" and "兴庆区" in first[2] and first[5] == "2,500,000.00"
+        subsidies = await page.locator("#table-subsidies tbody tr").all_inner_texts()
+        assert subsidies[0].split("\t")[-1].strip() == "990,000.00"  # import: 750,000 + 240,000
+        assert subsidies[-1].split("\t")[-1].strip() == "1,120,000.00"
+        await page.screenshot(path=str(artifacts_dir / "reporting-dashboard.png"), full_page=True)
+
+        # a certification made now shows up without a reload
+        await page.evaluate("window.__sameDocument = 'yes'")
+        stack.registry_api.contract(org("640522"), org("640521"), "7777777.77", "4000000.00",
+                                    "2025-08-01T10:00:00+08:00")
+        # polled from here: the page's CSP (script-src 'self') forbids Playwright's eval-based wait_for_function
+        for _ in range(150):
+            if "7,777,777.77" in await page.inner_text("#table-ranking"):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the new certification did not appear within 15 s")
+        assert await page.evaluate("window.__sameDocument") == "yes"
+        first = await page.locator("#table-ranking tbody tr").first.locator("td").all_inner_texts()
+        assert "海原县" in first[2] and first[5] == "7,777,777.77"
+        assert "7777777.77" in await page.inner_text("#spec-ranking")
+        assert int(await page.get_attribute("#chart-ranking", "data-drawn")) >= 2  # redrawn with the new data
+        headline = await page.inner_text("[data-figure=outflow-amount]")
+        assert headline == "¥ 11,377,777.77"  # 2,500,000 + 800,000 + 300,000 + 7,777,777.77
+
+        # the county page and its trend
+        await page.click("#table-ranking a:has-text('海原县')")
+        await page.wait_for_url(f"{base}/counties/640522?year=2025")
+        for chart in ("trend", "categories"):
+            await page.wait_for_selector(f"#chart-{chart} svg path", state="attached", timeout=15000)
+            assert await page.locator(f"#chart-{chart} svg path").count() > 3
+        trend_rows = await page.locator("#table-trend tbody tr").all_inner_texts()
+        assert any(r.startswith("2025") and "7,777,777.77" in r for r in trend_rows)
+        await page.screenshot(path=str(artifacts_dir / "reporting-dashboard-county.png"), full_page=True)
+        await browser.close()
+    assert problems == []
