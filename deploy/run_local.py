@@ -82,7 +82,7 @@ def main() -> int:
                 print(f"  ({name}: not built yet, skipped)")
                 continue
             command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
-                       "--log-level", "warning", "--no-access-log"]
+                       "--log-level", "warning", "--timeout-graceful-shutdown", "3", "--no-access-log"]
             child = subprocess.Popen(command, cwd=ROOT, env=env)
             children.append((name, child))
             print(f"starting {name} on :{port} ...", flush=True)

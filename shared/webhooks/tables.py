@@ -74,7 +74,6 @@ def webhook_tables(metadata: MetaData) -> WebhookTables:
 def create_webhook_tables(op) -> None:
     """For a hand-written alembic migration: `create_webhook_tables(op)` in upgrade()."""
     op.create_table(SUBSCRIPTIONS, *_subscription_columns())
-    op.create_index("ix_webhook_subscriptions_owner", SUBSCRIPTIONS, ["owner"])
     op.create_table(DELIVERIES, *_delivery_columns())
     op.create_index("ix_webhook_deliveries_subscription", DELIVERIES, ["subscription_id", "id"])
 

@@ -262,16 +262,12 @@ class DeliveryWorker:
 
     def _ticks(self) -> list[asyncio.Event]:
         ticks = [self._tick]
-        # NewEventsSignal replaces its asyncio.Event on every ring; the current one is set by the next ring.
-        signal_event = getattr(self.signal, "_event", None)
-        if isinstance(signal_event, asyncio.Event):
-            ticks.append(signal_event)
+        if self.signal is not None:
+            ticks.append(self.signal.ticket())  # set by the next ring, even one during our read
         return ticks
 
     async def _wait_for_events(self, ticks: list[asyncio.Event]) -> None:
         waits = [asyncio.ensure_future(t.wait()) for t in ticks]
-        if self.signal is not None and len(ticks) == 1:  # a signal without the event attribute: wait on it
-            waits.append(asyncio.ensure_future(self.signal.wait(self.settings.poll_interval)))
         try:
             await asyncio.wait(waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
         finally:

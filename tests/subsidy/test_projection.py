@@ -122,3 +122,22 @@ async def test_an_amendment_that_makes_a_new_beneficiary_eligible_loads_its_cap(
     (award,) = (await queries.contract_awards(c))["awards"]
     assert (award["programme"], award["award"], award["status"]) == ("import", "200000.00", "capped")
     assert (await queries.contract_awards(earlier))["awards"][0]["award"] == "4800000.00"
+
+
+def test_migrations_match_the_tables(database_url):
+    """The alembic migration creates exactly the tables the code uses (no drift between tables.py and 0001)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from tcr_subsidy.adapters.persistence.tables import metadata
+
+    database = Database(database_url)
+    migrations.upgrade(database)
+    engine = create_engine(database.sync_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"version_table": "subsidy_alembic_version"})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()

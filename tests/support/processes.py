@@ -54,7 +54,7 @@ def start_service(name: str, app: str, env: dict[str, str], log_dir: Path, port:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
+             "--log-level", "warning", "--timeout-graceful-shutdown", "3"],
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
     service = ServiceProcess(name, port, process, log_path)

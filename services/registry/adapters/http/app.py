@@ -10,11 +10,14 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
+from tcr_shared.asyncapi import asyncapi_router
 from tcr_shared.auth import authenticator
+from tcr_shared.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.feed_api import NewEventsSignal, feed_router
 from tcr_shared.follower import Follower
 from tcr_shared.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
 from tcr_shared.problem import install_problem_handlers
+from tcr_shared.webhooks import DeliveryWorker, subscriptions_router
 from tcr_registry.adapters import contract_index
 from tcr_registry.adapters.event_log import RegistryEventLog
 from tcr_registry.adapters.index_sink import SharedIndexSink
@@ -24,7 +27,7 @@ from tcr_registry.adapters.http.errors import install_domain_errors
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
 from tcr_registry.adapters.http.keys import KeyStore
 from tcr_registry.adapters.persistence import migrate
-from tcr_registry.adapters.persistence.models import feed_tracking
+from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
 from tcr_registry.adapters.settings import RegistrySettings
 from tcr_registry.application.errors import ContractNotFound
 from tcr_registry.application.registry import Registry
@@ -50,6 +53,7 @@ class RegistryService:
         self.event_log: RegistryEventLog | None = None
         self.index_follower: Follower | None = None
         self.events_appended = None
+        self.webhooks = DeliveryWorker(self.engine, webhooks, _LazyLog(self), signal=self.signal)
 
     async def start(self) -> None:
         # The writer thread returns from each database round trip needing the GIL back; with the default
@@ -122,6 +126,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await service.start()
+        service.webhooks.start()
         index_task = asyncio.create_task(service.index_follower.run(), name="contract-index")
         if settings.demo:
             from tcr_registry.adapters.demo import load_demo
@@ -131,6 +136,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await service.webhooks.stop()
             index_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await index_task
@@ -153,6 +159,11 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.include_router(feed_router(_LazyLog(service), service.signal, reader, heartbeat=settings.sse_heartbeat))
     app.include_router(contracts_router(service))
     app.include_router(admin_router(service))
+    app.include_router(subscriptions_router(engine=service.engine, tables=webhooks, source=_LazyLog(service),
+                                            event_types=REGISTRY_EVENT_TYPES, require=service.require,
+                                            worker=service.webhooks))
+    app.include_router(asyncapi_router())
+    service.webhooks.register_metrics(metrics.registry)
     return app
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import (JSON, BigInteger, Column, DateTime, Index, Integer, Meta
                         Text, UniqueConstraint, func)
 
 from tcr_shared.projection_store import tracking_table
+from tcr_shared.webhooks import webhook_tables
 
 metadata = MetaData()
 
@@ -64,6 +65,7 @@ contract_index = Table(
 )
 
 feed_tracking = tracking_table(metadata)
+webhooks = webhook_tables(metadata)
 
 # Tables the eventsourcing library creates and owns; alembic must leave them alone.
 EVENT_STORE_TABLES = frozenset({"registry_events", "stored_events", "notification_tracking"})
