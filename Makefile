@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install browser clean compose-check
+.PHONY: run test bench install browser clean compose-check asyncapi
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+asyncapi: $(STAMP)
+	$(BIN)/python -m tcr_shared.asyncapi --write
 
 compose-check:
 	docker compose config --quiet && echo "docker-compose.yml is valid"

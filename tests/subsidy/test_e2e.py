@@ -192,19 +192,25 @@ programmes:
 """
 
 
-def test_a_second_rule_set_from_a_file(stack, tmp_path):
-    if stack["backend"] != "sqlite":
-        pytest.skip("the rule set is backend-independent; once is enough")
+@pytest.fixture(scope="module")
+def sqlite_registry(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("registry-alone")
+    registry = start_registry(f"sqlite:///{tmp / 'registry.db'}", tmp)
+    yield registry
+    registry.kill()
+
+
+def test_a_second_rule_set_from_a_file(sqlite_registry, tmp_path):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "ningxia-2026h2.yaml").write_text(SECOND_RULE_SET)
     from tcr_subsidy.domain.rules import DEFAULT_RULES_DIR
 
-    point = Point.create(stack["registry"].url)
+    point = Point.create(sqlite_registry.url)
     b = party("enterprise", 531)
     before = point.certified(terms(amount="1000000.00", buyer=b, seller=party("foreign")), day(31, 5, 2026, 23))
     after = point.certified(terms(amount="1000000.00", buyer=b, seller=party("foreign")), day(1, 6, 2026, 0))
-    other = start_subsidy(f"sqlite:///{tmp_path / 'subsidy2.db'}", tmp_path, stack["registry"].url,
+    other = start_subsidy(f"sqlite:///{tmp_path / 'subsidy2.db'}", tmp_path, sqlite_registry.url,
                           TCR_SUBSIDY_RULES_DIRS=f"{DEFAULT_RULES_DIR}:{rules}")
     try:
         subsidy = Subsidy(other.url)
@@ -298,9 +304,7 @@ def test_kill_9_mid_catch_up_gives_identical_results(stack, tmp_path):
                 postgres.drop_database(u)
 
 
-def test_a_registry_that_is_down_makes_the_follower_wait_then_catch_up(stack, tmp_path):
-    if stack["backend"] != "sqlite":
-        pytest.skip("backend-independent")
+def test_a_registry_that_is_down_makes_the_follower_wait_then_catch_up(tmp_path):
     registry = start_registry(f"sqlite:///{tmp_path / 'registry2.db'}", tmp_path)
     point = Point.create(registry.url)
     b = party("enterprise", 541)
