@@ -61,10 +61,10 @@ class Feed:
 
 
 def award(position: int, region: str, programme: str, delta: str, year: int, award: str | None = None,
-          kind: str = "decided") -> FeedEvent:
+          kind: str = "decided", award_id: str | None = None) -> FeedEvent:
     return FeedEvent(id=f"a{next(_ids)}", source="/tcr/subsidy", type=f"tcr.subsidy.award.{kind}.v1",
                      time="2025-06-01T00:00:00Z", subject="c", position=position,
-                     data={"award_id": f"aw{position}", "contract_id": "c", "registration_number": None,
+                     data={"award_id": award_id or f"aw{position}", "contract_id": "c", "registration_number": None,
                            "beneficiary": "x", "beneficiary_name": None, "beneficiary_kind": "enterprise",
                            "beneficiary_region": region, "programme": programme, "policy_year": year,
                            "rule_set": "ningxia-2020", "clause": "四", "base": "0.00", "rate": "0.30",

@@ -115,22 +115,31 @@ async def test_a_page_is_applied_once(projection) -> None:
     assert await sink.position() == feed.position
 
 
-async def test_subsidies_sum_deltas_by_programme_net_of_claw_backs(projection) -> None:
+async def test_subsidies_net_of_claw_backs_follow_each_award(projection) -> None:
     engine, queries, version = projection
     sink = subsidy_sink(engine)
-    await sink.apply([award(1, "640181", "import", "2700000.00", 2025),
-                      award(2, "640181", "import", "1800000.00", 2025),
-                      award(3, "640104", "export_institution", "40000.00", 2025)], 3)
-    await sink.apply([award(4, "640181", "import", "-1800000.00", 2025, award="0.00", kind="clawed_back"),
-                      award(5, "640181", "import", "500000.00", 2025, award="500000.00"),
-                      award(6, "640402", "brokerage", "-100.00", 2024, award="900.00", kind="adjusted")], 6)
+    await sink.apply([award(1, "640181", "import", "2700000.00", 2025, award_id="A1"),
+                      award(2, "640181", "import", "1800000.00", 2025, award_id="A2"),
+                      award(3, "640104", "export_institution", "40000.00", 2025, award_id="A3"),
+                      award(4, "640402", "brokerage", "1000.00", 2024, award_id="B1")], 4)
+    await sink.apply([award(5, "640181", "import", "-1800000.00", 2025, award="0.00", kind="clawed_back",
+                            award_id="A2"),
+                      award(6, "640181", "import", "500000.00", 2025, award="500000.00", award_id="A4"),
+                      award(7, "640402", "brokerage", "-100.00", 2024, award="900.00", kind="adjusted",
+                            award_id="B1"),
+                      # the seller moved to Huinong in an amendment: delta 0.00, the award moves with it
+                      award(8, "640205", "export_institution", "0.00", 2025, award="40000.00", kind="adjusted",
+                            award_id="A3")], 8)
     m = await snapshot(queries, version)
     assert m[("640181", 2025)]["subsidies"] == {"total": "3200000.00", "by_programme": {
         "import": "3200000.00", "export_enterprise": "0.00", "export_institution": "0.00", "brokerage": "0.00"}}
-    assert m[("640100", 2025)]["subsidies"]["total"] == "3240000.00"
+    assert m[("640100", 2025)]["subsidies"]["total"] == "3200000.00"
+    assert m[("640104", 2025)]["subsidies"]["total"] == "0.00"
+    assert m[("640205", 2025)]["subsidies"]["by_programme"]["export_institution"] == "40000.00"
+    assert m[("640200", 2025)]["subsidies"]["by_programme"]["export_institution"] == "40000.00"
     assert m[("640000", 2025)]["subsidies"]["by_programme"]["export_institution"] == "40000.00"
-    assert m[("640402", 2024)]["subsidies"]["by_programme"]["brokerage"] == "-100.00"
-    assert await sink.position() == 6
+    assert m[("640402", 2024)]["subsidies"]["by_programme"]["brokerage"] == "900.00"
+    assert await sink.position() == 8
     # subsidies never leak into contract counts
     assert m[("640181", 2025)]["outflow"]["count"] == 0
 

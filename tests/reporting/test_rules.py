@@ -7,7 +7,7 @@ import pytest
 
 from tcr_reporting.domain.calendar import due_date, is_provisional, year_in_range
 from tcr_reporting.domain.figures import (
-    CountedContract, FigureDeltas, FigureError, areas_of, counted_after, fen_text, to_fen,
+    CountedContract, CountedAward, FigureDeltas, FigureError, areas_of, counted_after, fen_text, to_fen,
 )
 from tcr_reporting.domain.ranking import RankEntry, rank, ranking
 from tests.reporting.builders import Feed, award, terms
@@ -81,14 +81,25 @@ def test_revocation_rejection_and_submission_count_nowhere() -> None:
     assert counted_after("tcr.registry.point.opened.v1", {"status": "x"}, counted) == counted
 
 
-def test_award_deltas_net_of_claw_backs() -> None:
+def test_award_records_net_of_claw_backs_and_follow_the_beneficiary() -> None:
     deltas = FigureDeltas()
-    deltas.award(award(1, "640181", "import", "1800000.00", 2025).data)
-    deltas.award(award(2, "640181", "import", "-1800000.00", 2025, award="0.00", kind="clawed_back").data)
-    deltas.award(award(3, "640104", "export_institution", "500.00", 2025).data)
+    decided = CountedAward.from_event(award(1, "640181", "import", "1800000.00", 2025, award_id="A").data)
+    deltas.move_award(None, decided)
+    clawed = CountedAward.from_event(
+        award(2, "640181", "import", "-1800000.00", 2025, award="0.00", kind="clawed_back", award_id="A").data)
+    deltas.move_award(decided, clawed)
+    institution = CountedAward.from_event(award(3, "640104", "export_institution", "500.00", 2025).data)
+    deltas.move_award(None, institution)
+    # An amendment moved the beneficiary to Huinong: delta 0.00, but the award now counts there.
+    moved = CountedAward.from_event(
+        award(4, "640205", "export_institution", "0.00", 2025, award="500.00", kind="adjusted").data)
+    deltas.move_award(institution, moved)
     got = {key: a for key, _, a, _ in deltas.items()}
     assert ("640181", 2025, "subsidy", "import") not in got  # nets to zero in one page
-    assert got[("640100", 2025, "subsidy", "export_institution")] == 50000
+    assert ("640104", 2025, "subsidy", "export_institution") not in got
+    assert ("640100", 2025, "subsidy", "export_institution") not in got
+    assert got[("640205", 2025, "subsidy", "export_institution")] == 50000
+    assert got[("640200", 2025, "subsidy", "export_institution")] == 50000
     assert got[("640000", 2025, "subsidy", "export_institution")] == 50000
 
 

@@ -98,7 +98,7 @@ def _contract(world: DemoWorld, year: int, today: date) -> tuple[Terms, PointAct
         seller = world.organisation(county)
     buyer_county = county if rng.random() < 0.3 else rng.choice(counties()).code
     buyer = world.organisation(buyer_county)
-    if buyer == seller:
+    while buyer == seller:
         buyer = world.organisation(rng.choice(counties()).code)
     intermediary = world.broker if rng.random() < 0.15 else None
     amount = _amount(rng)

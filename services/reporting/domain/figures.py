@@ -87,6 +87,24 @@ class CountedContract:
                 yield (area, self.year, side, self.category), 1, self.amount_fen, self.technology_amount_fen
 
 
+@dataclass(frozen=True)
+class CountedAward:
+    """What one award contributes to its beneficiary's areas, as last counted."""
+
+    region: str
+    year: int
+    programme: str
+    award_fen: int
+
+    @classmethod
+    def from_event(cls, data: Mapping[str, Any]) -> "CountedAward":
+        programme = data.get("programme")
+        year = data.get("policy_year")
+        if programme not in PROGRAMMES or not isinstance(year, int):
+            raise FigureError(f"award event without a known programme and policy year: {programme!r}, {year!r}")
+        return cls(str(data.get("beneficiary_region")), year, programme, to_fen(data.get("award")))
+
+
 def _region_of(party: Mapping[str, Any] | None) -> str | None:
     if not party:
         return None
@@ -154,15 +172,14 @@ class FigureDeltas:
             for key, count, amount, technology in after.contributions():
                 self.add(key, count, amount, technology)
 
-    def award(self, data: Mapping[str, Any]) -> None:
-        """A subsidy award event: its `delta` (net of claw-backs) goes to the beneficiary's areas."""
-        programme = data.get("programme")
-        year = data.get("policy_year")
-        if programme not in PROGRAMMES or not isinstance(year, int):
-            raise FigureError(f"award event without a known programme and policy year: {programme!r}, {year!r}")
-        delta = to_fen(data.get("delta"))
-        for area in areas_of(data.get("beneficiary_region")):
-            self.add((area, year, SUBSIDY, programme), 0, delta, 0)
+    def move_award(self, before: "CountedAward | None", after: "CountedAward | None") -> None:
+        """Subtract what an award counted for, add what it counts for now (net of claw-backs)."""
+        if before == after:
+            return
+        for record, sign in ((before, -1), (after, 1)):
+            if record is not None:
+                for area in areas_of(record.region):
+                    self.add((area, record.year, SUBSIDY, record.programme), 0, sign * record.award_fen, 0)
 
     def items(self) -> list[tuple[FigureKey, int, int, int]]:
         """Non-zero net changes, in key order (a stable lock order for concurrent writers)."""

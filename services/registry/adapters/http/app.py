@@ -15,7 +15,7 @@ from tcr_shared.auth import authenticator
 from tcr_shared.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.feed_api import NewEventsSignal, feed_router
 from tcr_shared.follower import Follower
-from tcr_shared.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
+from tcr_shared.observability import NATIVE_TELEMETRY_OFF, Metrics, configure_logging, instrument
 from tcr_shared.problem import install_problem_handlers
 from tcr_shared.webhooks import DeliveryWorker, subscriptions_router
 from tcr_registry.adapters import contract_index
@@ -52,7 +52,7 @@ class RegistryService:
         self.writer: Writer | DiscardingWriter | None = None
         self.event_log: RegistryEventLog | None = None
         self.index_follower: Follower | None = None
-        self.events_appended = None
+        self.events_appended = Metrics("registry").counter("tcr_registry_events_appended_total", "Events appended")
         self.webhooks = DeliveryWorker(self.engine, webhooks, _LazyLog(self), signal=self.signal)
 
     async def start(self) -> None:

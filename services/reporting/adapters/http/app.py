@@ -25,7 +25,7 @@ from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSID
 from tcr_reporting.application.queries import ReportingQueries
 from tcr_reporting.settings import Settings
 from tcr_shared import auth
-from tcr_shared.observability import configure_logging, instrument
+from tcr_shared.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
 from tcr_shared.policy_time import now_utc
 from tcr_shared.problem import install_problem_handlers
 
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="County assessment metrics (clause 七), the annual report (clause 十六) and a dashboard, "
                     "projected from the registry's and the subsidy service's feeds.",
         lifespan=lifespan,
+        telemetry=NATIVE_TELEMETRY_OFF,
     )
     app.state.runtime = runtime
     install_problem_handlers(app)

@@ -8,9 +8,11 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from tcr_reporting.domain.figures import AWARD_TYPES, REGISTRY_PREFIX, CountedContract, FigureDeltas, counted_after
+from tcr_reporting.domain.figures import (
+    AWARD_TYPES, REGISTRY_PREFIX, CountedAward, CountedContract, FigureDeltas, counted_after,
+)
 from tcr_reporting.adapters.persistence.tables import (
-    FEED_REGISTRY, FEED_SUBSIDY, counted_contracts, feed_tracking, figures,
+    FEED_REGISTRY, FEED_SUBSIDY, counted_awards, counted_contracts, feed_tracking, figures,
 )
 from tcr_shared.events.envelope import FeedEvent
 from tcr_shared.projection_store import SqlProjectionSink
@@ -144,11 +146,35 @@ async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]
 
 
 async def apply_subsidy_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
+    award_events = [e for e in events if e.type in AWARD_TYPES]
+    if not award_events:
+        return
+    ids = sorted({str(e.data["award_id"]) for e in award_events})
+    state: dict[str, CountedAward | None] = dict(await _load_awards(session, ids))
     deltas = FigureDeltas()
-    for event in events:
-        if event.type in AWARD_TYPES:
-            deltas.award(event.data)
+    for event in award_events:
+        award_id = str(event.data["award_id"])
+        after = CountedAward.from_event(event.data)
+        deltas.move_award(state.get(award_id), after)
+        state[award_id] = after
+    rows = [{"award_id": k, "region": v.region, "year": v.year, "programme": v.programme, "award_fen": v.award_fen}
+            for k, v in sorted(state.items()) if v is not None]
+    stmt = _insert(session, counted_awards)
+    stmt = stmt.on_conflict_do_update(index_elements=["award_id"], set_={
+        name: stmt.excluded[name] for name in ("region", "year", "programme", "award_fen")})
+    await session.execute(stmt, rows)
     await write_deltas(session, deltas)
+
+
+async def _load_awards(session: AsyncSession, ids: list[str]) -> dict[str, CountedAward]:
+    found: dict[str, CountedAward] = {}
+    c = counted_awards.c
+    for start in range(0, len(ids), _CHUNK):
+        rows = await session.execute(select(c.award_id, c.region, c.year, c.programme, c.award_fen)
+                                     .where(c.award_id.in_(ids[start:start + _CHUNK])))
+        for row in rows:
+            found[row.award_id] = CountedAward(row.region, row.year, row.programme, row.award_fen)
+    return found
 
 
 def registry_sink(engine: AsyncEngine) -> SqlProjectionSink:

@@ -42,5 +42,18 @@ counted_contracts = Table(
     Column("position", BigInteger, nullable=False),
 )
 
+# What each award (one beneficiary, programme and contract) currently counts for. An award event carries the
+# award after it; subtracting the stored row and adding the new one also moves an award whose beneficiary
+# changed region in an amendment (such an event has delta 0.00 but a new region).
+counted_awards = Table(
+    "counted_awards",
+    metadata,
+    Column("award_id", String(64), primary_key=True),
+    Column("region", String(6), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("programme", String(32), nullable=False),
+    Column("award_fen", BigInteger, nullable=False),
+)
+
 FEED_REGISTRY = "registry"
 FEED_SUBSIDY = "subsidy"

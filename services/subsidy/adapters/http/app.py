@@ -14,14 +14,18 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import Gauge
 
+from tcr_shared.asyncapi import asyncapi_router
 from tcr_shared.auth import RegistryKeyResolver, authenticator
+from tcr_shared.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.feed_api import feed_router
 from tcr_shared.identifiers import credit_code_problem
-from tcr_shared.observability import configure_logging, instrument
+from tcr_shared.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
 from tcr_shared.policy_time import now_utc, policy_year
 from tcr_shared.problem import Problem, field_error, install_problem_handlers
 from tcr_shared.regions import is_known_region
+from tcr_shared.webhooks import DeliveryWorker, subscriptions_router
 from tcr_subsidy.adapters.persistence.queries import AWARD_COLUMNS
+from tcr_subsidy.adapters.persistence.tables import webhooks
 from tcr_subsidy.adapters.settings import SubsidySettings
 from tcr_subsidy.application.service import SubsidyService
 
@@ -37,17 +41,21 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long poll is noise
     service = SubsidyService(settings)
     resolver = RegistryKeyResolver(settings.registry_url)
+    # One delivery worker per database: run one replica of the subsidy service.
+    deliveries = DeliveryWorker(service.db, webhooks, service.queries, signal=service.signal)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await service.start()
+        deliveries.start()
         try:
             yield
         finally:
+            await deliveries.stop()
             await service.stop()
             await resolver.aclose()
 
-    app = FastAPI(title="tcr subsidy service", version="1.0.0", lifespan=lifespan,
+    app = FastAPI(title="tcr subsidy service", version="1.0.0", lifespan=lifespan, telemetry=NATIVE_TELEMETRY_OFF,
                   description="Subsidy awards decided from the registry's feed, with their caps, explained to the fen.")
     app.state.service = service
     install_problem_handlers(app)
@@ -69,6 +77,10 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
     require = authenticator(settings.admin_key, resolver)
     reader = require("analyst")
     app.include_router(feed_router(service.queries, service.signal, require("partner", "analyst")))
+    app.include_router(subscriptions_router(engine=service.db, tables=webhooks, source=service.queries,
+                                            event_types=SUBSIDY_EVENT_TYPES, require=require, worker=deliveries))
+    app.include_router(asyncapi_router())
+    deliveries.register_metrics(metrics.registry)
 
     async def caught_up(min_position: int | None) -> None:
         if min_position and min_position > status.position:

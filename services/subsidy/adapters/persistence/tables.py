@@ -4,10 +4,12 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 
 from tcr_shared.projection_store import tracking_table
+from tcr_shared.webhooks import webhook_tables
 
 metadata = MetaData()
 
 feed_tracking = tracking_table(metadata)
+webhooks = webhook_tables(metadata)
 
 contracts = Table(
     "subsidy_contracts", metadata,
