@@ -9,7 +9,9 @@ random (region, year) metrics requests at it, first with the service's per-versi
 configuration), then with the cache off (every request reads the figures table).
 
 Prints the figures; asserts nothing. Run: make bench, or python bench/reporting.py (BENCH_EVENTS, BENCH_SECONDS,
-BENCH_CLIENTS override the defaults).
+BENCH_CLIENTS, BENCH_WRK_THREADS override the defaults). By default the database is built fresh and dropped
+afterwards; `--reuse` (for iterating on the service) keeps it as `tcr_bench_reporting_kept` and, when it already
+holds the projection of BENCH_EVENTS events, measures it again without rebuilding.
 """
 from __future__ import annotations
 
@@ -38,7 +40,9 @@ from tests.support.processes import free_port, start_service  # noqa: E402
 EVENTS = int(os.environ.get("BENCH_EVENTS", 1_000_000))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", 32))
 SECONDS = int(os.environ.get("BENCH_SECONDS", 15))
+WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", 2))
 PAGE = 1000
+KEPT_DATABASE = "tcr_bench_reporting_kept"
 YEARS = list(range(2016, 2026))
 ADMIN_KEY = "bench-admin-key"
 CATEGORIES = ["development", "transfer", "licence", "consulting", "service"]
@@ -134,7 +138,7 @@ def wrk_script(workdir: Path) -> Path:
 
 
 def run_wrk(url: str, script: Path, seconds: int) -> dict:
-    out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+    out = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
 
     def latency(pct: str) -> float:
@@ -157,21 +161,49 @@ def measure(label: str, env: dict, workdir: Path, script: Path) -> dict:
         service.stop()
 
 
+def kept_database() -> tuple[str, bool]:
+    """The URL of the kept bench database, and whether it already holds the projection of EVENTS events."""
+    import psycopg
+
+    with psycopg.connect(postgres.ADMIN_DSN, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (KEPT_DATABASE,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{KEPT_DATABASE}"')
+    url = f"{postgres.ADMIN_DSN.rsplit('/', 1)[0]}/{KEPT_DATABASE}"
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT position FROM feed_tracking WHERE feed = 'registry'").fetchone()
+    except psycopg.Error:
+        return url, False
+    return url, bool(row) and row[0] >= EVENTS
+
+
 def main() -> None:
+    reuse = "--reuse" in sys.argv[1:]
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
     problem = postgres.server_problem()
     if problem:
         sys.exit(problem)
     workdir = Path(tempfile.mkdtemp(prefix="tcr-bench-reporting-"))
-    url = postgres.create_database("tcr_bench_reporting")
+    if reuse:
+        url, built = kept_database()
+        if built:
+            print(f"reporting: reusing the projection of {EVENTS:,} events in {KEPT_DATABASE} (--reuse)")
+    else:
+        url, built = postgres.create_database("tcr_bench_reporting"), False
     try:
         database = Database(url)
-        print(f"reporting: building the projection from {EVENTS:,} generated registry events, fed straight into "
-              f"the projection's apply path (pages of {PAGE}, figures + position in one transaction each), "
-              f"PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores", flush=True)
-        applied, seconds = asyncio.run(fill(database))
-        print(f"projection built: {applied:,} events in {seconds:.1f}s = {applied / seconds:,.0f} events/s")
+        if not built:
+            if reuse:
+                postgres.drop_database(url)
+                url, _ = kept_database()
+                database = Database(url)
+            print(f"reporting: building the projection from {EVENTS:,} generated registry events, fed straight "
+                  f"into the projection's apply path (pages of {PAGE}, figures + position in one transaction "
+                  f"each), PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores", flush=True)
+            applied, seconds = asyncio.run(fill(database))
+            print(f"projection built: {applied:,} events in {seconds:.1f}s = {applied / seconds:,.0f} events/s")
         script = wrk_script(workdir)
         base = {"TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DATA_DIR": str(workdir), "TCR_REPORTING_DATABASE_URL": url,
                 "TCR_LOG_LEVEL": "WARNING",
@@ -183,7 +215,8 @@ def main() -> None:
         cached = measure("cached", base, workdir, script)
         uncached = measure("uncached", {**base, "TCR_QUERY_CACHE": "0"}, workdir, script)
     finally:
-        postgres.drop_database(url)
+        if not reuse:
+            postgres.drop_database(url)
     print()
     print(f"{'configuration':<34}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for label, r in (("answer cache on (default)", cached), ("answer cache off (reads figures)", uncached)):

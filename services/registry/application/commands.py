@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from tcr_shared.policy_time import SHANGHAI, policy_year
+from tcr_shared.policy_time import policy_year
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound, StaleVersion
 from tcr_registry.application.writer import UnitOfWork
@@ -25,11 +25,10 @@ def submit(contract_id: UUID, actor: PointActor, terms: Terms, at: datetime) -> 
     def run(uow: UnitOfWork) -> Contract:
         if not uow.is_new(contract_id):
             raise AlreadySubmitted(contract_id)
-        # The rules first: a contract with no party in Ningxia is invalid (422) for every point, not merely
-        # outside this point's jurisdiction (403).
-        terms.validate(today=at.astimezone(SHANGHAI).date())
-        _check_jurisdiction(actor, terms)
+        # The rules first (Contract.submit validates): a contract with no party in Ningxia is invalid (422) for
+        # every point, not merely outside this point's jurisdiction (403). Until uow.add, nothing is kept.
         contract = Contract.submit(contract_id, actor.point_id, terms, at)
+        _check_jurisdiction(actor, terms)
         uow.add(contract)
         return contract
 
@@ -78,10 +77,9 @@ def amend(contract_id: UUID, actor: PointActor, changes: dict[str, Any], reason:
           expert_review_ref: str | None, expected_version: int | None) -> Command:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
-        amended = contract.terms.with_changes(changes)
-        amended.validate(today=at.astimezone(SHANGHAI).date())
+        # amend() validates the new terms first; a refusal after it discards this command's copy of the contract.
+        amended = contract.amend(changes, reason, at, expert_review_ref)
         _check_jurisdiction(actor, amended)
-        contract.amend(changes, reason, at, expert_review_ref)
         return contract
 
     return run

@@ -1,0 +1,183 @@
+"""The lean ASGI path for GET /v1/regions/{code}/metrics answers exactly as the FastAPI route does.
+
+Two apps on one database, one with the fast path (the default) and one without, are asked the same requests
+in-process; bodies, status, headers (but the request id) must be identical, errors stay problem+json, and the
+answer follows the projection version when a page is applied.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from tcr_reporting.adapters.http.app import create_app
+from tcr_reporting.adapters.http.fastpath import MetricsFastPath, bearer_secret_of, plain_year
+from tcr_reporting.adapters.persistence.migrate import upgrade
+from tcr_reporting.adapters.persistence.projection import registry_sink
+from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY
+from tcr_reporting.settings import Settings
+from tcr_shared import auth
+from tcr_shared.auth import Principal
+from tcr_shared.database import Database
+from tests.reporting.builders import Feed, terms
+
+ADMIN = "fast-admin-key"
+KEYS = {"analyst-key": "analyst", "point-key": "point"}
+NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+class StubResolver:
+    """Stands in for RegistryKeyResolver (the registry's /v1/whoami), counting the questions."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def __call__(self, secret: str) -> Principal | None:
+        self.asked += 1
+        role = KEYS.get(secret)
+        return Principal(key_id=secret, role=role) if role else None
+
+    async def aclose(self) -> None:
+        pass
+
+
+def make_app(database_url: str, tmp_path, monkeypatch, *, fast_path: bool):
+    monkeypatch.setattr(auth, "RegistryKeyResolver", lambda url: StubResolver())
+    settings = Settings(reporting_database_url=database_url, data_dir=tmp_path, admin_key=ADMIN,
+                        registry_url="http://127.0.0.1:9", subsidy_url="http://127.0.0.1:9", fast_path=fast_path)
+    app = create_app(settings)
+    app.state.runtime.clock = lambda: NOW
+    return app
+
+
+@pytest.fixture
+async def apps(database_url, tmp_path, monkeypatch):
+    await asyncio.to_thread(upgrade, Database(database_url))
+    fast = make_app(database_url, tmp_path, monkeypatch, fast_path=True)
+    slow = make_app(database_url, tmp_path, monkeypatch, fast_path=False)
+    clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://test") for a in (fast, slow)]
+    yield fast, slow, clients[0], clients[1]
+    for client in clients:
+        await client.aclose()
+    for app in (fast, slow):
+        await app.state.runtime.engine.dispose()
+
+
+async def apply_page(app, feed: Feed, *also) -> None:
+    """What a follower does: apply the page with its position, then move the status (the version); `also`:
+    other apps on the same database, whose followers would just move their position."""
+    await registry_sink(app.state.runtime.engine).apply(feed.events, feed.position)
+    for each in (app, *also):
+        each.state.runtime.feeds[FEED_REGISTRY].follower.status.position = feed.position
+
+
+def comparable(response: httpx.Response) -> tuple:
+    return response.status_code, response.headers.multi_items(), response.content
+
+
+def used_fast_path(app) -> bool:
+    return any(m.cls is MetricsFastPath for m in app.user_middleware)
+
+
+async def test_same_answers_with_and_without_the_fast_path(apps) -> None:
+    fast, slow, fast_client, slow_client = apps
+    assert used_fast_path(fast) and not used_fast_path(slow)
+    feed = Feed()
+    feed.certify("k1", terms("640104", "640181", "1234.56", "1000.01", "licence"), 2025)
+    feed.certify("k2", terms("640302", "640302", "200.00", "150.00", "service"), 2026)
+    await apply_page(fast, feed, slow)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    analyst = {"Authorization": "Bearer analyst-key"}
+    cases = [
+        ("/v1/regions/640104/metrics?year=2025", admin),
+        ("/v1/regions/640100/metrics?year=2025", analyst),
+        ("/v1/regions/640000/metrics", admin),  # default: this policy year
+        ("/v1/regions/640302/metrics?year=2026", {**analyst, "Accept": "application/json, text/*;q=0.5"}),
+        ("/v1/regions/640181/metrics?year=2025", {**admin, "Accept": "*/*"}),
+        ("/v1/regions/640104/metrics?year=2025&extra=1", admin),
+        ("/v1/regions/640104/metrics?year=02025", admin),
+        # errors: all answered by the FastAPI route, as problem+json
+        ("/v1/regions/640104/metrics?year=2025", {}),
+        ("/v1/regions/640104/metrics?year=2025", {"Authorization": "Bearer unknown"}),
+        ("/v1/regions/640104/metrics?year=2025", {"Authorization": "Basic abc"}),
+        ("/v1/regions/640104/metrics?year=2025", {"Authorization": "Bearer point-key"}),
+        ("/v1/regions/999999/metrics?year=2025", admin),
+        ("/v1/regions/640104/metrics?year=1999", admin),
+        ("/v1/regions/640104/metrics?year=2027", admin),
+        ("/v1/regions/640104/metrics?year=abc", admin),
+        ("/v1/regions/640104/metrics?year=", admin),
+        ("/v1/regions/640104/metrics?year=2025", {**admin, "Accept": "text/csv"}),
+    ]
+    for n, (path, headers) in enumerate(cases):
+        headers = {**headers, "X-Request-Id": f"case-{n}"}  # problem bodies carry it
+        a = await fast_client.get(path, headers=headers)
+        b = await slow_client.get(path, headers=headers)
+        assert comparable(a) == comparable(b), path
+        assert a.headers["x-request-id"] == f"case-{n}"
+        if a.status_code >= 400:
+            assert a.headers["content-type"] == "application/problem+json", path
+    statuses = {path + str(sorted(h.items())): (await fast_client.get(path, headers=h)).status_code
+                for path, h in cases}
+    assert sorted(set(statuses.values())) == [200, 401, 403, 404, 406, 422]
+    body = (await fast_client.get("/v1/regions/640104/metrics?year=2025", headers=analyst)).json()
+    assert body["outflow"]["amount"] == "1234.56" and body["name"]["en"]
+
+
+async def test_problem_json_from_the_fast_path_app(apps) -> None:
+    fast, _slow, client, _ = apps
+    expectations = [
+        ({}, "/v1/regions/640104/metrics?year=2025", 401),
+        ({"Authorization": "Bearer point-key"}, "/v1/regions/640104/metrics?year=2025", 403),
+        ({"Authorization": f"Bearer {ADMIN}"}, "/v1/regions/123456/metrics?year=2025", 404),
+        ({"Authorization": f"Bearer {ADMIN}"}, "/v1/regions/640104/metrics?year=1990", 422),
+        ({"Authorization": f"Bearer {ADMIN}", "Accept": "application/xml"}, "/v1/regions/640104/metrics", 406),
+    ]
+    for headers, path, status in expectations:
+        response = await client.get(path, headers=headers)
+        assert response.status_code == status, path
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["status"] == status and problem["instance"] == path.split("?")[0]
+        assert problem["request_id"] == response.headers["x-request-id"]
+    assert (await client.get("/v1/regions/640104/metrics", headers={})).headers["www-authenticate"]
+
+
+async def test_the_resolver_cache_decides_keys_and_metrics_count_the_route(apps) -> None:
+    fast, _slow, client, _ = apps
+    resolver = fast.state.runtime.resolver
+    response = await client.get("/v1/regions/640104/metrics?year=2025", headers={"Authorization": "Bearer analyst-key"})
+    assert response.status_code == 200 and resolver.asked == 1
+    response = await client.get("/v1/regions/640104/metrics?year=2025", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert response.status_code == 200 and resolver.asked == 1  # the bootstrap key is never sent to the registry
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/v1/regions/{code}/metrics",service="reporting",status="200"} 2.0' in metrics
+
+
+async def test_answer_follows_the_projection_version(apps) -> None:
+    fast, _slow, client, _ = apps
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    path = "/v1/regions/640521/metrics?year=2025"
+    before = await client.get(path, headers=headers)
+    assert before.json()["outflow"]["count"] == 0
+    feed = Feed()
+    feed.certify("x", terms("640521", "640522", "10.00", "10.00"), 2025)
+    await apply_page(fast, feed)
+    after = await client.get(path, headers=headers)
+    assert after.json()["outflow"]["count"] == 1 and after.json()["outflow"]["amount"] == "10.00"
+    assert (await client.get("/v1/regions/640500/metrics?year=2025", headers=headers)).json()["outflow"]["amount"] \
+        == "10.00"
+
+
+def test_header_and_query_parsing() -> None:
+    assert bearer_secret_of([(b"authorization", b"Bearer  abc ")]) == "abc"
+    assert bearer_secret_of([(b"authorization", b"bearer abc")]) == "abc"
+    assert bearer_secret_of([(b"authorization", b"Basic abc")]) is None
+    assert bearer_secret_of([(b"authorization", b"Bearer ")]) is None
+    assert bearer_secret_of([]) is None
+    assert plain_year(b"") == (True, None)
+    assert plain_year(b"year=2025") == (True, 2025)
+    for query in (b"year=", b"year=+2025", b"year=02025", b"year=2025&year=2024", b"x=1", b"year=2025&x=1",
+                  b"year=20%325"):
+        assert plain_year(query)[0] is False, query
