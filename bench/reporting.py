@@ -211,16 +211,25 @@ def main() -> None:
                 "TCR_REGISTRY_URL": f"http://127.0.0.1:{free_port()}",
                 "TCR_SUBSIDY_URL": f"http://127.0.0.1:{free_port()}"}
         print(f"GET /v1/regions/{{random of 28 codes}}/metrics?year={{random of {len(YEARS)}}}, {CLIENTS} "
-              f"concurrent clients (wrk), {SECONDS}s, uvicorn 1 worker", flush=True)
-        cached = measure("cached", base, workdir, script)
-        uncached = measure("uncached", {**base, "TCR_QUERY_CACHE": "0"}, workdir, script)
+              f"concurrent clients (wrk -t{WRK_THREADS}, 3s warm-up, then {SECONDS}s), uvicorn 1 worker", flush=True)
+        configurations = [
+            ("default (lean path + answer cache)", base),
+            ("FastAPI route only (TCR_FAST_PATH=0)", {**base, "TCR_FAST_PATH": "0"}),
+            ("answer cache off (reads figures)", {**base, "TCR_QUERY_CACHE": "0"}),
+        ]
+        results = []
+        for label, env in configurations:
+            load_before = os.getloadavg()[0]
+            result = measure(label.split()[0].lower(), env, workdir, script)
+            results.append((label, result, load_before, os.getloadavg()[0]))
     finally:
         if not reuse:
             postgres.drop_database(url)
     print()
-    print(f"{'configuration':<34}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-    for label, r in (("answer cache on (default)", cached), ("answer cache off (reads figures)", uncached)):
-        print(f"{label:<34}{r['rps']:>9.0f}{r['p50']:>9.2f}{r['p90']:>9.2f}{r['p99']:>9.2f}{r['non_2xx']:>9}")
+    print(f"{'configuration':<40}{'req/s':>8}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'non-2xx':>8}  load 1m before/after")
+    for label, r, before, after in results:
+        print(f"{label:<40}{r['rps']:>8.0f}{r['p50']:>8.2f}{r['p90']:>8.2f}{r['p99']:>8.2f}{r['non_2xx']:>8}"
+              f"  {before:.2f} / {after:.2f}")
     print("goal: p99 < 20 ms at 32 clients with 1M events behind the figures")
     print(f"load average during the run (other processes share these {os.cpu_count()} cores with the service and "
           f"wrk): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -113,10 +113,6 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class RequestContext:

@@ -79,7 +79,6 @@ async def test_the_document_is_served():
 
 @pytest.mark.e2e
 async def test_real_registry_events_match_their_published_schemas(http, tmp_path, artifacts_dir, committed):
-    pytest.importorskip("tcr_registry.adapters.http.app")
     from tests.partners.registry import RegistryClient, start_registry
 
     registry = start_registry(tmp_path, artifacts_dir / "partners")

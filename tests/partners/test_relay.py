@@ -152,7 +152,6 @@ async def _at_least(js, stream: str, n: int) -> bool:
 
 @pytest.mark.e2e
 async def test_relay_publishes_the_real_registry_feed(http, start_relay, jetstream, tmp_path, artifacts_dir):
-    pytest.importorskip("tcr_registry.adapters.http.app")
     from tests.partners.registry import RegistryClient, start_registry
 
     js, created = jetstream

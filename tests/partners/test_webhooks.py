@@ -251,7 +251,6 @@ async def test_individuals_personal_data_never_leaves_in_a_webhook(http, start_p
 async def test_certifications_in_the_real_registry_reach_a_partner(http, tmp_path, artifacts_dir, make_receiver):
     """The registry with the webhook router and worker mounted: a partner with a registry-issued key subscribes
     to certifications in one prefecture and receives exactly those, signed, in order."""
-    pytest.importorskip("tcr_registry.adapters.http.app")
     from tests.partners.registry import REGISTRY_WITH_WEBHOOKS, RegistryClient, start_registry
 
     registry = start_registry(tmp_path, artifacts_dir / "partners", app=REGISTRY_WITH_WEBHOOKS, **FAST_WEBHOOKS)
@@ -286,7 +285,6 @@ async def test_certifications_in_the_real_registry_reach_a_partner(http, tmp_pat
 @pytest.mark.e2e
 async def test_awards_of_the_real_subsidy_service_reach_a_partner_filtered_by_region(
         http, tmp_path, artifacts_dir, make_receiver):
-    pytest.importorskip("tcr_subsidy.adapters.http.app")
     from tests.partners.registry import RegistryClient, start_registry
     from tests.partners.test_asyncapi import published_schemas
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, Numeric, String, Table,
-                        Text, UniqueConstraint, func)
+                        UniqueConstraint, func)
 
 from tcr_shared.projection_store import tracking_table
 from tcr_shared.webhooks import webhook_tables

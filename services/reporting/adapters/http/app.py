@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tcr_reporting.adapters.feeds import FollowedFeed, followed_feed
 from tcr_reporting.adapters.http.api import api_router
 from tcr_reporting.adapters.http.dashboard import dashboard_router
-from tcr_reporting.adapters.http.fastpath import METRICS_ROUTE, MetricsFastPath
+from tcr_reporting.adapters.http.fastpath import MetricsFastPath
 from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, subsidy_sink
 from tcr_reporting.adapters.persistence.store import FigureStore
@@ -117,8 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.fast_path:
         # added before instrument(): it runs inside RequestContext (request id, metrics, access log)
-        app.add_middleware(MetricsFastPath, runtime=runtime, route=lambda: next(
-            (r for r in app.routes if getattr(r, "path", None) == METRICS_ROUTE), None))
+        app.add_middleware(MetricsFastPath, runtime=runtime)
     instrument(app, "reporting", ready)
     require = auth.authenticator(settings.admin_key, runtime.resolver)
     app.include_router(api_router(require))

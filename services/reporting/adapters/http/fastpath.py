@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -59,12 +59,18 @@ def plain_year(query: bytes) -> tuple[bool, int | None]:
     return True, int(value)
 
 
+@dataclass(frozen=True)
+class RouteLabel:
+    """What `RequestContext` reads from scope["route"] (its `path`) for the request metrics' route label."""
+
+    path: str
+
+
 class MetricsFastPath:
-    def __init__(self, app: ASGIApp, runtime: Any, route: Callable[[], Any] | None = None) -> None:
+    def __init__(self, app: ASGIApp, runtime: Any) -> None:
         self.app = app
         self.runtime = runtime
-        self._route_of = route
-        self._route: Any = None
+        self._route = RouteLabel(METRICS_ROUTE)
         self._regions = ningxia_regions()
 
     def _is_admin_key(self, secret: str) -> bool:
@@ -83,10 +89,7 @@ class MetricsFastPath:
         if body is None:  # not the plain valid case: the FastAPI route answers, errors included
             await self.app(scope, receive, send)
             return
-        if self._route is None and self._route_of is not None:
-            self._route = self._route_of()
-        if self._route is not None:
-            scope["route"] = self._route  # the route label of the request metrics, as through the router
+        scope["route"] = self._route  # the same route label in the request metrics as through the router
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
