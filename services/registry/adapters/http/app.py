@@ -64,7 +64,8 @@ class RegistryService:
         self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env())
         self.event_log = RegistryEventLog(self.app)
         if self.settings.persistence:
-            self.writer = Writer(self.app, on_commit=self._committed, max_batch=self.settings.writer_batch)
+            self.writer = Writer(self.app, on_commit=self._committed, max_batch=self.settings.writer_batch,
+                                 cache_size=self.settings.writer_cache)
             self.writer.start()
         else:
             self.writer = DiscardingWriter()
