@@ -5,8 +5,11 @@ revocations over ten policy years, all 22 counties) are fed straight into the pr
 (`registry_sink(engine).apply(page, position)`: the same SqlProjectionSink transaction per page of 1,000 that
 the follower uses), not through the registry's HTTP API, which would take far longer to fill. The reporting
 service then runs as a real uvicorn process on that PostgreSQL database, and wrk (Debian package `wrk`) drives
-random (region, year) metrics requests at it, first with the service's per-version answer cache (the normal
-configuration), then with the cache off (every request reads the figures table).
+random (region, year) metrics requests at it (each request formatted once in the Lua script, so wrk's own CPU
+goes to sending): first in the normal configuration (the lean ASGI path for this endpoint and the per-version
+answer cache), then through the FastAPI route only (TCR_FAST_PATH=0, for comparison), then with the cache off
+(every request reads the figures table). Each: a fresh uvicorn process, 3 s of warm-up, then the measured run;
+the 1-minute load average before and after each is printed, since the machine may be shared.
 
 Prints the figures; asserts nothing. Run: make bench, or python bench/reporting.py (BENCH_EVENTS, BENCH_SECONDS,
 BENCH_CLIENTS, BENCH_WRK_THREADS override the defaults). By default the database is built fresh and dropped
@@ -130,9 +133,15 @@ def wrk_script(workdir: Path) -> Path:
         f"local first, last = {YEARS[0]}, {YEARS[-1]}\n"
         f'wrk.headers["Authorization"] = "Bearer {ADMIN_KEY}"\n'
         "math.randomseed(os.time())\n"
+        "-- every (region, year) request formatted once, so that wrk spends its CPU on sending, not on Lua\n"
+        "local requests = {}\n"
+        "for _, code in ipairs(codes) do\n"
+        "  for year = first, last do\n"
+        "    requests[#requests + 1] = wrk.format('GET', '/v1/regions/' .. code .. '/metrics?year=' .. year)\n"
+        "  end\n"
+        "end\n"
         "request = function()\n"
-        "  local path = '/v1/regions/' .. codes[math.random(#codes)] .. '/metrics?year=' .. math.random(first, last)\n"
-        "  return wrk.format('GET', path)\n"
+        "  return requests[math.random(#requests)]\n"
         "end\n", encoding="utf-8")
     return lua
 
@@ -159,6 +168,21 @@ def measure(label: str, env: dict, workdir: Path, script: Path) -> dict:
         return run_wrk(url, script, SECONDS)
     finally:
         service.stop()
+
+
+def settle(url: str) -> None:
+    """VACUUM ANALYZE and CHECKPOINT after the build, so that autovacuum and the checkpointer working off a
+    million fresh writes do not run during the measurement (a long-running service is past that point)."""
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        try:
+            conn.execute("CHECKPOINT")
+        except psycopg.Error:  # needs the pg_checkpoint role or a superuser
+            pass
+    print(f"VACUUM ANALYZE + CHECKPOINT after the build: {time.perf_counter() - started:.1f}s", flush=True)
 
 
 def kept_database() -> tuple[str, bool]:
@@ -204,6 +228,7 @@ def main() -> None:
                   f"each), PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores", flush=True)
             applied, seconds = asyncio.run(fill(database))
             print(f"projection built: {applied:,} events in {seconds:.1f}s = {applied / seconds:,.0f} events/s")
+            settle(url)
         script = wrk_script(workdir)
         base = {"TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DATA_DIR": str(workdir), "TCR_REPORTING_DATABASE_URL": url,
                 "TCR_LOG_LEVEL": "WARNING",

@@ -80,14 +80,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = Problem(413, f"The body exceeds {self.limit} bytes (1 MiB); nothing was stored.")
         announced = None
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit():
                 announced = int(value)
         if announced is not None:
             if announced > self.limit:
-                await problem_response(too_large)(scope, receive, send)
+                await problem_response(self._too_large())(scope, receive, send)
                 return
             await self.app(scope, receive, send)  # the server holds the body to its announced length
             return
@@ -102,7 +101,7 @@ class BodyLimit:
                 break
             received += len(message.get("body", b""))
             if received > self.limit:
-                await problem_response(too_large)(scope, receive, send)
+                await problem_response(self._too_large())(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -114,6 +113,9 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    def _too_large(self) -> Problem:
+        return Problem(413, f"The body exceeds {self.limit} bytes (1 MiB); nothing was stored.")
+
 
 class RequestContext:
     """Request id, metrics and the access log, as plain ASGI middleware (cheap on the hot path)."""
@@ -123,6 +125,9 @@ class RequestContext:
         self.metrics = metrics
         self.service = service
         self.access_log = access_log
+        # (method, route, status) -> the labelled counter and histogram: prometheus_client's labels() costs
+        # ~5 µs a call, a dict lookup ~0.1 µs (the same children; as many entries as prometheus keeps anyway)
+        self._children: dict[tuple, tuple] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,8 +151,13 @@ class RequestContext:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
-            self.metrics.requests.labels(self.service, method, route, status).inc()
-            self.metrics.latency.labels(self.service, method, route).observe(elapsed)
+            children = self._children.get((method, route, status))
+            if children is None:
+                children = (self.metrics.requests.labels(self.service, method, route, status),
+                            self.metrics.latency.labels(self.service, method, route))
+                self._children[(method, route, status)] = children
+            children[0].inc()
+            children[1].observe(elapsed)
             if self.access_log.isEnabledFor(logging.INFO):
                 self.access_log.info("request", extra={
                     "request_id": request_id, "method": method, "path": scope["path"], "status": status,

@@ -21,6 +21,7 @@ from tcr_reporting.settings import Settings
 from tcr_shared import auth
 from tcr_shared.auth import Principal
 from tcr_shared.database import Database
+from tcr_shared.problem import Problem
 from tests.reporting.builders import Feed, terms
 
 ADMIN = "fast-admin-key"
@@ -36,6 +37,8 @@ class StubResolver:
 
     async def __call__(self, secret: str) -> Principal | None:
         self.asked += 1
+        if secret == "registry-down":
+            raise Problem(503, "The registry, which vouches for API keys, cannot be reached; try again shortly.")
         role = KEYS.get(secret)
         return Principal(key_id=secret, role=role) if role else None
 
@@ -103,6 +106,7 @@ async def test_same_answers_with_and_without_the_fast_path(apps) -> None:
         ("/v1/regions/640104/metrics?year=2025", {"Authorization": "Bearer unknown"}),
         ("/v1/regions/640104/metrics?year=2025", {"Authorization": "Basic abc"}),
         ("/v1/regions/640104/metrics?year=2025", {"Authorization": "Bearer point-key"}),
+        ("/v1/regions/640104/metrics?year=2025", {"Authorization": "Bearer registry-down"}),
         ("/v1/regions/999999/metrics?year=2025", admin),
         ("/v1/regions/640104/metrics?year=1999", admin),
         ("/v1/regions/640104/metrics?year=2027", admin),
@@ -120,7 +124,7 @@ async def test_same_answers_with_and_without_the_fast_path(apps) -> None:
             assert a.headers["content-type"] == "application/problem+json", path
     statuses = {path + str(sorted(h.items())): (await fast_client.get(path, headers=h)).status_code
                 for path, h in cases}
-    assert sorted(set(statuses.values())) == [200, 401, 403, 404, 406, 422]
+    assert sorted(set(statuses.values())) == [200, 401, 403, 404, 406, 422, 503]
     body = (await fast_client.get("/v1/regions/640104/metrics?year=2025", headers=analyst)).json()
     assert body["outflow"]["amount"] == "1234.56" and body["name"]["en"]
 
@@ -151,8 +155,13 @@ async def test_the_resolver_cache_decides_keys_and_metrics_count_the_route(apps)
     assert response.status_code == 200 and resolver.asked == 1
     response = await client.get("/v1/regions/640104/metrics?year=2025", headers={"Authorization": f"Bearer {ADMIN}"})
     assert response.status_code == 200 and resolver.asked == 1  # the bootstrap key is never sent to the registry
+    response = await client.get("/v1/regions/640104/metrics?year=2025", headers={"Authorization": "Bearer registry-down"})
+    assert response.status_code == 503 and resolver.asked == 2  # asked once, not again through the route
+    resolver.asked = 1
     label = 'route="/v1/regions/{code}/metrics",service="reporting",status="200"} 2.0'
-    assert label in (await client.get("/metrics")).text
+    exposition = (await client.get("/metrics")).text
+    assert label in exposition
+    assert 'route="/v1/regions/{code}/metrics",service="reporting",status="503"} 1.0' in exposition
     for _ in range(2):
         await slow_client.get("/v1/regions/640104/metrics?year=2025", headers={"Authorization": f"Bearer {ADMIN}"})
     assert label in (await slow_client.get("/metrics")).text

@@ -13,9 +13,10 @@ plain, valid request directly:
   headers the FastAPI route sends (`content-length`, `content-type: application/json`).
 
 Anything else - no or unknown key, another role, an unknown region, a year that is not plain digits or is out of
-range, an unacceptable `Accept`, HEAD, a registry that cannot be reached - is not answered here: the request
-goes on to the FastAPI route, which produces the problem+json (401/403/404/406/422/503) exactly as before. The
-fast path never decides an error, so it cannot answer one differently.
+range, an unacceptable `Accept`, HEAD - is not answered here: the request goes on to the FastAPI route, which
+produces the problem+json (401/403/404/406/422) exactly as before, so the fast path never decides those errors.
+The one exception: when the resolver cannot ask the registry (503), that Problem is rendered here by the same
+`problem_response` the route's exception handler uses, so the registry is not asked twice for one request.
 """
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tcr_reporting.adapters.http.negotiation import JSON, negotiate
 from tcr_reporting.domain.calendar import current_year, year_in_range
-from tcr_shared.problem import Problem
+from tcr_shared.problem import Problem, problem_response
 from tcr_shared.regions import ningxia_regions
 
 METRICS_ROUTE = "/v1/regions/{code}/metrics"
@@ -85,7 +87,14 @@ class MetricsFastPath:
         if match is None:
             await self.app(scope, receive, send)
             return
-        body = await self._answer(scope, match.group(1))
+        try:
+            body = await self._answer(scope, match.group(1))
+        except Problem as problem:
+            # the key resolver could not ask the registry (503): answered here, as the route's exception
+            # handler would, rather than asking the registry a second time through the route
+            scope["route"] = self._route
+            await problem_response(problem, Request(scope))(scope, receive, send)
+            return
         if body is None:  # not the plain valid case: the FastAPI route answers, errors included
             await self.app(scope, receive, send)
             return
@@ -101,10 +110,7 @@ class MetricsFastPath:
         if secret is None:
             return None
         if not self._is_admin_key(secret):
-            try:
-                principal = await runtime.resolver(secret)
-            except Problem:
-                return None
+            principal = await runtime.resolver(secret)  # Problem(503) when the registry cannot be asked
             if principal is None or principal.role not in READER_ROLES:
                 return None
         accept = next((v.decode("latin-1") for k, v in headers if k == b"accept"), None)
