@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -42,6 +44,15 @@ class Database:
     def sync_url(self) -> str:
         driver = "postgresql+psycopg" if self.is_postgres else "sqlite"
         return self._parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+    def migrate(self, script_location: Path, **options: str) -> None:
+        """Upgrade to the newest alembic revision in `script_location` (run on start and by each CLI)."""
+        config = Config()
+        config.set_main_option("script_location", str(script_location))
+        config.set_main_option("sqlalchemy.url", self.sync_url.replace("%", "%%"))
+        for key, value in options.items():
+            config.set_main_option(key, value)
+        command.upgrade(config, "head")
 
     def eventsourcing_env(self) -> dict[str, str]:
         if not self.is_postgres:
