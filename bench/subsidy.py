@@ -3,8 +3,13 @@
 1. A registry (real uvicorn process, PostgreSQL) receives BENCH_CONTRACTS contracts (submit + certify, a few amended
    and revoked) through its application layer: about
    100k public feed events.
+   The registry's own contract index is brought up to date before the subsidy service starts (as in a registry
+   that was running while the events were written); BENCH_REGISTRY_INDEX_READY=0 leaves it to be rebuilt by the
+   registry during the subsidy's catch-up, competing for the same cores.
 2. A subsidy service (real process, its own PostgreSQL database) starts cold and follows the feed from zero in
-   pages of 1000; catch-up events/s = positions applied / seconds from start until its status shows lag 0.
+   pages of 1000, applying up to TCR_SUBSIDY_BATCH_PAGES (5) pages per transaction and reading
+   TCR_SUBSIDY_PREFETCH pages ahead (settings taken from this environment, as the service takes them);
+   catch-up events/s = public events applied / seconds from start until its status shows the head reached.
 3. With the service caught up, BENCH_LATENCY_SAMPLES certifications, one at a time: latency = from the registry
    answering the certify request until the subsidy service answers `GET /v1/contracts/{id}/awards?min_position=`
    (which returns as soon as the follower has applied that position). p50 / p99.
@@ -13,6 +18,7 @@ Prints figures; asserts nothing. Run: make bench (or python bench/subsidy.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -33,6 +39,9 @@ from tests.support import postgres  # noqa: E402
 CONTRACTS = int(os.environ.get("BENCH_CONTRACTS", 48_500))  # ~100k public registry events
 SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", 200))
 BACKEND = os.environ.get("BENCH_BACKEND", "postgresql")
+CATCH_UP_REGISTRY_INDEX = os.environ.get("BENCH_REGISTRY_INDEX_READY", "1") == "1"
+BATCH_PAGES = int(os.environ.get("TCR_SUBSIDY_BATCH_PAGES", 5))
+PREFETCH = int(os.environ.get("TCR_SUBSIDY_PREFETCH", 4))
 CST = timezone(timedelta(hours=8))
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -112,7 +121,19 @@ async def load(registry_db_url: str, tmp: Path) -> int:
             if (chunk + 500) % 10000 == 0:
                 print(f"  loaded {chunk + 500} contracts ({(chunk + 500) / (time.perf_counter() - started):.0f}/s)",
                       flush=True)
-        return await service.event_log.head()
+        head = await service.event_log.head()
+        if CATCH_UP_REGISTRY_INDEX:
+            # A running registry keeps its contract index current as it writes; loaded this way it has not, and
+            # would rebuild it (reading the whole log) while the subsidy service catches up, in the same cores.
+            started = time.perf_counter()
+            task = asyncio.create_task(service.index_follower.run())
+            while service.index_follower.status.position < head:
+                await asyncio.sleep(0.2)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            print(f"  registry contract index caught up in {time.perf_counter() - started:.0f}s", flush=True)
+        return head
     finally:
         await service.stop()
 
@@ -152,7 +173,8 @@ async def latency(registry_url: str, subsidy_url: str) -> list[float]:
 
 async def decompose(registry_url: str, subsidy_db_url: str) -> tuple[int, float, float]:
     """Replay the same feed into a fresh database in this process, timing separately the registry's page reads
-    and the subsidy's page applies (decisions + writes + position, one transaction per page)."""
+    and the subsidy's applies (decisions + writes + position, one transaction per BATCH_PAGES pages, as the
+    service does while catching up)."""
     from tcr_shared.database import Database
     from tcr_shared.feed_client import FeedClient
     from tcr_subsidy.adapters.persistence import migrations
@@ -169,16 +191,22 @@ async def decompose(registry_url: str, subsidy_db_url: str) -> tuple[int, float,
     events = position = 0
     try:
         while True:
-            t0 = time.perf_counter()
-            page = await feed.page(position)
-            t1 = time.perf_counter()
-            read_s += t1 - t0
-            if page.next_after <= position:
+            batch, target = [], position
+            for _ in range(BATCH_PAGES):
+                t0 = time.perf_counter()
+                page = await feed.page(target)
+                read_s += time.perf_counter() - t0
+                if page.next_after <= target:
+                    break
+                batch.extend(page.events)
+                target = page.next_after
+            if target <= position:
                 break
-            await sink.apply(page.events, page.next_after)
+            t1 = time.perf_counter()
+            await sink.apply(batch, target)
             apply_s += time.perf_counter() - t1
-            events += len(page.events)
-            position = page.next_after
+            events += len(batch)
+            position = target
     finally:
         await feed.aclose()
         await db.dispose()
@@ -210,7 +238,8 @@ def main() -> None:
             try:
                 seconds, status = catch_up(subsidy.url, head)
                 feed = status["feeds"][0]
-                print(f"catch-up (cold start, pages of 1000, {BACKEND}): {feed['events_applied']} events "
+                print(f"catch-up (cold start, pages of 1000, up to {BATCH_PAGES} per transaction, prefetch {PREFETCH}, "
+                      f"{BACKEND}; load average {os.getloadavg()[0]:.2f}): {feed['events_applied']} events "
                       f"({head} positions) in {seconds:.1f}s = {feed['events_applied'] / seconds:,.0f} events/s; "
                       f"{status['award_feed']['head']} award events appended", flush=True)
                 samples = asyncio.run(latency(registry.url, subsidy.url))

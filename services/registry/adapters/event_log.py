@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 
+from eventsourcing.utils import resolve_topic
+
 from tcr_shared.events.envelope import FeedPage
-from tcr_registry.adapters.public_events import is_public, to_feed_event
+from tcr_registry.adapters.public_events import is_public_class, to_feed_event
 from tcr_registry.application.registry import Registry
 
 
@@ -22,10 +24,11 @@ class RegistryEventLog:
         recorder = self._app.recorder
         notifications = recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         events = []
+        to_domain_event = self._app.mapper.to_domain_event
         for notification in notifications:
-            domain_event = self._app.mapper.to_domain_event(notification)
-            if is_public(domain_event):
-                events.append(to_feed_event(domain_event, notification.id))
+            # Only public events are decoded: the class is known from the topic (as the mapper resolves it).
+            if is_public_class(resolve_topic(notification.topic)):
+                events.append(to_feed_event(to_domain_event(notification), notification.id))
         next_after = notifications[-1].id if notifications else after
         if notifications and len(notifications) < limit:
             head = next_after  # this page reached the end of the log

@@ -11,7 +11,8 @@ from tcr_shared.follower import Follower
 from tcr_subsidy.adapters.persistence import migrations
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.adapters.settings import SubsidySettings
-from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection, NotifyingSink, PrefetchingSource
+from tcr_subsidy.application.projection import (REGISTRY_FEED, AwardProjection, BatchingSource, NotifyingSink,
+                                               PrefetchingSource)
 from tcr_subsidy.domain.awards import Engine
 from tcr_subsidy.domain.rules import RuleBook
 
@@ -31,6 +32,8 @@ class SubsidyService:
         self.feed = FeedClient(settings.registry_url, settings.registry_feed_key,
                                page_size=settings.subsidy_page_size)
         source = PrefetchingSource(self.feed, depth=settings.subsidy_prefetch) if settings.subsidy_prefetch else self.feed
+        if settings.subsidy_batch_pages > 1:
+            source = BatchingSource(source, settings.subsidy_batch_pages)
         self.follower = Follower(REGISTRY_FEED, source, self.sink)
         self._task: asyncio.Task | None = None
         self.started = False

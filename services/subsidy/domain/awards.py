@@ -6,6 +6,7 @@ state and the same award events (ids included), to the fen.
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from tcr_shared.policy_time import SHANGHAI, policy_year
 from tcr_subsidy.domain.rules import PROGRAMMES, ProgrammeRule, RuleBook, RuleSet
 
 AWARD_NAMESPACE = uuid.UUID("6f1c9a52-3b0e-4c55-9d67-2f4b8e1d7a10")
+_AWARD_NAMESPACE_BYTES = AWARD_NAMESPACE.bytes
 DECIDED = "tcr.subsidy.award.decided.v1"
 ADJUSTED = "tcr.subsidy.award.adjusted.v1"
 CLAWED_BACK = "tcr.subsidy.award.clawed_back.v1"
@@ -170,8 +172,17 @@ class Candidate:
     project: str | None
 
 
+def _uuid5(name: str) -> str:
+    """`str(uuid.uuid5(AWARD_NAMESPACE, name))`, without building UUID objects (two per award decided)."""
+    digest = bytearray(hashlib.sha1(_AWARD_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
 def award_id_for(contract_id: str, programme: str, beneficiary: str) -> str:
-    return str(uuid.uuid5(AWARD_NAMESPACE, f"{contract_id}|{programme}|{beneficiary}"))
+    return _uuid5(f"{contract_id}|{programme}|{beneficiary}")
 
 
 def cap_key_for(rule: ProgrammeRule, beneficiary: str, year: int, result_id: str | None,
@@ -235,7 +246,20 @@ def candidates(rs: RuleSet, terms: ContractTerms, contract_id: str,
 def _could_be(rs: RuleSet, role: str, kind: str) -> str | None:
     """The programme a party of this role and kind qualifies for, if any (to avoid reporting that a university
     seller does not qualify for export_enterprise when it qualifies for export_institution)."""
-    return next((p.programme for p in rs.programmes if p.role == role and kind in p.kinds), None)
+    key = (id(rs), role, kind)
+    found = _COULD_BE.get(key, _UNKNOWN)
+    if found is _UNKNOWN:
+        found = next((p.programme for p in rs.programmes if p.role == role and kind in p.kinds), None)
+        if len(_COULD_BE) > 10_000:
+            _COULD_BE.clear()
+        _COULD_BE[key] = found
+        _KEEP_ALIVE[id(rs)] = rs  # the id stays this rule set's while the cache holds it
+    return found
+
+
+_UNKNOWN = object()
+_COULD_BE: dict[tuple[int, str, str], str | None] = {}
+_KEEP_ALIVE: dict[int, RuleSet] = {}
 
 
 def explain_none(considered: list[dict[str, Any]]) -> str:
@@ -246,6 +270,15 @@ def explain_none(considered: list[dict[str, Any]]) -> str:
 class Engine:
     def __init__(self, rulebook: RuleBook) -> None:
         self.rulebook = rulebook
+        self._rules: dict[tuple[str, str], ProgrammeRule | None] = {}
+
+    def _rule(self, rule_set: str, programme: str) -> ProgrammeRule | None:
+        key = (rule_set, programme)
+        try:
+            return self._rules[key]
+        except KeyError:
+            rule = self._rules[key] = self.rulebook.by_id(rule_set).programme(programme)
+            return rule
 
     # -- preloading support -------------------------------------------------------------------------------
     def cap_keys(self, event: RegistryEvent, year: int | None = None) -> set[str]:
@@ -466,7 +499,7 @@ class Engine:
             return (f"{a.programme} (clause {a.clause}, rule set {a.rule_set}) for {a.beneficiary}: award "
                     f"{format_money(previous)} clawed back to 0.00 ({why}). Cap {format_money(a.cap)} {scope}: "
                     f"used {format_money(before)} before, {format_money(after)} after. {cause}")
-        rule = self.rulebook.by_id(a.rule_set).programme(a.programme)
+        rule = self._rule(a.rule_set, a.programme)
         rule_text = (f"base {rule.base if rule else 'amount'} "
                      f"{format_money(a.base)} x rate {a.rate} ({_pct(a.rate)}) = entitlement "
                      f"{format_money(a.entitlement)} (half-up to the fen)")
@@ -498,5 +531,5 @@ class Engine:
         }
         if previous is not None:
             data["previous_award"] = format_money(previous)
-        event_id = str(uuid.uuid5(AWARD_NAMESPACE, f"{event.id}|{a.award_id}|{type_}"))
+        event_id = _uuid5(f"{event.id}|{a.award_id}|{type_}")
         return AwardEvent(event_id, type_, event.time, a.contract_id, a.award_id, event.position, data)
