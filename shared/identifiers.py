@@ -1,6 +1,8 @@
 """Party identifiers: unified social credit codes (GB 32100) and resident identity numbers (GB 11643)."""
 from __future__ import annotations
 
+import hashlib
+import uuid
 from functools import lru_cache
 
 from stdnum.cn import ric, uscc
@@ -28,3 +30,13 @@ def id_number_problem(number: str) -> str | None:
 def credit_code_with_check_digit(first17: str) -> str:
     """Complete seventeen characters into a valid code (used by demo data and tests)."""
     return first17 + uscc.calc_check_digit(first17)
+
+
+def uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """`str(uuid.uuid5(namespace, name))` without building UUID objects: feeds and award decisions compute one
+    per event, and the object round trip was a visible cost there."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"

@@ -2,7 +2,6 @@
 stripped of personal data. The mapping is the one place the public contract meets the domain."""
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from datetime import date, timezone
@@ -11,12 +10,12 @@ from typing import Any
 
 from tcr_shared.events.envelope import FeedEvent
 from tcr_shared.events.registry import SOURCE
+from tcr_shared.identifiers import uuid5_text
 from tcr_shared.money import format_money
 from tcr_registry.domain.contract import Contract
 from tcr_registry.domain.terms import Party, Terms
 
 _NAMESPACE = uuid.UUID("6f0c7f1e-6a53-4c35-9d5e-2f3b1a7c9e01")
-_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 _TYPES: dict[type, tuple[str, str]] = {
     Contract.Submitted: ("submitted", "submitted"),
@@ -30,16 +29,9 @@ _TYPES: dict[type, tuple[str, str]] = {
 
 def event_id(originator_id: uuid.UUID | str, version: int) -> str:
     """Stable across reads, restarts and replays: partners de-duplicate on it."""
-    return _uuid5(f"{originator_id}/{version}")
+    return uuid5_text(_NAMESPACE, f"{originator_id}/{version}")
 
 
-def _uuid5(name: str) -> str:
-    """`str(uuid.uuid5(_NAMESPACE, name))` without building UUID objects (the feed computes one per event)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = digest.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def is_public(domain_event: Any) -> bool:

@@ -6,7 +6,6 @@ state and the same award events (ids included), to the fen.
 """
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,12 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from tcr_shared.events.registry import ContractTerms, PublicParty
+from tcr_shared.identifiers import uuid5_text
 from tcr_shared.money import ZERO, format_money, round_fen
 from tcr_shared.policy_time import SHANGHAI, policy_year
 from tcr_subsidy.domain.rules import PROGRAMMES, ProgrammeRule, RuleBook, RuleSet
 
 AWARD_NAMESPACE = uuid.UUID("6f1c9a52-3b0e-4c55-9d67-2f4b8e1d7a10")
-_AWARD_NAMESPACE_BYTES = AWARD_NAMESPACE.bytes
 DECIDED = "tcr.subsidy.award.decided.v1"
 ADJUSTED = "tcr.subsidy.award.adjusted.v1"
 CLAWED_BACK = "tcr.subsidy.award.clawed_back.v1"
@@ -173,12 +172,7 @@ class Candidate:
 
 
 def _uuid5(name: str) -> str:
-    """`str(uuid.uuid5(AWARD_NAMESPACE, name))`, without building UUID objects (two per award decided)."""
-    digest = bytearray(hashlib.sha1(_AWARD_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = digest.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    return uuid5_text(AWARD_NAMESPACE, name)
 
 
 def award_id_for(contract_id: str, programme: str, beneficiary: str) -> str:
