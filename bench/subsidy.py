@@ -77,11 +77,6 @@ async def load(registry_db_url: str, tmp: Path) -> int:
     service = RegistryService(RegistrySettings(registry_database_url=registry_db_url, data_dir=tmp,
                                                admin_key=ADMIN_KEY, demo=False))
 
-    class _Count:
-        def inc(self, _n: int = 1) -> None:
-            pass
-
-    service.events_appended = _Count()  # the app factory sets a Prometheus counter here; none is served
     await service.start()
     try:
         actors = []

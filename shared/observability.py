@@ -164,8 +164,10 @@ class RequestContext:
                     "duration_ms": round(elapsed * 1000, 2), "service": self.service})
 
 
-def instrument(app: FastAPI, service: str, ready: Callable[[], Awaitable[bool]] | None = None) -> Metrics:
-    metrics = Metrics(service)
+def instrument(app: FastAPI, service: str, ready: Callable[[], Awaitable[bool]] | None = None,
+               metrics: Metrics | None = None) -> Metrics:
+    """Pass `metrics` when the service registered its own counters before the app was built."""
+    metrics = metrics or Metrics(service)
     access_log = logging.getLogger(f"tcr.{service}.access")
 
     app.add_middleware(RequestContext, metrics=metrics, service=service, access_log=access_log)

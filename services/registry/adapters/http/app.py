@@ -52,7 +52,8 @@ class RegistryService:
         self.writer: Writer | DiscardingWriter | None = None
         self.event_log: RegistryEventLog | None = None
         self.index_follower: Follower | None = None
-        self.events_appended = Metrics("registry").counter("tcr_registry_events_appended_total", "Events appended")
+        self.metrics = Metrics("registry")
+        self.events_appended = self.metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
         self.webhooks = DeliveryWorker(self.engine, webhooks, _LazyLog(self), signal=self.signal)
 
     async def start(self) -> None:
@@ -154,8 +155,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     async def ready() -> bool:
         return service.app is not None and service.writer is not None
 
-    metrics = instrument(app, "registry", ready)
-    service.events_appended = metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
+    metrics = instrument(app, "registry", ready, metrics=service.metrics)
     reader = service.require("partner", "analyst")
     app.include_router(feed_router(_LazyLog(service), service.signal, reader, heartbeat=settings.sse_heartbeat))
     app.include_router(contracts_router(service))

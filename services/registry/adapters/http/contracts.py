@@ -23,6 +23,7 @@ from tcr_registry.application import commands
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound
 from tcr_registry.domain.contract import Contract
+from tcr_registry.domain.jurisdiction import may_register
 from tcr_registry.domain.terms import Party, Terms
 
 _IDEMPOTENT_NAMESPACE = uuid.UUID("0b5e2c55-1f2d-4bb8-9a57-1c0d5b0f3a11")
@@ -193,8 +194,6 @@ def contracts_router(service) -> APIRouter:
 
 def _check_can_read(principal: Principal, contract: Contract) -> None:
     if principal.role == "point" and contract.point_id != principal.point_id:
-        from tcr_registry.domain.jurisdiction import may_register
-
         if not may_register(principal.jurisdiction, contract.terms):
             raise Problem(403, "This contract lies outside your registration point's jurisdiction.")
 
