@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 asyncapi: $(STAMP)
-	$(BIN)/python -m tcr_shared.asyncapi --write
+	$(BIN)/python -m tcr_shared.partners.asyncapi --write
 
 compose-check:
 	docker compose config --quiet && echo "docker-compose.yml is valid"

@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from tcr_reporting.adapters.persistence.migrate import upgrade  # noqa: E402
 from tcr_reporting.adapters.persistence.projection import registry_sink  # noqa: E402
-from tcr_shared.database import Database  # noqa: E402
-from tcr_shared.events.envelope import FeedEvent  # noqa: E402
-from tcr_shared.regions import counties, ningxia_regions  # noqa: E402
+from tcr_shared.platform.database import Database  # noqa: E402
+from tcr_shared.language.events.envelope import FeedEvent  # noqa: E402
+from tcr_shared.language.regions import counties, ningxia_regions  # noqa: E402
 from tests.support import postgres  # noqa: E402
 from tests.support.processes import free_port, start_service  # noqa: E402
 

@@ -68,7 +68,7 @@ async def load(registry_db_url: str, tmp: Path) -> int:
 
     from tcr_registry.adapters.http.app import RegistryService
     from tcr_registry.adapters.persistence.models import points
-    from tcr_registry.adapters.settings import RegistrySettings
+    from tcr_registry.settings import RegistrySettings
     from tcr_registry.application import commands
     from tcr_registry.application.actor import PointActor
     from tcr_registry.domain.terms import Party, Terms
@@ -170,15 +170,15 @@ async def decompose(registry_url: str, subsidy_db_url: str) -> tuple[int, float,
     """Replay the same feed into a fresh database in this process, timing separately the registry's page reads
     and the subsidy's applies (decisions + writes + position, one transaction per BATCH_PAGES pages, as the
     service does while catching up)."""
-    from tcr_shared.database import Database
-    from tcr_shared.feed_client import FeedClient
-    from tcr_subsidy.adapters.persistence import migrations
+    from tcr_shared.platform.database import Database
+    from tcr_shared.feeds.client import FeedClient
+    from tcr_subsidy.adapters.persistence import migrate
     from tcr_subsidy.application.projection import AwardProjection, NotifyingSink
     from tcr_subsidy.domain.awards import Engine
     from tcr_subsidy.domain.rules import RuleBook
 
     database = Database(subsidy_db_url)
-    await asyncio.to_thread(migrations.upgrade, database)
+    await asyncio.to_thread(migrate.upgrade, database)
     db = database.async_engine()
     feed = FeedClient(registry_url, ADMIN_KEY, page_size=1000)
     sink = NotifyingSink(db, AwardProjection(Engine(RuleBook.default())), lambda: None)

@@ -87,8 +87,8 @@ def main() -> int:
             children.append((name, child))
             print(f"starting {name} on :{port} ...", flush=True)
             _wait_ready(name, f"http://127.0.0.1:{port}", child)
-        if env.get("TCR_NATS_URL") and _available("tcr_shared.relay.__main__:x"):
-            children.append(("relay", subprocess.Popen([sys.executable, "-m", "tcr_shared.relay"], cwd=ROOT, env=env)))
+        if env.get("TCR_NATS_URL") and _available("tcr_relay.__main__:x"):
+            children.append(("relay", subprocess.Popen([sys.executable, "-m", "tcr_relay"], cwd=ROOT, env=env)))
         _banner(env, ports, generated_admin)
         while True:
             for name, child in children:

@@ -17,7 +17,7 @@ import asyncio
 import sqlite3
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tcr_shared.partner_client import FeedEvent, InvalidWebhook, PartnerClient, verify_webhook
+from tcr_shared.partners.client import FeedEvent, InvalidWebhook, PartnerClient, verify_webhook
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contracts (

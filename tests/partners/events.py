@@ -4,10 +4,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timezone
 
-from tcr_shared.events.registry import (
+from tcr_shared.language.events.registry import (
     ContractCertifiedV1, ContractRevokedV1, ContractSubmittedV1, ContractTerms, PublicParty,
 )
-from tcr_shared.events.subsidy import AwardDecidedV1, Cause
+from tcr_shared.language.events.subsidy import AwardDecidedV1, Cause
 
 CODES = {"640104": "91640100MA76ABCD1X", "640205": "91640200MA76ABCD2X", "640302": "91640300MA76ABCD3X",
          "640181": "91640181MA7F3K2Q1Q", "110108": "91110108MA01ABCD4X"}

@@ -16,15 +16,15 @@ from datetime import datetime, timezone
 from fastapi import Depends, FastAPI
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, func, select
 
-from tcr_shared.auth import Principal, authenticator
-from tcr_shared.database import Database
-from tcr_shared.events.envelope import FeedEvent, FeedPage
-from tcr_shared.events.registry import REGISTRY_EVENT_TYPES
-from tcr_shared.events.subsidy import SUBSIDY_EVENT_TYPES
-from tcr_shared.feed_api import NewEventsSignal, feed_router
-from tcr_shared.observability import instrument
-from tcr_shared.problem import install_problem_handlers
-from tcr_shared.webhooks import DeliveryWorker, WebhookSettings, subscriptions_router, webhook_tables
+from tcr_shared.platform.auth import Principal, authenticator
+from tcr_shared.platform.database import Database
+from tcr_shared.language.events.envelope import FeedEvent, FeedPage
+from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
+from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
+from tcr_shared.feeds.server import NewEventsSignal, feed_router
+from tcr_shared.platform.observability import instrument
+from tcr_shared.platform.problems import install_problem_handlers
+from tcr_shared.partners.webhooks import DeliveryWorker, WebhookSettings, subscriptions_router, webhook_tables
 
 metadata = MetaData()
 events_table = Table(

@@ -13,7 +13,7 @@ import time
 
 from fastapi import FastAPI, Request, Response
 
-from tcr_shared.partner_client import InvalidWebhook, verify_webhook
+from tcr_shared.partners.client import InvalidWebhook, verify_webhook
 
 
 def create_app() -> FastAPI:

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from sqlalchemy import MetaData
 
 from tcr_registry.adapters.http import app as registry_app
-from tcr_shared.events.registry import REGISTRY_EVENT_TYPES
-from tcr_shared.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
+from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
+from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
 
 
 def create_app() -> FastAPI:

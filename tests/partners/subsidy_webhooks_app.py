@@ -10,11 +10,11 @@ import contextlib
 from fastapi import FastAPI
 from sqlalchemy import MetaData
 
-from tcr_shared.auth import RegistryKeyResolver, authenticator
-from tcr_shared.events.subsidy import SUBSIDY_EVENT_TYPES
-from tcr_shared.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
+from tcr_shared.platform.auth import RegistryKeyResolver, authenticator
+from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
+from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
 from tcr_subsidy.adapters.http import app as subsidy_app
-from tcr_subsidy.adapters.settings import SubsidySettings
+from tcr_subsidy.settings import SubsidySettings
 
 
 def create_app() -> FastAPI:

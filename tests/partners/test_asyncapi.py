@@ -9,9 +9,9 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
-from tcr_shared.asyncapi import DEFAULT_PATH, asyncapi_router, build_document, render
-from tcr_shared.events.registry import REGISTRY_EVENT_TYPES
-from tcr_shared.events.subsidy import SUBSIDY_EVENT_TYPES
+from tcr_shared.partners.asyncapi import DEFAULT_PATH, asyncapi_router, build_document, render
+from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
+from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tests.partners.conftest import feed_events
 from tests.partners.events import registry_event, subsidy_event
 
@@ -35,7 +35,7 @@ def committed() -> dict:
 
 def test_the_committed_document_is_the_generated_one():
     assert DEFAULT_PATH.read_text(encoding="utf-8") == render(), (
-        "docs/asyncapi.yaml is stale: run `python -m tcr_shared.asyncapi --write` and commit it")
+        "docs/asyncapi.yaml is stale: run `python -m tcr_shared.partners.asyncapi --write` and commit it")
 
 
 def test_every_event_type_is_described_with_a_version_on_both_channels(committed):

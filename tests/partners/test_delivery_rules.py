@@ -5,11 +5,11 @@ import random
 
 import pytest
 
-from tcr_shared.events.envelope import FeedEvent
-from tcr_shared.events.privacy import scrub
-from tcr_shared.events.registry import REGISTRY_EVENT_TYPES
-from tcr_shared.webhooks import FilterError, SubscriptionFilter, WebhookSettings, retry_delay, type_matches
-from tcr_shared.webhooks.filters import validate_event_types, validate_regions
+from tcr_shared.language.events.envelope import FeedEvent
+from tcr_shared.language.events.privacy import scrub
+from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
+from tcr_shared.partners.webhooks import FilterError, SubscriptionFilter, WebhookSettings, retry_delay, type_matches
+from tcr_shared.partners.webhooks.filters import validate_event_types, validate_regions
 from tests.partners.events import registry_event, subsidy_event
 
 

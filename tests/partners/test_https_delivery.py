@@ -11,11 +11,11 @@ import pytest
 import uvicorn
 from sqlalchemy import MetaData
 
-from tcr_shared.database import Database
-from tcr_shared.events.envelope import FeedEvent, FeedPage
-from tcr_shared.webhooks import DeliveryWorker, WebhookSettings, webhook_tables
-from tcr_shared.webhooks.router import new_webhook_secret
-from tcr_shared.webhooks.worker import utcnow
+from tcr_shared.platform.database import Database
+from tcr_shared.language.events.envelope import FeedEvent, FeedPage
+from tcr_shared.partners.webhooks import DeliveryWorker, WebhookSettings, webhook_tables
+from tcr_shared.partners.webhooks.router import new_webhook_secret
+from tcr_shared.partners.webhooks.worker import utcnow
 from tests.partners.conftest import wait_until
 from tests.partners.events import registry_event
 from tests.support.processes import free_port

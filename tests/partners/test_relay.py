@@ -40,7 +40,7 @@ class Relay:
 
     def start(self) -> Relay:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "tcr_shared.relay"], cwd=ROOT,
+            self.process = subprocess.Popen([sys.executable, "-m", "tcr_relay"], cwd=ROOT,
                                             env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
         return self
 

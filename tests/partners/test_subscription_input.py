@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tcr_shared.webhooks.urls import UnsafeUrl, check_url
+from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
 from tests.partners.conftest import ADMIN, key
 
 GOOD = {"url": "http://127.0.0.1:9/hook", "event_types": ["tcr.registry.contract.*"], "regions": ["6401"]}

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 import yaml
 
-from tcr_shared.asyncapi import DEFAULT_PATH
+from tcr_shared.partners.asyncapi import DEFAULT_PATH
 from tests.partners.conftest import ADMIN, FAST_WEBHOOKS, append, feed_events, key, wait_until
 from tests.partners.events import registry_event
 from tests.support.processes import free_port, start_service

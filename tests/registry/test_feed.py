@@ -11,7 +11,7 @@ from datetime import datetime
 
 from eventsourcing.persistence import StoredEvent
 
-from tcr_shared.events import REGISTRY_EVENT_TYPES
+from tcr_shared.language.events import REGISTRY_EVENT_TYPES
 from tcr_registry.domain.contract import Contract
 from tests.registry.helpers import ADMIN, assert_problem
 from tests.support.registry import contract_body, registry_in_process

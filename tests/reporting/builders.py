@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tcr_shared.events.envelope import FeedEvent
+from tcr_shared.language.events.envelope import FeedEvent
 
 _ids = itertools.count(1)
 

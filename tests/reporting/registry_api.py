@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tcr_shared.identifiers import credit_code_with_check_digit
+from tcr_shared.language.identifiers import credit_code_with_check_digit
 
 _orgs = itertools.count(1)
 

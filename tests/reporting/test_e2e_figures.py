@@ -24,7 +24,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from tcr_shared.regions import counties, ningxia_regions, prefectures
+from tcr_shared.language.regions import counties, ningxia_regions, prefectures
 from tests.reporting.registry_api import org
 
 A, B, C, D, E = "640104", "640181", "640302", "640205", "640402"
@@ -204,7 +204,7 @@ def test_annual_report_json_csv_xlsx_agree(scenario: httpx.Client) -> None:
 
 
 def test_report_for_the_running_year_is_provisional(scenario: httpx.Client) -> None:
-    from tcr_shared.policy_time import now_utc, policy_year
+    from tcr_shared.language.policy_time import now_utc, policy_year
 
     year = policy_year(now_utc())
     response = scenario.get(f"/v1/reports/annual/{year}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import httpx
 
-from tcr_shared.regions import counties, ningxia_regions
+from tcr_shared.language.regions import counties, ningxia_regions
 from tests.reporting.registry_api import org
 
 

@@ -18,10 +18,10 @@ from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink
 from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY
 from tcr_reporting.settings import Settings
-from tcr_shared import auth
-from tcr_shared.auth import Principal
-from tcr_shared.database import Database
-from tcr_shared.problem import Problem
+from tcr_shared.platform import auth
+from tcr_shared.platform.auth import Principal
+from tcr_shared.platform.database import Database
+from tcr_shared.platform.problems import Problem
 from tests.reporting.builders import Feed, terms
 
 ADMIN = "fast-admin-key"

@@ -10,8 +10,8 @@ from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, reset, subsidy_sink
 from tcr_reporting.adapters.persistence.store import FigureStore
 from tcr_reporting.application.queries import ReportingQueries
-from tcr_shared.database import Database
-from tcr_shared.regions import counties, ningxia_regions, prefectures
+from tcr_shared.platform.database import Database
+from tcr_shared.language.regions import counties, ningxia_regions, prefectures
 from tests.reporting.builders import Feed, award, terms
 
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from tcr_shared.events.envelope import FeedEvent
-from tcr_shared.identifiers import credit_code_with_check_digit
+from tcr_shared.language.events.envelope import FeedEvent
+from tcr_shared.language.identifiers import credit_code_with_check_digit
 
 CST = timezone(timedelta(hours=8))
 

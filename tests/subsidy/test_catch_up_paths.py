@@ -10,9 +10,9 @@ from datetime import datetime
 
 import pytest
 
-from tcr_shared.database import Database
-from tcr_shared.events.envelope import FeedPage
-from tcr_subsidy.adapters.persistence import migrations
+from tcr_shared.platform.database import Database
+from tcr_shared.language.events.envelope import FeedPage
+from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.application.projection import AwardProjection, BatchingSource, NotifyingSink, registry_event
 from tcr_subsidy.domain.awards import KNOWN_TYPES, Engine, State
@@ -54,7 +54,7 @@ def busy_history(seed: int, contracts: int = 260) -> History:
 
 async def replay(url: str, events, sizes: list[int]) -> dict:
     database = Database(url)
-    await asyncio.to_thread(migrations.upgrade, database)
+    await asyncio.to_thread(migrate.upgrade, database)
     db = database.async_engine()
     try:
         sink = NotifyingSink(db, AwardProjection(Engine(RuleBook.default())), lambda: None)
@@ -127,7 +127,7 @@ async def test_batched_catch_up_equals_page_by_page(tmp_path):
     h = busy_history(4, contracts=60)
     expected = await replay(f"sqlite:///{tmp_path / 'paged.db'}", h.events, [5])
     database = Database(f"sqlite:///{tmp_path / 'batched.db'}")
-    await asyncio.to_thread(migrations.upgrade, database)
+    await asyncio.to_thread(migrate.upgrade, database)
     db = database.async_engine()
     try:
         sink = NotifyingSink(db, AwardProjection(Engine(RuleBook.default())), lambda: None)

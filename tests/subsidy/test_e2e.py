@@ -287,7 +287,7 @@ def test_kill_9_mid_catch_up_gives_identical_results(stack, tmp_path):
         killed.stop()
         from sqlalchemy import create_engine, text
 
-        from tcr_shared.database import Database
+        from tcr_shared.platform.database import Database
 
         sync = create_engine(Database(url).sync_url)
         with sync.begin() as conn:

@@ -7,9 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from tcr_shared.database import Database
-from tcr_shared.events.subsidy import SUBSIDY_EVENT_TYPES
-from tcr_subsidy.adapters.persistence import migrations
+from tcr_shared.platform.database import Database
+from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
+from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.application.projection import AwardProjection, NotifyingSink
 from tcr_subsidy.application.rebuild import wipe
@@ -21,8 +21,8 @@ from tests.subsidy.history import CST, History, party, terms
 @pytest.fixture
 async def store(database_url):
     database = Database(database_url)
-    await asyncio.to_thread(migrations.upgrade, database)
-    await asyncio.to_thread(migrations.upgrade, database)  # idempotent: a restart runs it again
+    await asyncio.to_thread(migrate.upgrade, database)
+    await asyncio.to_thread(migrate.upgrade, database)  # idempotent: a restart runs it again
     db = database.async_engine()
     rings: list[int] = []
     projection = AwardProjection(Engine(RuleBook.default()))
@@ -133,7 +133,7 @@ def test_migrations_match_the_tables(database_url):
     from tcr_subsidy.adapters.persistence.tables import metadata
 
     database = Database(database_url)
-    migrations.upgrade(database)
+    migrate.upgrade(database)
     engine = create_engine(database.sync_url)
     try:
         with engine.connect() as conn:

@@ -11,8 +11,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcr_shared.database import Database
-from tcr_subsidy.adapters.persistence import migrations
+from tcr_shared.platform.database import Database
+from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.application.projection import AwardProjection, NotifyingSink, registry_event
 from tcr_subsidy.application.rebuild import wipe
@@ -103,7 +103,7 @@ def test_database_replay_in_any_page_size_equals_the_engine(tmp_path_factory, op
     h = build(ops)
     url = f"sqlite:///{tmp_path_factory.mktemp('prop') / 'subsidy.db'}"
     database = Database(url)
-    migrations.upgrade(database)
+    migrate.upgrade(database)
 
     async def run() -> None:
         db = database.async_engine()

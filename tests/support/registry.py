@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tcr_shared.identifiers import credit_code_with_check_digit
+from tcr_shared.language.identifiers import credit_code_with_check_digit
 
 ADMIN_KEY = "test-admin-key"
 REGISTRY_APP = "tcr_registry.adapters.http.app:create_app"
@@ -79,7 +79,7 @@ async def make_key(client: httpx.AsyncClient, role: str, admin_key: str = ADMIN_
 async def registry_in_process(database_url: str, data_dir: Path, **settings) -> AsyncIterator[httpx.AsyncClient]:
     """The registry app with its lifespan running, reached through httpx over ASGI."""
     from tcr_registry.adapters.http.app import create_app
-    from tcr_registry.adapters.settings import RegistrySettings
+    from tcr_registry.settings import RegistrySettings
 
     config = RegistrySettings(registry_database_url=database_url, data_dir=data_dir, admin_key=ADMIN_KEY,
                               demo=False, access_log=False, **settings)

@@ -1,0 +1,38 @@
+"""`tcr-registry`: operations on the registry's database (the service itself runs under uvicorn)."""
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from tcr_registry.adapters.persistence.migrate import upgrade
+from tcr_registry.settings import RegistrySettings
+from tcr_registry.application.registry import Registry
+
+app = typer.Typer(help="tcr registry operations (技术合同登记)", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the registry's tables (alembic), and the event store's own tables."""
+    settings = RegistrySettings()
+    upgrade(settings.database)
+    Registry(env=settings.database.eventsourcing_env()).close()
+    console.print(f"[green]registry database is up to date[/green] ({settings.database.url.split('@')[-1]})")
+
+
+@app.command()
+def head() -> None:
+    """Print the highest position in the event log."""
+    settings = RegistrySettings()
+    registry = Registry(env=settings.database.eventsourcing_env())
+    console.print(registry.recorder.max_notification_id() or 0)
+    registry.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""/v1/contracts: what registration points do, and what readers may see."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import or_, select
+
+from tcr_shared.platform.auth import Principal
+from tcr_shared.language.money import parse_money
+from tcr_shared.platform.problems import Problem
+from tcr_shared.language.regions import area_prefix
+from tcr_registry.adapters.http import schemas
+from tcr_registry.adapters.http.views import contract_view, etag, parse_if_match
+from tcr_registry.adapters.persistence.models import contract_index
+from tcr_registry.adapters.public_events import event_data, event_id, is_public, public_type
+from tcr_registry.application import commands
+from tcr_registry.application.actor import PointActor
+from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound
+from tcr_registry.domain.contract import Contract
+from tcr_registry.domain.jurisdiction import may_register
+from tcr_registry.domain.terms import Party, Terms
+
+_IDEMPOTENT_NAMESPACE = uuid.UUID("0b5e2c55-1f2d-4bb8-9a57-1c0d5b0f3a11")
+
+
+def _actor(principal: Principal) -> PointActor:
+    return PointActor(principal.point_id, principal.jurisdiction, principal.point_number)
+
+
+def _terms(body: schemas.ContractIn) -> Terms:
+    def party(p: schemas.PartyIn | None) -> Party | None:
+        return None if p is None else Party(**p.model_dump())
+
+    return Terms(title=body.title, category=body.category, subcategory=body.subcategory, signed_on=body.signed_on,
+                 amount=parse_money(body.amount), technology_amount=parse_money(body.technology_amount),
+                 consideration=body.consideration, result_id=body.result_id, seller=party(body.seller),
+                 buyer=party(body.buyer), intermediary=party(body.intermediary))
+
+
+def _contract_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise Problem(404, f"There is no contract {raw!r}.") from None
+
+
+def _personal(principal: Principal) -> bool:
+    return principal.role in ("point", "admin")
+
+
+def contracts_router(service) -> APIRouter:
+    router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
+    any_point = service.require("point")
+    reader = service.require("point", "analyst")
+
+    async def point(principal: Principal = Depends(any_point)) -> Principal:
+        # require() always admits admins, but registering is a point's act: it needs a jurisdiction and the
+        # point number that registration numbers carry (an admin key acting here used to crash with a 500).
+        if principal.point_id is None or principal.jurisdiction is None:
+            raise Problem(403, "Only a registration point's key may register or change contracts; "
+                               "an admin key reads and administers.")
+        return principal
+
+    def written(contract: Contract, position: int | None, status: int = 200, **headers: str) -> JSONResponse:
+        response_headers = {"ETag": etag(contract), **headers}
+        if position is not None:
+            response_headers["TCR-Position"] = str(position)
+        return JSONResponse(contract_view(contract, personal=True), status_code=status, headers=response_headers)
+
+    async def execute(request: Request, principal: Principal, command, status: int = 200, location: bool = False):
+        async def handle() -> JSONResponse:
+            committed = await service.writer.execute(command)
+            contract = committed.value
+            extra = {"Location": f"/v1/contracts/{contract.id}"} if location else {}
+            return written(contract, committed.position, status, **extra)
+
+        return await service.idempotency.run(request, principal, handle)
+
+    @router.post("", status_code=201, summary="Submit a contract (registration points)")
+    async def submit(body: schemas.ContractIn, request: Request, principal: Principal = Depends(point)):
+        key = request.headers.get("idempotency-key")
+        contract_id = uuid.uuid5(_IDEMPOTENT_NAMESPACE, f"{principal.key_id}:{key}") if key else uuid.uuid4()
+        command = commands.submit(contract_id, _actor(principal), _terms(body), _now())
+        try:
+            return await execute(request, principal, command, status=201, location=True)
+        except AlreadySubmitted:
+            # The first attempt committed but its answer was lost: answer as it would have.
+            contract = await service.load(contract_id)
+            return written(contract, None, 201, **{"Location": f"/v1/contracts/{contract.id}",
+                                                   "Idempotent-Replayed": "true"})
+
+    @router.post("/{contract_id}/certify", summary="Certify: issue the registration number")
+    async def certify(contract_id: str, request: Request, body: schemas.CertifyIn | None = None,
+                      principal: Principal = Depends(point)):
+        body = body or schemas.CertifyIn()
+        now = _now()
+        amount = parse_money(body.technology_amount) if body.technology_amount is not None else None
+        command = commands.certify(_contract_id(contract_id), _actor(principal), body.certified_at or now, now,
+                                   amount, body.expert_review_ref, parse_if_match(request.headers.get("if-match")))
+        return await execute(request, principal, command)
+
+    @router.post("/{contract_id}/reject", summary="Refuse registration (不予登记)")
+    async def reject(contract_id: str, body: schemas.RejectIn, request: Request, principal: Principal = Depends(point)):
+        command = commands.reject(_contract_id(contract_id), _actor(principal), body.reason_code, body.reason, _now(),
+                                  parse_if_match(request.headers.get("if-match")))
+        return await execute(request, principal, command)
+
+    @router.post("/{contract_id}/withdraw", summary="Withdraw a submitted contract")
+    async def withdraw(contract_id: str, request: Request, body: schemas.WithdrawIn | None = None,
+                       principal: Principal = Depends(point)):
+        body = body or schemas.WithdrawIn()
+        command = commands.withdraw(_contract_id(contract_id), _actor(principal), body.reason, _now(),
+                                    parse_if_match(request.headers.get("if-match")))
+        return await execute(request, principal, command)
+
+    @router.post("/{contract_id}/amend", summary="Amend amounts, category, title or parties' names and regions")
+    async def amend(contract_id: str, body: schemas.AmendIn, request: Request, principal: Principal = Depends(point)):
+        # exclude_unset, not exclude_none: `"subcategory": null` is a change (e.g. licence -> consulting).
+        changes = body.changes.model_dump(exclude_unset=True)
+        if not changes:
+            raise Problem(422, "An amendment needs at least one change.",
+                          errors=[{"field": "changes", "message": "no change given"}])
+        command = commands.amend(_contract_id(contract_id), _actor(principal), changes, body.reason, _now(),
+                                 body.expert_review_ref, parse_if_match(request.headers.get("if-match")))
+        return await execute(request, principal, command)
+
+    @router.post("/{contract_id}/revoke", summary="Revoke a certified contract (reason required)")
+    async def revoke(contract_id: str, body: schemas.RevokeIn, request: Request, principal: Principal = Depends(point)):
+        command = commands.revoke(_contract_id(contract_id), _actor(principal), body.reason, _now(),
+                                  parse_if_match(request.headers.get("if-match")))
+        return await execute(request, principal, command)
+
+    @router.get("/{contract_id}", summary="One contract; ETag is its version")
+    async def get_contract(contract_id: str, principal: Principal = Depends(reader)):
+        contract = await service.load(_contract_id(contract_id))
+        _check_can_read(principal, contract)
+        return JSONResponse(contract_view(contract, personal=_personal(principal)), headers={"ETag": etag(contract)})
+
+    @router.get("/{contract_id}/history", summary="Every event of the contract, oldest first")
+    async def history(contract_id: str, principal: Principal = Depends(reader)):
+        cid = _contract_id(contract_id)
+        contract = await service.load(cid)
+        _check_can_read(principal, contract)
+        domain_events = await asyncio.to_thread(lambda: list(service.app.events.get(cid)))
+        return {"contract_id": str(cid), "events": [
+            {"id": event_id(e.originator_id, e.originator_version), "version": e.originator_version,
+             "type": public_type(e), "time": e.timestamp.astimezone(timezone.utc).isoformat(),
+             "data": event_data(e, personal=_personal(principal))}
+            for e in domain_events if is_public(e)]}
+
+    @router.get("", summary="List contracts, oldest first, filtered")
+    async def list_contracts(
+        principal: Principal = Depends(reader),
+        status: str | None = Query(None, pattern="^(submitted|certified|rejected|withdrawn|revoked)$"),
+        seller: str | None = Query(None, description="Seller's credit code"),
+        buyer: str | None = Query(None, description="Buyer's credit code"),
+        region: str | None = Query(None, pattern=r"^\d{4}(\d{2})?$", description="Either party in this area"),
+        year: int | None = Query(None, ge=1990, le=2100),
+        limit: int = Query(50, ge=1, le=500),
+        page_token: str | None = None,
+    ) -> dict[str, Any]:
+        t = contract_index
+        query = select(t.c.first_position, t.c.summary).order_by(t.c.first_position).limit(limit + 1)
+        if principal.role == "point":
+            query = query.where(t.c.point_id == principal.point_id)
+        if status:
+            query = query.where(t.c.status == status)
+        if seller:
+            query = query.where(t.c.seller_code == seller)
+        if buyer:
+            query = query.where(t.c.buyer_code == buyer)
+        if region:
+            prefix = area_prefix(region) + "%"
+            query = query.where(or_(t.c.seller_region.like(prefix), t.c.buyer_region.like(prefix)))
+        if year:
+            query = query.where(t.c.year == year)
+        if page_token:
+            query = query.where(t.c.first_position > _decode_token(page_token))
+        async with service.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"contracts": [r.summary for r in rows],
+                "next_page_token": _encode_token(rows[-1].first_position) if more else None}
+
+    return router
+
+
+def _check_can_read(principal: Principal, contract: Contract) -> None:
+    if principal.role == "point" and contract.point_id != principal.point_id:
+        if not may_register(principal.jurisdiction, contract.terms):
+            raise Problem(403, "This contract lies outside your registration point's jurisdiction.")
+
+
+def _encode_token(position: int) -> str:
+    return base64.urlsafe_b64encode(f"p:{position}".encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    try:
+        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if kind != "p":
+            raise ValueError
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(422, "page_token is not one this service issued.",
+                      errors=[{"field": "page_token", "message": "invalid"}]) from None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+__all__ = ["contracts_router", "ContractNotFound"]

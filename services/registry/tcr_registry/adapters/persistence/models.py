@@ -1,0 +1,71 @@
+"""Relational state beside the event store: points, API keys, idempotency records, and the contract index
+(a projection of the registry's own log, for listing and filtering)."""
+from __future__ import annotations
+
+from sqlalchemy import (JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, Numeric, String, Table,
+                        UniqueConstraint, func)
+
+from tcr_shared.feeds.projection_store import tracking_table
+from tcr_shared.partners.webhooks import webhook_tables
+
+metadata = MetaData()
+
+points = Table(
+    "points", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("number", String(2), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("jurisdiction", String(4), nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    UniqueConstraint("jurisdiction", "number", name="uq_points_jurisdiction_number"),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("point_id", String(36), nullable=True),
+    Column("label", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+idempotency_records = Table(
+    "idempotency_records", metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+contract_index = Table(
+    "contract_index", metadata,
+    Column("contract_id", String(36), primary_key=True),
+    Column("first_position", BigInteger, nullable=False),
+    Column("point_id", String(36), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("registration_number", String(16), nullable=True),
+    Column("year", Integer, nullable=False),
+    Column("seller_code", String(32), nullable=True),
+    Column("buyer_code", String(32), nullable=True),
+    Column("seller_region", String(6), nullable=True),
+    Column("buyer_region", String(6), nullable=True),
+    Column("category", String(16), nullable=False),
+    Column("amount", Numeric(18, 2), nullable=False),
+    Column("summary", JSON, nullable=False),
+    Index("ix_contract_index_position", "first_position"),
+    Index("ix_contract_index_point", "point_id", "first_position"),
+    Index("ix_contract_index_status", "status"),
+)
+
+feed_tracking = tracking_table(metadata)
+webhooks = webhook_tables(metadata)
+
+# Tables the eventsourcing library creates and owns; alembic must leave them alone.
+EVENT_STORE_TABLES = frozenset({"registry_events", "stored_events", "notification_tracking"})

@@ -1,0 +1,112 @@
+"""The registry's commands. Each returns a function of a UnitOfWork, run by the writer thread, so that
+commands on the same contract or registration book never interleave within a process."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from tcr_shared.language.policy_time import policy_year
+from tcr_registry.application.actor import PointActor
+from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound, StaleVersion
+from tcr_registry.application.writer import UnitOfWork
+from tcr_registry.domain.contract import Contract
+from tcr_registry.domain.errors import OutsideJurisdiction
+from tcr_registry.domain.jurisdiction import may_register
+from tcr_registry.domain.registration_book import RegistrationBook
+from tcr_registry.domain.terms import Terms
+
+Command = Callable[[UnitOfWork], Contract]
+
+
+def submit(contract_id: UUID, actor: PointActor, terms: Terms, at: datetime) -> Command:
+    def run(uow: UnitOfWork) -> Contract:
+        if not uow.is_new(contract_id):
+            raise AlreadySubmitted(contract_id)
+        # The rules first (Contract.submit validates): a contract with no party in Ningxia is invalid (422) for
+        # every point, not merely outside this point's jurisdiction (403). Until uow.add, nothing is kept.
+        contract = Contract.submit(contract_id, actor.point_id, terms, at)
+        _check_jurisdiction(actor, terms)
+        uow.add(contract)
+        return contract
+
+    return run
+
+
+def certify(contract_id: UUID, actor: PointActor, certified_at: datetime, now: datetime,
+            technology_amount: Decimal | None, expert_review_ref: str | None,
+            expected_version: int | None) -> Command:
+    def run(uow: UnitOfWork) -> Contract:
+        contract = _contract_for(uow, contract_id, actor, expected_version)
+        terms = contract.check_certifiable(certified_at, now, technology_amount, expert_review_ref)
+        year = policy_year(certified_at)
+        book = uow.get(RegistrationBook.id_for(actor.point_id, year))
+        if book is None:
+            book = RegistrationBook.open(actor.point_id, actor.registration_prefix, year)
+            uow.add(book)
+        number = book.issue(str(contract.id))
+        contract.certify(number, certified_at, terms, expert_review_ref)
+        return contract
+
+    return run
+
+
+def reject(contract_id: UUID, actor: PointActor, reason_code: str, reason: str, at: datetime,
+           expected_version: int | None) -> Command:
+    def run(uow: UnitOfWork) -> Contract:
+        contract = _contract_for(uow, contract_id, actor, expected_version)
+        contract.reject(reason_code, reason, at)
+        return contract
+
+    return run
+
+
+def withdraw(contract_id: UUID, actor: PointActor, reason: str | None, at: datetime,
+             expected_version: int | None) -> Command:
+    def run(uow: UnitOfWork) -> Contract:
+        contract = _contract_for(uow, contract_id, actor, expected_version)
+        contract.withdraw(reason, at)
+        return contract
+
+    return run
+
+
+def amend(contract_id: UUID, actor: PointActor, changes: dict[str, Any], reason: str, at: datetime,
+          expert_review_ref: str | None, expected_version: int | None) -> Command:
+    def run(uow: UnitOfWork) -> Contract:
+        contract = _contract_for(uow, contract_id, actor, expected_version)
+        # amend() validates the new terms first; a refusal after it discards this command's copy of the contract.
+        amended = contract.amend(changes, reason, at, expert_review_ref)
+        _check_jurisdiction(actor, amended)
+        return contract
+
+    return run
+
+
+def revoke(contract_id: UUID, actor: PointActor, reason: str, at: datetime, expected_version: int | None) -> Command:
+    def run(uow: UnitOfWork) -> Contract:
+        contract = _contract_for(uow, contract_id, actor, expected_version)
+        contract.revoke(reason, at)
+        return contract
+
+    return run
+
+
+def _contract_for(uow: UnitOfWork, contract_id: UUID, actor: PointActor, expected_version: int | None) -> Contract:
+    contract = uow.get(contract_id)
+    if not isinstance(contract, Contract):
+        raise ContractNotFound(str(contract_id))
+    _check_jurisdiction(actor, contract.terms)
+    if expected_version is not None and expected_version != contract.version:
+        raise StaleVersion(expected_version, contract.version)
+    return contract
+
+
+def _check_jurisdiction(actor: PointActor, terms: Terms) -> None:
+    if not may_register(actor.jurisdiction, terms):
+        raise OutsideJurisdiction(
+            f"registration point {actor.registration_prefix} (jurisdiction {actor.jurisdiction}) may only act on "
+            "contracts whose seller (or, for a seller outside Ningxia, buyer) is located in its jurisdiction"
+        )

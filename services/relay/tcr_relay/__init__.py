@@ -1,0 +1,1 @@
+"""The NATS JetStream relay of the public feeds: `tcr-relay serve` (needs TCR_NATS_URL)."""

@@ -1,0 +1,136 @@
+"""`tcr-reporting`: operate the reporting service's projection.
+
+  tcr-reporting migrate             run the database migrations
+  tcr-reporting rebuild             forget every figure and rebuild from position 0 of both feeds
+  tcr-reporting status              positions stored per feed
+
+Rebuild applies the feeds page by page through the same sink the service uses (figures and position in one
+transaction). Stop the service first: two writers of one projection would race."""
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from tcr_reporting.adapters.persistence.migrate import upgrade
+from tcr_reporting.adapters.persistence.projection import registry_sink, reset, subsidy_sink
+from tcr_reporting.adapters.persistence.store import FigureStore
+from tcr_reporting.settings import Settings
+from tcr_shared.feeds.client import FeedClient, FeedUnavailable
+
+app = typer.Typer(help="tcr reporting service: projection maintenance", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _settings(database_url: str | None, registry_url: str | None, subsidy_url: str | None,
+              feed_key: str | None) -> Settings:
+    overrides = {k: v for k, v in {
+        "reporting_database_url": database_url, "registry_url": registry_url, "subsidy_url": subsidy_url,
+        "feed_key": feed_key}.items() if v}
+    return Settings(**overrides)
+
+
+@app.command()
+def migrate(database_url: str | None = typer.Option(None, envvar="TCR_REPORTING_DATABASE_URL")) -> None:
+    """Bring the reporting database to the latest schema."""
+    settings = _settings(database_url, None, None, None)
+    upgrade(settings.database)
+    console.print("[green]migrated[/green]")
+
+
+async def _replay(name: str, client: FeedClient, sink, progress: Progress) -> int:
+    first = await client.page(0, limit=1)
+    head = first.head
+    task = progress.add_task(f"{name}", total=head or None)
+    position = 0
+    applied = 0
+    while True:
+        page = await client.page(position)
+        if page.next_after > position:
+            await sink.apply(page.events, page.next_after)
+            applied += len(page.events)
+            position = page.next_after
+        head = max(head, page.head)
+        progress.update(task, completed=position, total=max(head, position) or None)
+        if not page.events or position >= head:
+            break
+    return applied
+
+
+async def _rebuild(settings: Settings, skip_subsidy: bool) -> dict[str, int]:
+    await asyncio.to_thread(upgrade, settings.database)
+    engine = settings.database.async_engine()
+    key = settings.effective_feed_key
+    counts: dict[str, int] = {}
+    try:
+        await reset(engine)
+        feeds = [("registry", settings.registry_url, registry_sink(engine))]
+        if not skip_subsidy:
+            feeds.append(("subsidy", settings.subsidy_url, subsidy_sink(engine)))
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
+            for name, url, sink in feeds:
+                client = FeedClient(url, key)
+                try:
+                    counts[name] = await _replay(name, client, sink, progress)
+                except (FeedUnavailable, httpx.HTTPStatusError) as exc:
+                    if name == "registry":
+                        raise
+                    console.print(f"[yellow]{name} feed unavailable ({exc}); the service will catch up "
+                                  f"from 0 when it starts[/yellow]")
+                    counts[name] = 0
+                finally:
+                    await client.aclose()
+        positions = await FigureStore(engine).positions()
+    finally:
+        await engine.dispose()
+    console.print(f"[green]rebuilt[/green]: events applied {counts}, positions {positions}")
+    return counts
+
+
+@app.command()
+def rebuild(
+    database_url: str | None = typer.Option(None, envvar="TCR_REPORTING_DATABASE_URL"),
+    registry_url: str | None = typer.Option(None, envvar="TCR_REGISTRY_URL"),
+    subsidy_url: str | None = typer.Option(None, envvar="TCR_SUBSIDY_URL"),
+    feed_key: str | None = typer.Option(None, envvar="TCR_FEED_KEY", help="defaults to TCR_ADMIN_KEY"),
+    skip_subsidy: bool = typer.Option(False, help="Do not replay the subsidy feed"),
+) -> None:
+    """Forget every figure and rebuild them from position 0 of both feeds (stop the service first)."""
+    settings = _settings(database_url, registry_url, subsidy_url, feed_key)
+    try:
+        asyncio.run(_rebuild(settings, skip_subsidy))
+    except FeedUnavailable as exc:
+        console.print(f"[red]the registry feed cannot be read: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    except httpx.HTTPStatusError as exc:
+        console.print(f"[red]the feed refused the request: HTTP {exc.response.status_code} "
+                      f"({exc.request.url}); check TCR_FEED_KEY / TCR_ADMIN_KEY[/red]")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def status(database_url: str | None = typer.Option(None, envvar="TCR_REPORTING_DATABASE_URL")) -> None:
+    """Positions stored per followed feed."""
+    settings = _settings(database_url, None, None, None)
+
+    async def read() -> dict[str, int]:
+        engine = settings.database.async_engine()
+        try:
+            return await FigureStore(engine).positions()
+        finally:
+            await engine.dispose()
+
+    for feed, position in sorted(asyncio.run(read()).items()):
+        console.print(f"{feed}: {position}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Applying a page of feed events to the figures, inside the transaction `SqlProjectionSink` opens (which
+also records the position reached): a page is counted exactly once, or not at all."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from tcr_reporting.domain.figures import (
+    AWARD_TYPES, REGISTRY_PREFIX, CountedAward, CountedContract, FigureDeltas, counted_after,
+)
+from tcr_reporting.adapters.persistence.tables import (
+    FEED_REGISTRY, FEED_SUBSIDY, counted_awards, counted_contracts, feed_tracking, figures,
+)
+from tcr_shared.language.events.envelope import FeedEvent
+from tcr_shared.feeds.projection_store import SqlProjectionSink
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _insert(session: AsyncSession, table):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _contract_id(event: FeedEvent) -> str:
+    return str(event.data.get("contract_id") or event.subject)
+
+
+async def _load_counted(session: AsyncSession, ids: list[str]) -> dict[str, CountedContract]:
+    found: dict[str, CountedContract] = {}
+    c = counted_contracts.c
+    for start in range(0, len(ids), _CHUNK):
+        rows = await session.execute(
+            select(c.contract_id, c.year, c.category, c.amount_fen, c.technology_amount_fen, c.seller_region,
+                   c.buyer_region).where(c.contract_id.in_(ids[start:start + _CHUNK]))
+        )
+        for row in rows:
+            found[row.contract_id] = CountedContract(row.year, row.category, row.amount_fen,
+                                                     row.technology_amount_fen, row.seller_region, row.buyer_region)
+    return found
+
+
+# PostgreSQL: one statement per page over arrays (unnest), instead of one upsert per row.
+_PG_FIGURES = text("""
+INSERT INTO figures (region, year, side, category, count, amount_fen, technology_amount_fen)
+SELECT * FROM unnest(CAST(:region AS varchar[]), CAST(:year AS integer[]), CAST(:side AS varchar[]),
+                     CAST(:category AS varchar[]), CAST(:count AS bigint[]), CAST(:amount AS bigint[]),
+                     CAST(:technology AS bigint[]))
+ON CONFLICT (region, year, side, category) DO UPDATE SET
+  count = figures.count + EXCLUDED.count,
+  amount_fen = figures.amount_fen + EXCLUDED.amount_fen,
+  technology_amount_fen = figures.technology_amount_fen + EXCLUDED.technology_amount_fen
+""")
+_PG_CONTRACTS = text("""
+INSERT INTO counted_contracts (contract_id, year, category, amount_fen, technology_amount_fen, seller_region,
+                               buyer_region, position)
+SELECT * FROM unnest(CAST(:contract_id AS varchar[]), CAST(:year AS integer[]), CAST(:category AS varchar[]),
+                     CAST(:amount AS bigint[]), CAST(:technology AS bigint[]), CAST(:seller AS varchar[]),
+                     CAST(:buyer AS varchar[]), CAST(:position AS bigint[]))
+ON CONFLICT (contract_id) DO UPDATE SET
+  year = EXCLUDED.year, category = EXCLUDED.category, amount_fen = EXCLUDED.amount_fen,
+  technology_amount_fen = EXCLUDED.technology_amount_fen, seller_region = EXCLUDED.seller_region,
+  buyer_region = EXCLUDED.buyer_region, position = EXCLUDED.position
+""")
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
+    items = deltas.items()
+    if items and _is_postgres(session):
+        columns = list(zip(*items))
+        keys = list(zip(*columns[0]))
+        await session.execute(_PG_FIGURES, {
+            "region": list(keys[0]), "year": list(keys[1]), "side": list(keys[2]), "category": list(keys[3]),
+            "count": list(columns[1]), "amount": list(columns[2]), "technology": list(columns[3])})
+        return
+    rows = [
+        {"region": key[0], "year": key[1], "side": key[2], "category": key[3], "count": count,
+         "amount_fen": amount, "technology_amount_fen": technology}
+        for key, count, amount, technology in items
+    ]
+    if not rows:
+        return
+    stmt = _insert(session, figures)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["region", "year", "side", "category"],
+        set_={
+            "count": figures.c.count + stmt.excluded.count,
+            "amount_fen": figures.c.amount_fen + stmt.excluded.amount_fen,
+            "technology_amount_fen": figures.c.technology_amount_fen + stmt.excluded.technology_amount_fen,
+        },
+    )
+    await session.execute(stmt, rows)
+
+
+async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
+    contract_events = [e for e in events if e.type.startswith(REGISTRY_PREFIX)]
+    if not contract_events:
+        return
+    ids = sorted({_contract_id(e) for e in contract_events})
+    stored = await _load_counted(session, ids)
+    state: dict[str, CountedContract | None] = dict(stored)
+    last_position: dict[str, int] = {}
+    deltas = FigureDeltas()
+    for event in contract_events:
+        cid = _contract_id(event)
+        before = state.get(cid)
+        after = counted_after(event.type, event.data, before)
+        if after != before:
+            deltas.move(before, after)
+            state[cid] = after
+            last_position[cid] = event.position
+
+    removed = [cid for cid in last_position if state[cid] is None and cid in stored]
+    kept = [
+        {"contract_id": cid, "year": rec.year, "category": rec.category, "amount_fen": rec.amount_fen,
+         "technology_amount_fen": rec.technology_amount_fen, "seller_region": rec.seller_region,
+         "buyer_region": rec.buyer_region, "position": last_position[cid]}
+        for cid in sorted(last_position) if (rec := state[cid]) is not None
+    ]
+    for start in range(0, len(removed), _CHUNK):
+        await session.execute(delete(counted_contracts).where(
+            counted_contracts.c.contract_id.in_(removed[start:start + _CHUNK])))
+    if kept and _is_postgres(session):
+        await session.execute(_PG_CONTRACTS, {
+            "contract_id": [r["contract_id"] for r in kept], "year": [r["year"] for r in kept],
+            "category": [r["category"] for r in kept], "amount": [r["amount_fen"] for r in kept],
+            "technology": [r["technology_amount_fen"] for r in kept], "seller": [r["seller_region"] for r in kept],
+            "buyer": [r["buyer_region"] for r in kept], "position": [r["position"] for r in kept]})
+    elif kept:
+        stmt = _insert(session, counted_contracts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["contract_id"],
+            set_={name: stmt.excluded[name] for name in (
+                "year", "category", "amount_fen", "technology_amount_fen", "seller_region", "buyer_region",
+                "position")},
+        )
+        await session.execute(stmt, kept)
+    await write_deltas(session, deltas)
+
+
+async def apply_subsidy_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
+    award_events = [e for e in events if e.type in AWARD_TYPES]
+    if not award_events:
+        return
+    ids = sorted({str(e.data["award_id"]) for e in award_events})
+    state: dict[str, CountedAward | None] = dict(await _load_awards(session, ids))
+    deltas = FigureDeltas()
+    for event in award_events:
+        award_id = str(event.data["award_id"])
+        after = CountedAward.from_event(event.data)
+        deltas.move_award(state.get(award_id), after)
+        state[award_id] = after
+    rows = [{"award_id": k, "region": v.region, "year": v.year, "programme": v.programme, "award_fen": v.award_fen}
+            for k, v in sorted(state.items()) if v is not None]
+    stmt = _insert(session, counted_awards)
+    stmt = stmt.on_conflict_do_update(index_elements=["award_id"], set_={
+        name: stmt.excluded[name] for name in ("region", "year", "programme", "award_fen")})
+    await session.execute(stmt, rows)
+    await write_deltas(session, deltas)
+
+
+async def _load_awards(session: AsyncSession, ids: list[str]) -> dict[str, CountedAward]:
+    found: dict[str, CountedAward] = {}
+    c = counted_awards.c
+    for start in range(0, len(ids), _CHUNK):
+        rows = await session.execute(select(c.award_id, c.region, c.year, c.programme, c.award_fen)
+                                     .where(c.award_id.in_(ids[start:start + _CHUNK])))
+        for row in rows:
+            found[row.award_id] = CountedAward(row.region, row.year, row.programme, row.award_fen)
+    return found
+
+
+def registry_sink(engine: AsyncEngine) -> SqlProjectionSink:
+    return SqlProjectionSink(engine, feed_tracking, FEED_REGISTRY, apply_registry_page)
+
+
+def subsidy_sink(engine: AsyncEngine) -> SqlProjectionSink:
+    return SqlProjectionSink(engine, feed_tracking, FEED_SUBSIDY, apply_subsidy_page)
+
+
+async def reset(engine: AsyncEngine) -> None:
+    """Forget every figure and position (before a rebuild from zero), in one transaction."""
+    async with engine.begin() as connection:
+        await connection.execute(delete(figures))
+        await connection.execute(delete(counted_contracts))
+        await connection.execute(delete(feed_tracking))

@@ -1,0 +1,203 @@
+"""How events change the figures of clause (七): outflow, inflow and subsidies per region, policy year and
+category (or programme). Pure Python: the projection feeds events in; persistence stores what comes out.
+
+Money is counted in integer fen here (exact, and cheap to sum in SQL on both backends); it becomes a Decimal
+with two places at the edge (`fen_to_decimal`).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tcr_shared.language.money import FEN
+from tcr_shared.language.regions import NINGXIA, ningxia_regions
+
+OUTFLOW = "outflow"
+INFLOW = "inflow"
+SUBSIDY = "subsidy"
+SIDES = (OUTFLOW, INFLOW)
+CATEGORIES = ("development", "transfer", "licence", "consulting", "service")
+PROGRAMMES = ("import", "export_enterprise", "export_institution", "brokerage")
+
+REGISTRY_PREFIX = "tcr.registry.contract."
+AWARD_TYPES = frozenset({
+    "tcr.subsidy.award.decided.v1", "tcr.subsidy.award.adjusted.v1", "tcr.subsidy.award.clawed_back.v1",
+})
+# The contract statuses in which a contract counts: only certified (amended contracts stay certified).
+COUNTING_STATUS = "certified"
+
+
+class FigureError(ValueError):
+    """An event whose figures cannot be read (malformed money, missing year)."""
+
+
+def to_fen(text: Any) -> int:
+    """Money on the wire (a string with two decimals, possibly negative for deltas) to integer fen."""
+    if not isinstance(text, str):
+        raise FigureError(f"money must be a string, got {text!r}")
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise FigureError(f"{text!r} is not money") from exc
+    fen = value * 100
+    if fen != fen.to_integral_value():
+        raise FigureError(f"{text!r} has more than two decimals")
+    return int(fen)
+
+
+def fen_to_decimal(fen: int) -> Decimal:
+    return (Decimal(fen) / 100).quantize(FEN)
+
+
+def fen_text(fen: int) -> str:
+    return str(fen_to_decimal(fen))
+
+
+def areas_of(code: str | None) -> list[str]:
+    """The Ningxia areas a located party counts in: its own code and every area above it, up to 640000.
+    A party outside Ningxia (or foreign, code None) counts nowhere in Ningxia's figures."""
+    regions = ningxia_regions()
+    areas: list[str] = []
+    while code and code in regions:
+        areas.append(code)
+        code = regions[code].parent
+    return areas
+
+
+@dataclass(frozen=True)
+class CountedContract:
+    """What one contract contributes, as last counted: the record kept per contract so that an amendment
+    subtracts exactly what was added before, and a revocation removes it."""
+
+    year: int
+    category: str
+    amount_fen: int
+    technology_amount_fen: int
+    seller_region: str | None
+    buyer_region: str | None
+
+    def contributions(self) -> Iterator[tuple[tuple[str, int, str, str], int, int, int]]:
+        """(region, year, side, category) -> +1 contract, amount, technology amount. The seller's county and
+        every area above it get the outflow; the buyer's, the inflow. Prefecture and region figures are
+        thereby counted once per side, and a same-county contract counts on both sides of that county."""
+        for side, code in ((OUTFLOW, self.seller_region), (INFLOW, self.buyer_region)):
+            for area in areas_of(code):
+                yield (area, self.year, side, self.category), 1, self.amount_fen, self.technology_amount_fen
+
+
+@dataclass(frozen=True)
+class CountedAward:
+    """What one award contributes to its beneficiary's areas, as last counted."""
+
+    region: str
+    year: int
+    programme: str
+    award_fen: int
+
+    @classmethod
+    def from_event(cls, data: Mapping[str, Any]) -> "CountedAward":
+        programme = data.get("programme")
+        year = data.get("policy_year")
+        if programme not in PROGRAMMES or not isinstance(year, int):
+            raise FigureError(f"award event without a known programme and policy year: {programme!r}, {year!r}")
+        return cls(str(data.get("beneficiary_region")), year, programme, to_fen(data.get("award")))
+
+
+def _region_of(party: Mapping[str, Any] | None) -> str | None:
+    if not party:
+        return None
+    region = party.get("region")
+    return region if isinstance(region, str) else None
+
+
+def counted_after(event_type: str, data: Mapping[str, Any], before: CountedContract | None) -> CountedContract | None:
+    """What a contract counts for after a registry event, given what it counted for before.
+
+    - certified / amended with status certified: counted at the terms carried by the event (the full terms
+      after the event), in the contract's policy year (the amendment's `policy_year`, else the original year);
+    - revoked, or any status other than certified: counts nowhere;
+    - an event type this version does not know: nothing changes.
+    """
+    if not event_type.startswith(REGISTRY_PREFIX):
+        return before
+    status = data.get("status")
+    if status is None:
+        return before
+    if status != COUNTING_STATUS:
+        return None
+    terms = data.get("terms") or {}
+    year = data.get("policy_year")
+    if before is not None and not event_type.endswith(".certified.v1"):
+        year = before.year  # amended contracts count in their original year
+    if not isinstance(year, int):
+        raise FigureError(f"a certified contract event without policy_year: {event_type}")
+    category = terms.get("category")
+    if category not in CATEGORIES:
+        raise FigureError(f"unknown category {category!r}")
+    return CountedContract(
+        year=year,
+        category=category,
+        amount_fen=to_fen(terms.get("amount")),
+        technology_amount_fen=to_fen(terms.get("technology_amount")),
+        seller_region=_region_of(terms.get("seller")),
+        buyer_region=_region_of(terms.get("buyer")),
+    )
+
+
+FigureKey = tuple[str, int, str, str]  # (region, year, side, category or programme)
+
+
+class FigureDeltas:
+    """The net change a batch of events makes to the stored figures (applied in one transaction)."""
+
+    def __init__(self) -> None:
+        self._deltas: dict[FigureKey, list[int]] = {}
+
+    def add(self, key: FigureKey, count: int, amount_fen: int, technology_amount_fen: int) -> None:
+        entry = self._deltas.setdefault(key, [0, 0, 0])
+        entry[0] += count
+        entry[1] += amount_fen
+        entry[2] += technology_amount_fen
+
+    def move(self, before: CountedContract | None, after: CountedContract | None) -> None:
+        """Subtract what a contract counted for, add what it counts for now."""
+        if before == after:
+            return
+        if before is not None:
+            for key, count, amount, technology in before.contributions():
+                self.add(key, -count, -amount, -technology)
+        if after is not None:
+            for key, count, amount, technology in after.contributions():
+                self.add(key, count, amount, technology)
+
+    def move_award(self, before: "CountedAward | None", after: "CountedAward | None") -> None:
+        """Subtract what an award counted for, add what it counts for now (net of claw-backs)."""
+        if before == after:
+            return
+        for record, sign in ((before, -1), (after, 1)):
+            if record is not None:
+                for area in areas_of(record.region):
+                    self.add((area, record.year, SUBSIDY, record.programme), 0, sign * record.award_fen, 0)
+
+    def items(self) -> list[tuple[FigureKey, int, int, int]]:
+        """Non-zero net changes, in key order (a stable lock order for concurrent writers)."""
+        return [(key, *values) for key, values in sorted(self._deltas.items()) if any(values)]
+
+    def __len__(self) -> int:
+        return len(self.items())
+
+
+def is_region_code(code: str) -> bool:
+    return code in ningxia_regions()
+
+
+def region_level(code: str) -> str:
+    return ningxia_regions()[code].level
+
+
+__all__ = [
+    "AWARD_TYPES", "CATEGORIES", "CountedContract", "FigureDeltas", "FigureError", "INFLOW", "NINGXIA", "OUTFLOW",
+    "PROGRAMMES", "SIDES", "SUBSIDY", "areas_of", "counted_after", "fen_text", "fen_to_decimal", "to_fen",
+]

@@ -1,0 +1,36 @@
+"""Settings from the environment (pydantic-settings); names as in docs/ARCHITECTURE.md."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tcr_shared.platform.database import Database
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
+
+    reporting_database_url: str | None = None
+    data_dir: Path = Path("var")
+    admin_key: str | None = None
+    registry_url: str = "http://127.0.0.1:8001"
+    subsidy_url: str = "http://127.0.0.1:8002"
+    feed_key: str | None = None
+    # Long-poll wait on the feeds, seconds (the publisher answers as soon as an event arrives).
+    feed_wait: float = 20.0
+    log_level: str = "INFO"
+    # Answers are cached per projection version (emptied whenever a page is applied); off for benchmarks
+    # of the database path.
+    query_cache: bool = True
+    # The lean ASGI path for GET /v1/regions/{code}/metrics (adapters/http/fastpath.py); off: every request
+    # goes through the FastAPI route (same answers, ~250 µs more CPU each).
+    fast_path: bool = True
+
+    @property
+    def database(self) -> Database:
+        return Database.for_service(self.reporting_database_url, self.data_dir, "reporting")
+
+    @property
+    def effective_feed_key(self) -> str:
+        return self.feed_key or self.admin_key or ""

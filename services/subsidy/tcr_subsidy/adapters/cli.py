@@ -1,0 +1,140 @@
+"""`tcr-subsidy`: rebuild the projection from zero, verify a rebuild equals the live state, migrate."""
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tcr_shared.platform.database import Database
+from tcr_shared.feeds.client import FeedClient
+from tcr_subsidy.adapters.persistence.migrate import upgrade
+from tcr_subsidy.adapters.persistence.queries import Queries
+from tcr_subsidy.settings import SubsidySettings
+from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection
+from tcr_subsidy.application.rebuild import replay, wipe
+from tcr_subsidy.domain.awards import Engine
+from tcr_subsidy.domain.rules import RuleBook
+
+app = typer.Typer(help="tcr subsidy service: rebuild and verify the award projection.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("registry position"), TimeElapsedColumn(), console=console)
+
+
+async def _replay_into(database: Database, settings: SubsidySettings, up_to: int | None, page_size: int,
+                       label: str) -> int:
+    db = database.async_engine()
+    feed = FeedClient(settings.registry_url, settings.registry_feed_key, page_size=page_size)
+    projection = AwardProjection(Engine(RuleBook.from_directory(*settings.rules_dirs)))
+    try:
+        with _progress() as progress:
+            task = progress.add_task(label, total=up_to)
+
+            def report(position: int, head: int) -> None:
+                progress.update(task, completed=position, total=up_to or head)
+
+            return await replay(db, projection, feed, up_to=up_to, page_size=page_size, progress=report)
+    finally:
+        await feed.aclose()
+        await db.dispose()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the subsidy tables (also done on every start)."""
+    settings = SubsidySettings()
+    upgrade(settings.database)
+    console.print(f"migrated {settings.database.url}")
+
+
+@app.command()
+def rebuild(
+    page_size: int = typer.Option(1000, min=1, max=1000, help="Registry feed page size"),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation"),
+) -> None:
+    """Rebuild the live projection from zero: delete every decision and replay the registry feed.
+    Stop the service first; it resumes following from the rebuilt position when started again."""
+    settings = SubsidySettings()
+    if not yes:
+        typer.confirm(f"Delete every award in {settings.database.url} and replay the registry feed?", abort=True)
+
+    async def run() -> int:
+        await asyncio.to_thread(upgrade, settings.database)
+        db = settings.database.async_engine()
+        try:
+            await wipe(db)
+        finally:
+            await db.dispose()
+        return await _replay_into(settings.database, settings, None, page_size, "rebuilding")
+
+    position = asyncio.run(run())
+    console.print(f"[green]rebuilt[/green] up to registry position {position}")
+
+
+@app.command()
+def verify(
+    page_size: int = typer.Option(1000, min=1, max=1000, help="Registry feed page size"),
+    scratch: Path | None = typer.Option(None, help="SQLite file to rebuild into (default: a temporary file)"),
+) -> None:
+    """Rebuild from zero into a scratch database, up to the live position, and compare every decision, award,
+    cap and award event with the live state. Exit code 1 when they differ."""
+    settings = SubsidySettings()
+    live_db = settings.database
+
+    async def run() -> bool:
+        engine = live_db.async_engine()
+        live = Queries(engine)
+        try:
+            await asyncio.to_thread(upgrade, live_db)
+            position = await live.tracked_position(REGISTRY_FEED)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = scratch or Path(tmp) / "subsidy-verify.db"
+                if path.exists():
+                    path.unlink()
+                scratch_db = Database(f"sqlite:///{path.resolve()}")
+                await asyncio.to_thread(upgrade, scratch_db)
+                reached = await _replay_into(scratch_db, settings, position, page_size, "verifying")
+                rebuilt_engine = scratch_db.async_engine()
+                try:
+                    rebuilt = await Queries(rebuilt_engine).snapshot()
+                finally:
+                    await rebuilt_engine.dispose()
+            live_now = await live.snapshot(up_to=position)
+            still = await live.tracked_position(REGISTRY_FEED) == position
+        finally:
+            await engine.dispose()
+        console.print(f"live position {position}, rebuilt to {reached}")
+        names = ["award_events"] + (["awards", "caps", "contracts", "skipped"] if still else [])
+        if not still:
+            console.print("[yellow]the live service moved on while verifying: comparing the award feed only")
+        same = True
+        for name in names:
+            a, b = live_now[name], rebuilt[name]
+            if a == b:
+                console.print(f"  {name}: {len(a)} rows [green]identical[/green]")
+            else:
+                same = False
+                first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+                console.print(f"  {name}: [red]differs[/red] (live {len(a)} rows, rebuilt {len(b)}; first "
+                              f"difference at row {first})")
+        return same
+
+    ok = asyncio.run(run())
+    console.print("[green]verified: the rebuilt state equals the live one[/green]" if ok
+                  else "[red]the rebuilt state differs from the live one[/red]")
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The public feed any tcr publisher mounts: `GET /v1/events` (pages, optional long poll) and
+`GET /v1/events/stream` (Server-Sent Events resuming after Last-Event-ID)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from fastapi import APIRouter, Depends, Query, Request
+from sse_starlette.sse import EventSourceResponse
+
+from tcr_shared.language.events.envelope import FeedPage
+from tcr_shared.platform.problems import Problem
+
+MAX_PAGE = 1000
+MAX_WAIT_SECONDS = 30.0
+POLL_FALLBACK_SECONDS = 1.0  # writers in other processes do not ring this process's bell
+
+
+class EventLog(Protocol):
+    async def read(self, after: int, limit: int) -> FeedPage:
+        """Events strictly after `after`, in order, at most `limit`; never one that could be followed by a
+        late commit at a lower position."""
+
+    async def head(self) -> int: ...
+
+
+class NewEventsSignal:
+    """Rung by the writer after each commit; waiters wake at once instead of polling."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event = asyncio.Event()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def ring(self) -> None:
+        """Safe to call from any thread."""
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _wake(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def ticket(self) -> asyncio.Event:
+        """Take before reading: `wait(since=ticket)` then also wakes for a ring that came during the read."""
+        return self._event
+
+    async def wait(self, timeout: float, since: asyncio.Event | None = None) -> None:
+        event = since if since is not None else self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+
+async def read_waiting(log: EventLog, signal: NewEventsSignal, after: int, limit: int, wait: float) -> FeedPage:
+    """A page; when empty and `wait` > 0, hold until an event arrives or `wait` runs out (long poll)."""
+    deadline = time.monotonic() + wait
+    while True:
+        # Taken before the read: a commit that lands while we read still wakes us (no lost wake-up).
+        ticket = signal.ticket()
+        page = await log.read(after, limit)
+        remaining = deadline - time.monotonic()
+        # A page of only non-public events still moves the reader on (next_after > after): return it rather
+        # than hold the request while later events are already there.
+        if page.events or page.next_after > after or remaining <= 0:
+            return page
+        await signal.wait(min(remaining, POLL_FALLBACK_SECONDS), since=ticket)
+
+
+def feed_router(log: EventLog, signal: NewEventsSignal, reader: Callable, *, heartbeat: float = 15.0) -> APIRouter:
+    """`reader` is the auth dependency that admits feed readers (partner, analyst, admin)."""
+    router = APIRouter(tags=["feed"])
+
+    @router.get("/v1/events", response_model=FeedPage, summary="Catch-up feed (CloudEvents, in global order)")
+    async def events(
+        after: int = Query(0, ge=0, description="Return events strictly after this position"),
+        limit: int = Query(100, ge=1, le=MAX_PAGE),
+        wait: float = Query(0, ge=0, le=MAX_WAIT_SECONDS, description="Long poll: seconds to wait for an event"),
+        _principal=Depends(reader),
+    ) -> FeedPage:
+        return await read_waiting(log, signal, after, limit, wait)
+
+    @router.get("/v1/events/stream", summary="Live stream (Server-Sent Events; id = position)")
+    async def stream(
+        request: Request,
+        after: int | None = Query(None, ge=0, description="Start after this position (Last-Event-ID wins)"),
+        _principal=Depends(reader),
+    ) -> EventSourceResponse:
+        position = _resume_position(request.headers.get("last-event-id"), after)
+        return _FeedStream(_sse_events(log, signal, position, heartbeat), ping=heartbeat)
+
+    return router
+
+
+class _FeedStream(EventSourceResponse):
+    """An SSE response that ends its HTTP message properly when the server shuts down: sse-starlette cancels
+    the stream on shutdown and returns without the final body message, so the client saw a broken chunked
+    response (and uvicorn logged "ASGI callable returned without completing response")."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        started = completed = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started, completed
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                completed = True
+            await send(message)
+
+        await super().__call__(scope, receive, tracking_send)
+        if started and not completed:
+            try:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except Exception:  # the client is already gone
+                pass
+
+
+def _resume_position(last_event_id: str | None, after: int | None) -> int:
+    if last_event_id is not None and last_event_id.strip():
+        if not last_event_id.strip().isdigit():
+            raise Problem(400, "Last-Event-ID must be a feed position (a whole number).")
+        return int(last_event_id)
+    return after or 0
+
+
+async def _sse_events(log: EventLog, signal: NewEventsSignal, position: int, heartbeat: float) -> AsyncIterator[dict]:
+    while True:
+        page = await read_waiting(log, signal, position, 500, heartbeat)
+        for event in page.events:
+            yield {"id": str(event.position), "event": event.type, "data": event.model_dump_json()}
+        position = page.next_after

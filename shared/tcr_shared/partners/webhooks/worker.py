@@ -1,0 +1,357 @@
+"""The delivery worker: one task per active subscription, events in feed order, at least once.
+
+Each subscription has a cursor (`position`): every event up to it has been delivered or filtered out. Its task
+reads events after the cursor from the publisher's own log, sends the next matching one (one event per request,
+signed per Standard Webhooks with the `standardwebhooks` package) and moves the cursor only after a 2xx. A
+failure is retried with exponential backoff and jitter (5 s doubling up to 10 h between attempts); when an event
+has been failing for the retry window (about 3 days) the subscription is paused with a reason, the cursor still
+before the failing event, so a resume loses nothing. The retry schedule lives in the database
+(`next_retry_at`), so a restart keeps it.
+
+Isolation: every subscription has its own task; a request holds one of `concurrency` slots at most `timeout`
+seconds; registration never waits for a webhook (the worker only reads the log). Run one worker per database (the
+service process that owns the database); two workers on one database would deliver twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks import Webhook
+
+from tcr_shared.language.events.envelope import FeedEvent
+from tcr_shared.language.events.privacy import encode_event
+from tcr_shared.feeds.server import NewEventsSignal
+from tcr_shared.partners.webhooks.filters import SubscriptionFilter
+from tcr_shared.partners.webhooks.settings import WebhookSettings
+from tcr_shared.feeds.server import EventLog
+from tcr_shared.partners.webhooks.tables import WebhookTables
+from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
+
+log = logging.getLogger("tcr.webhooks")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def retry_delay(attempt: int, settings: WebhookSettings, rng: random.Random = random._inst) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): initial * 2^(attempt-1), capped, jittered."""
+    base = min(settings.retry_max, settings.retry_initial * (2 ** min(attempt - 1, 40)))
+    return base * rng.uniform(1 - settings.retry_jitter, 1 + settings.retry_jitter)
+
+
+def signed_headers(secret: str, webhook_id: str, body: str, when: datetime | None = None) -> dict[str, str]:
+    when = when or utcnow()
+    signature = Webhook(secret).sign(msg_id=webhook_id, timestamp=when, data=body)
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/cloudevents+json; charset=utf-8",
+        "user-agent": "tcr-webhooks/1",
+    }
+
+
+class _Superseded(Exception):
+    """The subscription changed under the task (replay, resume, edit, delete): start again from the database."""
+
+
+@dataclass
+class _Outcome:
+    ok: bool
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: WebhookTables,
+        source: EventLog,
+        *,
+        signal: NewEventsSignal | None = None,
+        settings: WebhookSettings | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.engine = engine
+        self.t = tables
+        self.source = source
+        self.signal = signal
+        self.settings = settings or WebhookSettings()
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(self.settings.timeout), follow_redirects=False,
+            limits=httpx.Limits(max_connections=self.settings.concurrency * 2, max_keepalive_connections=64),
+        )
+        self._owns_client = client is None
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._tick = asyncio.Event()
+        self._rescan = asyncio.Event()
+        self._supervisor: asyncio.Task | None = None
+        self.delivered = 0
+        self.failed = 0
+        self._attempts_metric = None
+
+    def register_metrics(self, registry) -> None:
+        """Expose attempts by outcome and running subscriptions on the service's Prometheus registry
+        (`instrument(...)` returns it as `metrics.registry`)."""
+        from prometheus_client import Counter, Gauge
+
+        self._attempts_metric = Counter("tcr_webhook_attempts", "Webhook delivery attempts by outcome", ["outcome"],
+                                        registry=registry)
+        Gauge("tcr_webhook_subscriptions_running", "Subscriptions with a delivery task",
+              registry=registry).set_function(lambda: sum(not t.done() for t in self._tasks.values()))
+
+    def _count(self, outcome: str) -> None:
+        if outcome == "delivered":
+            self.delivered += 1
+        else:
+            self.failed += 1
+        if self._attempts_metric is not None:
+            self._attempts_metric.labels(outcome).inc()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> asyncio.Task:
+        if self._supervisor is None or self._supervisor.done():
+            self._supervisor = asyncio.create_task(self.run(), name="webhook-supervisor")
+        return self._supervisor
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._supervisor, *self._tasks.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._supervisor = None
+        if self._owns_client:
+            await self._client.aclose()
+
+    def notify(self) -> None:
+        """New events were appended: wake subscriptions that are waiting at the head. Call on the event loop
+        (from a thread: `loop.call_soon_threadsafe(worker.notify)`)."""
+        tick, self._tick = self._tick, asyncio.Event()
+        tick.set()
+
+    def reload(self, subscription_id: str) -> None:
+        """A subscription was created or changed: restart its task from what the database says."""
+        task = self._tasks.pop(subscription_id, None)
+        if task is not None:
+            task.cancel()
+        self._rescan.set()
+
+    async def run(self) -> None:
+        """Supervise one task per active subscription until cancelled."""
+        while True:
+            try:
+                await self._sync_tasks()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook supervisor: cannot load subscriptions; retrying")
+            try:
+                await asyncio.wait_for(self._rescan.wait(), max(5.0, self.settings.poll_interval * 10))
+            except TimeoutError:
+                pass
+            self._rescan.clear()
+
+    async def _sync_tasks(self) -> None:
+        async with self.engine.connect() as conn:
+            active = set((await conn.execute(
+                select(self.t.subscriptions.c.id).where(self.t.subscriptions.c.status == "active"))).scalars())
+        for sub_id, task in list(self._tasks.items()):
+            if task.done() or sub_id not in active:
+                if not task.done():
+                    task.cancel()
+                del self._tasks[sub_id]
+        for sub_id in active - self._tasks.keys():
+            self._tasks[sub_id] = asyncio.create_task(self._run_subscription(sub_id), name=f"webhook-{sub_id}")
+
+    # -- one subscription ------------------------------------------------------------------------------------
+    async def _load(self, sub_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(self.t.subscriptions).where(self.t.subscriptions.c.id == sub_id))).mappings().first()
+        return dict(row) if row else None
+
+    async def _update(self, sub: dict[str, Any], *, attempt: dict[str, Any] | None = None, **values: Any) -> None:
+        """Compare-and-set on the generation: a replay or edit in between wins, and this task starts over.
+        `attempt` (a deliveries row) is logged in the same transaction."""
+        s, d = self.t.subscriptions, self.t.deliveries
+        values["updated_at"] = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(s).where(s.c.id == sub["id"], s.c.generation == sub["generation"], s.c.status == "active").values(**values))
+            if result.rowcount != 1:
+                await conn.rollback()
+                raise _Superseded()
+            if attempt is not None:
+                inserted = await conn.execute(d.insert().values(subscription_id=sub["id"], **attempt))
+                if inserted.inserted_primary_key[0] % 100 == 0:  # now and then keep only the newest `deliveries_kept`
+                    cutoff = await conn.scalar(select(d.c.id).where(d.c.subscription_id == sub["id"])
+                                               .order_by(d.c.id.desc()).offset(self.settings.deliveries_kept).limit(1))
+                    if cutoff is not None:
+                        await conn.execute(delete(d).where(d.c.subscription_id == sub["id"], d.c.id <= cutoff))
+        sub.update(values)
+
+    async def _run_subscription(self, sub_id: str) -> None:
+        while True:
+            try:
+                if not await self._pump(sub_id):
+                    return
+            except asyncio.CancelledError:
+                raise
+            except _Superseded:
+                continue
+            except Exception:
+                log.exception("webhook subscription %s: unexpected error; retrying", sub_id)
+                await asyncio.sleep(self.settings.poll_interval)
+
+    async def _pump(self, sub_id: str) -> bool:
+        """Deliver until paused, deleted or superseded. Returns False when the task should end."""
+        sub = await self._load(sub_id)
+        if sub is None or sub["status"] != "active":
+            return False
+        pending = aware(sub["next_retry_at"])
+        if pending is not None and pending > utcnow():
+            await asyncio.sleep((pending - utcnow()).total_seconds())
+        filt = SubscriptionFilter(tuple(sub["event_types"]), tuple(sub["regions"] or ()))
+        while True:
+            ticks = self._ticks()  # taken before reading, so that a ring during the read is not missed
+            page = await self.source.read(sub["position"], self.settings.batch)
+            if not page.events and page.next_after <= sub["position"]:
+                await self._wait_for_events(ticks)
+                continue
+            skipped_to = sub["position"]
+            for event in page.events:
+                if event.position <= sub["position"]:
+                    continue
+                if not filt.matches(event.type, event.data):
+                    skipped_to = event.position
+                    continue
+                if skipped_to > sub["position"]:
+                    await self._update(sub, position=skipped_to)
+                if not await self._deliver(sub, event):
+                    return False
+            skipped_to = max(skipped_to, page.next_after)  # positions the feed leaves out (not public) count too
+            if skipped_to > sub["position"]:
+                await self._update(sub, position=skipped_to)
+
+    def _ticks(self) -> list[asyncio.Event]:
+        ticks = [self._tick]
+        if self.signal is not None:
+            ticks.append(self.signal.ticket())  # set by the next ring, even one during our read
+        return ticks
+
+    async def _wait_for_events(self, ticks: list[asyncio.Event]) -> None:
+        waits = [asyncio.ensure_future(t.wait()) for t in ticks]
+        try:
+            await asyncio.wait(waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _deliver(self, sub: dict[str, Any], event: FeedEvent) -> bool:
+        """Send one event until it is accepted (True) or the subscription is paused (False)."""
+        body = encode_event(event)
+        while True:
+            attempt = sub["failed_attempts"] + 1
+            attempted_at = utcnow()
+            outcome = await self._send(sub, event.id, body)
+            now = utcnow()
+            if outcome.ok:
+                await self._update(sub, position=event.position, failed_attempts=0, failing_since=None,
+                                   next_retry_at=None, last_delivered_at=now,
+                                   attempt=_attempt(event, attempt, attempted_at, outcome, "delivered", None))
+                self._count("delivered")
+                return True
+            self._count("failed")
+            failing_since = aware(sub["failing_since"]) or now
+            if (now - failing_since).total_seconds() >= self.settings.retry_window:
+                reason = (f"paused after {attempt} failed attempts over {_duration(now - failing_since)} to deliver "
+                          f"event {event.id} (position {event.position}); last error: {outcome.error}")
+                await self._update(sub, status="paused", paused_reason=reason, next_retry_at=None,
+                                   failed_attempts=attempt, failing_since=failing_since,
+                                   attempt=_attempt(event, attempt, attempted_at, outcome, "paused", None))
+                log.warning("webhook subscription %s %s", sub["id"], reason)
+                return False
+            wait = retry_delay(attempt, self.settings)
+            retry_at = now + timedelta(seconds=wait)
+            await self._update(sub, failed_attempts=attempt, failing_since=failing_since, next_retry_at=retry_at,
+                               attempt=_attempt(event, attempt, attempted_at, outcome, "failed", retry_at))
+            await asyncio.sleep(wait)
+
+    async def _send(self, sub: dict[str, Any], webhook_id: str, body: str) -> _Outcome:
+        try:
+            checked = await check_url(sub["url"], allow_loopback=self.settings.allow_loopback)
+        except UnsafeUrl as exc:
+            return _Outcome(False, None, f"refused: {exc}", 0.0)
+        parts = urlsplit(checked.url)
+        extensions = {"sni_hostname": checked.host} if checked.scheme == "https" else {}
+        async with self._slots:
+            headers = signed_headers(sub["secret"], webhook_id, body)  # signed when sent: the timestamp is fresh
+            headers["host"] = parts.netloc.rpartition("@")[2]
+            started = time.perf_counter()
+            for i, address in enumerate(checked.addresses):  # as a browser would: the next address if one is down
+                host = f"[{address}]" if ":" in address else address
+                pinned = urlunsplit((parts.scheme, f"{host}:{checked.port}", parts.path or "/", parts.query, ""))
+                try:
+                    async with self._client.stream("POST", pinned, content=body.encode(), headers=headers,
+                                                   extensions=extensions) as response:
+                        status = response.status_code
+                        snippet = b""
+                        if not 200 <= status < 300:  # a little of the answer for the deliveries log, not all of it
+                            async for chunk in response.aiter_bytes():
+                                snippet += chunk
+                                if len(snippet) >= 200:
+                                    break
+                    break
+                except httpx.ConnectError as exc:
+                    if i + 1 < len(checked.addresses):
+                        continue
+                    return _Outcome(False, None, f"ConnectError: {exc}"[:500], _ms(started))
+                except httpx.TimeoutException:
+                    return _Outcome(False, None, f"timed out after {self.settings.timeout:g} s", _ms(started))
+                except httpx.HTTPError as exc:
+                    return _Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500], _ms(started))
+        ok = 200 <= status < 300
+        error = None if ok else f"HTTP {status}: {snippet[:200].decode(errors='replace')}"
+        return _Outcome(ok, status, error, _ms(started))
+
+
+def _attempt(event: FeedEvent, attempt: int, when: datetime, outcome: _Outcome, result: str,
+             retry_at: datetime | None) -> dict[str, Any]:
+    return dict(webhook_id=event.id, event_type=event.type, event_position=event.position, attempt=attempt,
+                attempted_at=when, status_code=outcome.status_code, outcome=result, error=outcome.error,
+                duration_ms=round(outcome.duration_ms, 2), next_retry_at=retry_at)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,1 @@
+"""Service plumbing every tcr service uses: database and migrations, problems, auth, observability."""
