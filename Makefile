@@ -4,24 +4,38 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install browser clean compose-check asyncapi
+.PHONY: run test lint format bench install browser clean compose-check asyncapi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,lint]"
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-# Headless Chromium for the dashboard test (Debian's package; root or sudo needed once).
+# Headless Chromium for the dashboard test (Debian's package). As root it installs directly; otherwise through
+# sudo when that works without a password; else it says what to run.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	  if [ "$$(id -u)" = 0 ]; then SUDO=env; \
+	  elif sudo -n true 2>/dev/null; then SUDO="sudo env"; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium fonts-noto-cjk' once" >&2; exit 1; fi; \
+	  $$SUDO DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 run: $(STAMP)
 	$(BIN)/python deploy/run_local.py
+
+# Style (ruff: lint rules and format) and architecture (import-linter: layers and independence contracts).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ The receiver is a real partner: a uvicorn process verifying every Standard Webho
 partner client and appending each event to a file. Delivery is one request at a time per subscription (feed
 order), so the rate is bounded by the round trip to the partner.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,14 +74,29 @@ async def main(events: int, certifications: int) -> None:
 
             await asyncio.gather(*(submit(i) for i in range(events)))
             port = free_port()
-            sub = (await http.post(f"{publisher.url}/v1/subscriptions", headers=ADMIN, json={
-                "url": f"http://127.0.0.1:{port}/hook", "event_types": ["tcr.registry.contract.*"],
-                "start": "0"})).json()
+            sub = (
+                await http.post(
+                    f"{publisher.url}/v1/subscriptions",
+                    headers=ADMIN,
+                    json={
+                        "url": f"http://127.0.0.1:{port}/hook",
+                        "event_types": ["tcr.registry.contract.*"],
+                        "start": "0",
+                    },
+                )
+            ).json()
             # paused until the receiver is up, so that the clock does not include a first retry's backoff
             await http.patch(f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"status": "paused"}, headers=ADMIN)
             log1 = work / "rate.jsonl"
-            processes.append(start_service("receiver", "tests.partners.receiver_app:create_app", {
-                "RECEIVER_SECRET": sub["secret"], "RECEIVER_LOG": str(log1)}, work, port=port))
+            processes.append(
+                start_service(
+                    "receiver",
+                    "tests.partners.receiver_app:create_app",
+                    {"RECEIVER_SECRET": sub["secret"], "RECEIVER_LOG": str(log1)},
+                    work,
+                    port=port,
+                )
+            )
             log1.unlink(missing_ok=True)
             started = time.perf_counter()
             await http.patch(f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"status": "active"}, headers=ADMIN)
@@ -90,12 +106,27 @@ async def main(events: int, certifications: int) -> None:
 
             # 2. Latency: certification (or append) -> receipt, one at a time, a subscription at the head.
             port = free_port()
-            sub = (await http.post(f"{publisher.url}/v1/subscriptions", headers=ADMIN, json={
-                "url": f"http://127.0.0.1:{port}/hook", "event_types": ["tcr.registry.contract.certified.v1"],
-                "start": "now"})).json()
+            sub = (
+                await http.post(
+                    f"{publisher.url}/v1/subscriptions",
+                    headers=ADMIN,
+                    json={
+                        "url": f"http://127.0.0.1:{port}/hook",
+                        "event_types": ["tcr.registry.contract.certified.v1"],
+                        "start": "now",
+                    },
+                )
+            ).json()
             log2 = work / "latency.jsonl"
-            processes.append(start_service("receiver2", "tests.partners.receiver_app:create_app", {
-                "RECEIVER_SECRET": sub["secret"], "RECEIVER_LOG": str(log2)}, work, port=port))
+            processes.append(
+                start_service(
+                    "receiver2",
+                    "tests.partners.receiver_app:create_app",
+                    {"RECEIVER_SECRET": sub["secret"], "RECEIVER_LOG": str(log2)},
+                    work,
+                    port=port,
+                )
+            )
             latencies = []
             for i in range(certifications):
                 contract = await registry.submit()
@@ -110,10 +141,13 @@ async def main(events: int, certifications: int) -> None:
                 process.kill()
 
     print("partner delivery benchmark: the registry (SQLite) with webhooks mounted, one local receiver process")
-    print(f"  webhook delivery rate, one receiver, {events} events: {events / elapsed:,.0f} webhooks/s "
-          f"({elapsed:.2f} s)")
-    print(f"  POST certify -> webhook received, {certifications} sequential: "
-          f"p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms")
+    print(
+        f"  webhook delivery rate, one receiver, {events} events: {events / elapsed:,.0f} webhooks/s ({elapsed:.2f} s)"
+    )
+    print(
+        f"  POST certify -> webhook received, {certifications} sequential: "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Prints requests/s, p50/p99 latency and the ratio a/b. Uses wrk (Debian package `wrk`) as the load generator
 in its own process; the registry runs as a real uvicorn process. Run: make bench (or python bench/registry.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,12 @@ def ensure_wrk() -> str:
 
 def setup_point(url: str, number: str) -> str:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    point = httpx.post(f"{url}/v1/points", json={"number": number, "name": "bench", "jurisdiction": "6400"},
-                       headers=headers).json()
-    return httpx.post(f"{url}/v1/api-keys", json={"role": "point", "point_id": point["id"]}, headers=headers).json()["secret"]
+    point = httpx.post(
+        f"{url}/v1/points", json={"number": number, "name": "bench", "jurisdiction": "6400"}, headers=headers
+    ).json()
+    return httpx.post(f"{url}/v1/api-keys", json={"role": "point", "point_id": point["id"]}, headers=headers).json()[
+        "secret"
+    ]
 
 
 def run_wrk(wrk: str, url: str, key: str, seconds: int, workdir: Path) -> dict:
@@ -54,9 +58,15 @@ def run_wrk(wrk: str, url: str, key: str, seconds: int, workdir: Path) -> dict:
         'wrk.method = "POST"\n'
         f"wrk.body = [[{body}]]\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {key}"\n', encoding="utf-8")
-    out = subprocess.run([wrk, "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script),
-                          f"{url}/v1/contracts"], capture_output=True, text=True, check=True).stdout
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n',
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [wrk, "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script), f"{url}/v1/contracts"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return parse_wrk(out)
 
 
@@ -68,11 +78,14 @@ def parse_wrk(out: str) -> dict:
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": latency("50"), "p99_ms": latency("99"),
-            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-            "non_2xx": int(errors.group(1)) if errors else 0,
-            "socket_errors": socket_errors.group(1) if socket_errors else "none"}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "none",
+    }
 
 
 def measure(label: str, env: dict, wrk: str, workdir: Path, number: str) -> dict:
@@ -83,8 +96,9 @@ def measure(label: str, env: dict, wrk: str, workdir: Path, number: str) -> dict
         run_wrk(wrk, service.url, key, 3, workdir)
         print(f"  {label}: measuring {SECONDS}s at {CLIENTS} clients ...", flush=True)
         result = run_wrk(wrk, service.url, key, SECONDS, workdir)
-        head = httpx.get(f"{service.url}/v1/events?after=0&limit=1",
-                         headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["head"]
+        head = httpx.get(
+            f"{service.url}/v1/events?after=0&limit=1", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ).json()["head"]
         result["events_in_log"] = head
         return result
     finally:
@@ -99,10 +113,16 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="tcr-bench-"))
     url = postgres.create_database("tcr_bench")
     try:
-        base = {"TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DATA_DIR": str(workdir), "TCR_ACCESS_LOG": "0",
-                "TCR_REGISTRY_DATABASE_URL": url}
-        print(f"registry: POST /v1/contracts, {CLIENTS} concurrent clients (wrk), uvicorn 1 worker, "
-              f"PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores")
+        base = {
+            "TCR_ADMIN_KEY": ADMIN_KEY,
+            "TCR_DATA_DIR": str(workdir),
+            "TCR_ACCESS_LOG": "0",
+            "TCR_REGISTRY_DATABASE_URL": url,
+        }
+        print(
+            f"registry: POST /v1/contracts, {CLIENTS} concurrent clients (wrk), uvicorn 1 worker, "
+            f"PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores"
+        )
         stored = measure("postgresql", base, wrk, workdir, "01")
         baseline = measure("no-persistence", {**base, "TCR_PERSISTENCE": "0"}, wrk, workdir, "02")
     finally:

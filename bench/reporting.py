@@ -16,6 +16,7 @@ BENCH_CLIENTS, BENCH_WRK_THREADS override the defaults). By default the database
 afterwards; `--reuse` (for iterating on the service) keeps it as `tcr_bench_reporting_kept` and, when it already
 holds the projection of BENCH_EVENTS events, measures it again without rebuilding.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from tcr_reporting.adapters.persistence.migrate import upgrade  # noqa: E402
 from tcr_reporting.adapters.persistence.projection import registry_sink  # noqa: E402
-from tcr_shared.platform.database import Database  # noqa: E402
 from tcr_shared.language.events.envelope import FeedEvent  # noqa: E402
 from tcr_shared.language.regions import counties, ningxia_regions  # noqa: E402
+from tcr_shared.platform.database import Database  # noqa: E402
 from tests.support import postgres  # noqa: E402
 from tests.support.processes import free_port, start_service  # noqa: E402
 
@@ -69,36 +70,87 @@ def generate(total: int, seed: int = 2020):
     def emit(kind: str, cid: str, data: dict) -> None:
         nonlocal position
         position += 1
-        page.append(FeedEvent(id=f"b{position}", source="/tcr/registry", type=f"tcr.registry.contract.{kind}.v1",
-                              time="2025-01-01T00:00:00Z", subject=cid, position=position,
-                              data={"contract_id": cid, "point_id": "bench", **data}))
+        page.append(
+            FeedEvent(
+                id=f"b{position}",
+                source="/tcr/registry",
+                type=f"tcr.registry.contract.{kind}.v1",
+                time="2025-01-01T00:00:00Z",
+                subject=cid,
+                position=position,
+                data={"contract_id": cid, "point_id": "bench", **data},
+            )
+        )
 
     while position < total:
         roll = rng.random()
         if live and roll < 0.05:
             cid, terms, year = live[rng.randrange(len(live))]
-            new = dict(terms, amount=f"{rng.randint(1000, 5_000_000)}.{rng.randint(0, 99):02d}",
-                       category=rng.choice(CATEGORIES), seller=party())
+            new = dict(
+                terms,
+                amount=f"{rng.randint(1000, 5_000_000)}.{rng.randint(0, 99):02d}",
+                category=rng.choice(CATEGORIES),
+                seller=party(),
+            )
             new["technology_amount"] = new["amount"]
-            emit("amended", cid, {"status": "certified", "terms": new, "previous_terms": terms, "policy_year": year,
-                                  "registration_number": "r", "reason": "bench", "changed_fields": [],
-                                  "amended_at": "x"})
+            emit(
+                "amended",
+                cid,
+                {
+                    "status": "certified",
+                    "terms": new,
+                    "previous_terms": terms,
+                    "policy_year": year,
+                    "registration_number": "r",
+                    "reason": "bench",
+                    "changed_fields": [],
+                    "amended_at": "x",
+                },
+            )
         elif live and roll < 0.07:
             cid, terms, year = live.pop(rng.randrange(len(live)))
-            emit("revoked", cid, {"status": "revoked", "terms": terms, "policy_year": year,
-                                  "registration_number": "r", "reason": "bench", "revoked_at": "x"})
+            emit(
+                "revoked",
+                cid,
+                {
+                    "status": "revoked",
+                    "terms": terms,
+                    "policy_year": year,
+                    "registration_number": "r",
+                    "reason": "bench",
+                    "revoked_at": "x",
+                },
+            )
         else:
             contract += 1
             cid = f"c{contract:08d}"
             amount = rng.randint(1000, 5_000_000)
-            terms = {"title": "t", "category": rng.choice(CATEGORIES), "subcategory": None, "signed_on": "2020-01-01",
-                     "amount": f"{amount}.{rng.randint(0, 99):02d}", "technology_amount": f"{amount * 8 // 10}.00",
-                     "consideration": "money", "result_id": None, "seller": party(rng.random() < 0.9),
-                     "buyer": party(rng.random() < 0.7), "intermediary": None}
+            terms = {
+                "title": "t",
+                "category": rng.choice(CATEGORIES),
+                "subcategory": None,
+                "signed_on": "2020-01-01",
+                "amount": f"{amount}.{rng.randint(0, 99):02d}",
+                "technology_amount": f"{amount * 8 // 10}.00",
+                "consideration": "money",
+                "result_id": None,
+                "seller": party(rng.random() < 0.9),
+                "buyer": party(rng.random() < 0.7),
+                "intermediary": None,
+            }
             year = rng.choice(YEARS)
             emit("submitted", cid, {"status": "submitted", "terms": terms, "submitted_at": "x"})
-            emit("certified", cid, {"status": "certified", "terms": terms, "policy_year": year,
-                                    "registration_number": "r", "certified_at": "x"})
+            emit(
+                "certified",
+                cid,
+                {
+                    "status": "certified",
+                    "terms": terms,
+                    "policy_year": year,
+                    "registration_number": "r",
+                    "certified_at": "x",
+                },
+            )
             live.append((cid, terms, year))
         if len(page) >= PAGE:
             yield page
@@ -142,13 +194,19 @@ def wrk_script(workdir: Path) -> Path:
         "end\n"
         "request = function()\n"
         "  return requests[math.random(#requests)]\n"
-        "end\n", encoding="utf-8")
+        "end\n",
+        encoding="utf-8",
+    )
     return lua
 
 
 def run_wrk(url: str, script: Path, seconds: int) -> dict:
-    out = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     def latency(pct: str) -> float:
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -156,8 +214,13 @@ def run_wrk(url: str, script: Path, seconds: int) -> dict:
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": latency("50"),
-            "p90": latency("90"), "p99": latency("99"), "non_2xx": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": latency("50"),
+        "p90": latency("90"),
+        "p99": latency("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
 
 
 def measure(label: str, env: dict, workdir: Path, script: Path) -> dict:
@@ -223,20 +286,30 @@ def main() -> None:
                 postgres.drop_database(url)
                 url, _ = kept_database()
                 database = Database(url)
-            print(f"reporting: building the projection from {EVENTS:,} generated registry events, fed straight "
-                  f"into the projection's apply path (pages of {PAGE}, figures + position in one transaction "
-                  f"each), PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores", flush=True)
+            print(
+                f"reporting: building the projection from {EVENTS:,} generated registry events, fed straight "
+                f"into the projection's apply path (pages of {PAGE}, figures + position in one transaction "
+                f"each), PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores",
+                flush=True,
+            )
             applied, seconds = asyncio.run(fill(database))
             print(f"projection built: {applied:,} events in {seconds:.1f}s = {applied / seconds:,.0f} events/s")
             settle(url)
         script = wrk_script(workdir)
-        base = {"TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DATA_DIR": str(workdir), "TCR_REPORTING_DATABASE_URL": url,
-                "TCR_LOG_LEVEL": "WARNING",
-                # no publisher runs: the followers only report the feeds as unreachable
-                "TCR_REGISTRY_URL": f"http://127.0.0.1:{free_port()}",
-                "TCR_SUBSIDY_URL": f"http://127.0.0.1:{free_port()}"}
-        print(f"GET /v1/regions/{{random of 28 codes}}/metrics?year={{random of {len(YEARS)}}}, {CLIENTS} "
-              f"concurrent clients (wrk -t{WRK_THREADS}, 3s warm-up, then {SECONDS}s), uvicorn 1 worker", flush=True)
+        base = {
+            "TCR_ADMIN_KEY": ADMIN_KEY,
+            "TCR_DATA_DIR": str(workdir),
+            "TCR_REPORTING_DATABASE_URL": url,
+            "TCR_LOG_LEVEL": "WARNING",
+            # no publisher runs: the followers only report the feeds as unreachable
+            "TCR_REGISTRY_URL": f"http://127.0.0.1:{free_port()}",
+            "TCR_SUBSIDY_URL": f"http://127.0.0.1:{free_port()}",
+        }
+        print(
+            f"GET /v1/regions/{{random of 28 codes}}/metrics?year={{random of {len(YEARS)}}}, {CLIENTS} "
+            f"concurrent clients (wrk -t{WRK_THREADS}, 3s warm-up, then {SECONDS}s), uvicorn 1 worker",
+            flush=True,
+        )
         configurations = [
             ("default (lean path + answer cache)", base),
             ("FastAPI route only (TCR_FAST_PATH=0)", {**base, "TCR_FAST_PATH": "0"}),
@@ -251,13 +324,19 @@ def main() -> None:
         if not reuse:
             postgres.drop_database(url)
     print()
-    print(f"{'configuration':<40}{'req/s':>8}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'non-2xx':>8}  load 1m before/after")
+    print(
+        f"{'configuration':<40}{'req/s':>8}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'non-2xx':>8}  load 1m before/after"
+    )
     for label, r, before, after in results:
-        print(f"{label:<40}{r['rps']:>8.0f}{r['p50']:>8.2f}{r['p90']:>8.2f}{r['p99']:>8.2f}{r['non_2xx']:>8}"
-              f"  {before:.2f} / {after:.2f}")
+        print(
+            f"{label:<40}{r['rps']:>8.0f}{r['p50']:>8.2f}{r['p90']:>8.2f}{r['p99']:>8.2f}{r['non_2xx']:>8}"
+            f"  {before:.2f} / {after:.2f}"
+        )
     print("goal: p99 < 20 ms at 32 clients with 1M events behind the figures")
-    print(f"load average during the run (other processes share these {os.cpu_count()} cores with the service and "
-          f"wrk): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"load average during the run (other processes share these {os.cpu_count()} cores with the service and "
+        f"wrk): {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """`make bench`: every service's benchmark in turn; each prints its own figures (also kept in bench-results/)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,8 +22,13 @@ def main() -> int:
         print(f"\n=== {name[:-3]} " + "=" * 60, flush=True)
         started = time.monotonic()
         with open(RESULTS / f"{name[:-3]}.txt", "w") as log:
-            process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, cwd=HERE.parent)
+            process = subprocess.Popen(
+                [sys.executable, str(script)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=HERE.parent,
+            )
             for line in process.stdout:
                 if line.startswith("{") and '"level"' in line:
                     continue  # service log lines are kept out of the figures

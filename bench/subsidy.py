@@ -15,6 +15,7 @@
    (which returns as soon as the follower has applied that position). p50 / p99.
 Prints figures; asserts nothing. Run: make bench (or python bench/subsidy.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -47,11 +48,14 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def body(i: int) -> dict:
-    t = terms(amount=f"{100000 + (i * 7919) % 9_000_000}.{i % 100:02d}", technology_amount="90000.00",
-              buyer=party("enterprise", 1000 + i % 997, region="640104"),
-              seller=party("university" if i % 3 else "enterprise", 5000 + i % 211, region="640105"),
-              intermediary=party("social_organisation", 9000 + i % 13) if i % 10 == 0 else None,
-              result_id=f"ZL{i % 501}")
+    t = terms(
+        amount=f"{100000 + (i * 7919) % 9_000_000}.{i % 100:02d}",
+        technology_amount="90000.00",
+        buyer=party("enterprise", 1000 + i % 997, region="640104"),
+        seller=party("university" if i % 3 else "enterprise", 5000 + i % 211, region="640105"),
+        intermediary=party("social_organisation", 9000 + i % 13) if i % 10 == 0 else None,
+        result_id=f"ZL{i % 501}",
+    )
     for role in ("seller", "buyer", "intermediary"):
         if t.get(role):
             t[role] = {k: v for k, v in t[role].items() if v is not None}
@@ -63,19 +67,20 @@ async def load(registry_db_url: str, tmp: Path) -> int:
     the same path as its demo loader; no HTTP, so loading is quick): submit + certify, every 20th amended, every
     50th revoked. Returns the registry's head position."""
     import uuid
+    from decimal import Decimal
 
     from sqlalchemy import insert
 
     from tcr_registry.adapters.http.app import RegistryService
     from tcr_registry.adapters.persistence.models import points
-    from tcr_registry.settings import RegistrySettings
     from tcr_registry.application import commands
     from tcr_registry.application.actor import PointActor
     from tcr_registry.domain.terms import Party, Terms
-    from decimal import Decimal
+    from tcr_registry.settings import RegistrySettings
 
-    service = RegistryService(RegistrySettings(registry_database_url=registry_db_url, data_dir=tmp,
-                                               admin_key=ADMIN_KEY, demo=False))
+    service = RegistryService(
+        RegistrySettings(registry_database_url=registry_db_url, data_dir=tmp, admin_key=ADMIN_KEY, demo=False)
+    )
 
     await service.start()
     try:
@@ -83,30 +88,51 @@ async def load(registry_db_url: str, tmp: Path) -> int:
         async with service.engine.begin() as conn:
             for n in range(1, 9):
                 point_id = str(uuid.uuid4())
-                await conn.execute(insert(points).values(id=point_id, number=f"{n:02d}", name=f"bench {n}",
-                                                         jurisdiction="6400", created_by="bench"))
+                await conn.execute(
+                    insert(points).values(
+                        id=point_id, number=f"{n:02d}", name=f"bench {n}", jurisdiction="6400", created_by="bench"
+                    )
+                )
                 actors.append(PointActor(point_id, "6400", f"{n:02d}"))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
 
         def make_party(p: dict | None) -> Party | None:
-            return None if p is None else Party(name=p["name"], kind=p["kind"], credit_code=p.get("credit_code"),
-                                                region=p.get("region"), country=p.get("country"))
+            return (
+                None
+                if p is None
+                else Party(
+                    name=p["name"],
+                    kind=p["kind"],
+                    credit_code=p.get("credit_code"),
+                    region=p.get("region"),
+                    country=p.get("country"),
+                )
+            )
 
         async def life(i: int) -> None:
             t = body(i)
-            terms_ = Terms(title=t["title"], category=t["category"], subcategory=t["subcategory"],
-                           signed_on=datetime.fromisoformat(t["signed_on"]).date(), amount=Decimal(t["amount"]),
-                           technology_amount=Decimal(t["technology_amount"]), consideration="money",
-                           seller=make_party(t["seller"]), buyer=make_party(t["buyer"]),
-                           result_id=t["result_id"], intermediary=make_party(t.get("intermediary")))
+            terms_ = Terms(
+                title=t["title"],
+                category=t["category"],
+                subcategory=t["subcategory"],
+                signed_on=datetime.fromisoformat(t["signed_on"]).date(),
+                amount=Decimal(t["amount"]),
+                technology_amount=Decimal(t["technology_amount"]),
+                consideration="money",
+                seller=make_party(t["seller"]),
+                buyer=make_party(t["buyer"]),
+                result_id=t["result_id"],
+                intermediary=make_party(t.get("intermediary")),
+            )
             actor = actors[i % len(actors)]
             cid = uuid.uuid5(uuid.NAMESPACE_URL, f"tcr-bench:{i}")
             await service.writer.execute(commands.submit(cid, actor, terms_, now))
             at = datetime(2025, 2 + i % 10, 1 + i % 28, 10, tzinfo=CST)
             await service.writer.execute(commands.certify(cid, actor, at, now, None, None, None))
             if i % 20 == 0:
-                await service.writer.execute(commands.amend(cid, actor, {"amount": f"{200000 + i}.00"}, "bench",
-                                                            now, None, None))
+                await service.writer.execute(
+                    commands.amend(cid, actor, {"amount": f"{200000 + i}.00"}, "bench", now, None, None)
+                )
             if i % 50 == 0:
                 await service.writer.execute(commands.revoke(cid, actor, "bench", now, None))
 
@@ -114,8 +140,10 @@ async def load(registry_db_url: str, tmp: Path) -> int:
         for chunk in range(0, CONTRACTS, 500):
             await asyncio.gather(*(life(i) for i in range(chunk, min(CONTRACTS, chunk + 500))))
             if (chunk + 500) % 10000 == 0:
-                print(f"  loaded {chunk + 500} contracts ({(chunk + 500) / (time.perf_counter() - started):.0f}/s)",
-                      flush=True)
+                print(
+                    f"  loaded {chunk + 500} contracts ({(chunk + 500) / (time.perf_counter() - started):.0f}/s)",
+                    flush=True,
+                )
         head = await service.event_log.head()
         if CATCH_UP_REGISTRY_INDEX:
             # A running registry keeps its contract index current as it writes; loaded this way it has not, and
@@ -146,17 +174,23 @@ def catch_up(subsidy_url: str, head: int) -> tuple[float, dict]:
 
 async def latency(registry_url: str, subsidy_url: str) -> list[float]:
     samples = []
-    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as registry, \
-            httpx.AsyncClient(base_url=subsidy_url, timeout=30, headers=ADMIN) as subsidy:
-        r = await registry.post("/v1/points", json={"number": "99", "name": "latency", "jurisdiction": "6400"},
-                                headers=ADMIN)
+    async with (
+        httpx.AsyncClient(base_url=registry_url, timeout=30) as registry,
+        httpx.AsyncClient(base_url=subsidy_url, timeout=30, headers=ADMIN) as subsidy,
+    ):
+        r = await registry.post(
+            "/v1/points", json={"number": "99", "name": "latency", "jurisdiction": "6400"}, headers=ADMIN
+        )
         k = await registry.post("/v1/api-keys", json={"role": "point", "point_id": r.json()["id"]}, headers=ADMIN)
         auth = {"Authorization": f"Bearer {k.json()['secret']}"}
         for i in range(SAMPLES):
             r = await registry.post("/v1/contracts", json=body(CONTRACTS + i), headers=auth)
             cid = r.json()["id"]
-            r = await registry.post(f"/v1/contracts/{cid}/certify", headers=auth,
-                                    json={"certified_at": datetime(2025, 6, 1, 10, tzinfo=CST).isoformat()})
+            r = await registry.post(
+                f"/v1/contracts/{cid}/certify",
+                headers=auth,
+                json={"certified_at": datetime(2025, 6, 1, 10, tzinfo=CST).isoformat()},
+            )
             answered = time.perf_counter()
             position = r.headers["TCR-Position"]
             got = await subsidy.get(f"/v1/contracts/{cid}/awards", params={"min_position": position})
@@ -170,8 +204,8 @@ async def decompose(registry_url: str, subsidy_db_url: str) -> tuple[int, float,
     """Replay the same feed into a fresh database in this process, timing separately the registry's page reads
     and the subsidy's applies (decisions + writes + position, one transaction per BATCH_PAGES pages, as the
     service does while catching up)."""
-    from tcr_shared.platform.database import Database
     from tcr_shared.feeds.client import FeedClient
+    from tcr_shared.platform.database import Database
     from tcr_subsidy.adapters.persistence import migrate
     from tcr_subsidy.application.projection import AwardProjection, NotifyingSink
     from tcr_subsidy.domain.awards import Engine
@@ -222,8 +256,9 @@ def main() -> None:
             drop = [reg_url, sub_url]
         else:
             reg_url, sub_url = f"sqlite:///{tmp / 'registry.db'}", f"sqlite:///{tmp / 'subsidy.db'}"
-        print(f"subsidy: loading {CONTRACTS} contracts into the registry ({BACKEND}, application layer) ...",
-              flush=True)
+        print(
+            f"subsidy: loading {CONTRACTS} contracts into the registry ({BACKEND}, application layer) ...", flush=True
+        )
         started = time.perf_counter()
         head = asyncio.run(load(reg_url, tmp))
         print(f"  registry head {head} positions after {time.perf_counter() - started:.0f}s", flush=True)
@@ -233,14 +268,20 @@ def main() -> None:
             try:
                 seconds, status = catch_up(subsidy.url, head)
                 feed = status["feeds"][0]
-                print(f"catch-up (cold start, pages of 1000, up to {BATCH_PAGES} per transaction, prefetch {PREFETCH}, "
-                      f"{BACKEND}; load average {os.getloadavg()[0]:.2f}): {feed['events_applied']} events "
-                      f"({head} positions) in {seconds:.1f}s = {feed['events_applied'] / seconds:,.0f} events/s; "
-                      f"{status['award_feed']['head']} award events appended", flush=True)
+                print(
+                    f"catch-up (cold start, pages of 1000, up to {BATCH_PAGES} per transaction, prefetch {PREFETCH}, "
+                    f"{BACKEND}; load average {os.getloadavg()[0]:.2f}): {feed['events_applied']} events "
+                    f"({head} positions) in {seconds:.1f}s = {feed['events_applied'] / seconds:,.0f} events/s; "
+                    f"{status['award_feed']['head']} award events appended",
+                    flush=True,
+                )
                 samples = asyncio.run(latency(registry.url, subsidy.url))
-                print(f"certify-to-ledger latency over {len(samples)} certifications (long poll): "
-                      f"p50 {pct(samples, 50):.1f} ms, p99 {pct(samples, 99):.1f} ms, max {max(samples):.1f} ms, "
-                      f"mean {statistics.mean(samples):.1f} ms", flush=True)
+                print(
+                    f"certify-to-ledger latency over {len(samples)} certifications (long poll): "
+                    f"p50 {pct(samples, 50):.1f} ms, p99 {pct(samples, 99):.1f} ms, max {max(samples):.1f} ms, "
+                    f"mean {statistics.mean(samples):.1f} ms",
+                    flush=True,
+                )
             finally:
                 subsidy.stop()
             if BACKEND == "postgresql":
@@ -249,9 +290,11 @@ def main() -> None:
             else:
                 replay_url = f"sqlite:///{tmp / 'replay.db'}"
             events, read_s, apply_s = asyncio.run(decompose(registry.url, replay_url))
-            print(f"the same catch-up taken apart (one process, no overlap): registry feed reads {events / read_s:,.0f} "
-                  f"events/s ({read_s:.1f}s), subsidy page applies {events / apply_s:,.0f} events/s ({apply_s:.1f}s)",
-                  flush=True)
+            print(
+                f"the same catch-up taken apart (one process, no overlap): registry feed reads {events / read_s:,.0f} "
+                f"events/s ({read_s:.1f}s), subsidy page applies {events / apply_s:,.0f} events/s ({apply_s:.1f}s)",
+                flush=True,
+            )
         finally:
             registry.kill()
             for url in drop:

@@ -2,6 +2,7 @@
 TCR_NATS_URL is set), on SQLite files in TCR_DATA_DIR, with demo data unless TCR_DEMO=0.
 
 Ctrl-C or SIGTERM stops every process this script started."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -81,8 +82,22 @@ def main() -> int:
             if not _available(app):
                 print(f"  ({name}: not built yet, skipped)")
                 continue
-            command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
-                       "--log-level", "warning", "--timeout-graceful-shutdown", "3", "--no-access-log"]
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "3",
+                "--no-access-log",
+            ]
             child = subprocess.Popen(command, cwd=ROOT, env=env)
             children.append((name, child))
             print(f"starting {name} on :{port} ...", flush=True)
@@ -111,7 +126,8 @@ def _banner(env: dict, ports: dict, generated_admin: bool) -> None:
         f"  subsidy    http://127.0.0.1:{ports['subsidy']}/docs",
         f"  reporting  http://127.0.0.1:{ports['reporting']}/        (dashboard 仪表板)",
         f"  data       {env['TCR_DATA_DIR']} (SQLite)",
-        f"  admin key  {env['TCR_ADMIN_KEY']}" + ("   (generated; set TCR_ADMIN_KEY to choose one)" if generated_admin else ""),
+        f"  admin key  {env['TCR_ADMIN_KEY']}"
+        + ("   (generated; set TCR_ADMIN_KEY to choose one)" if generated_admin else ""),
     ]
     if demo:
         lines += [

@@ -10,6 +10,7 @@ reconnecting with backoff). Each event is applied in the same transaction as the
 loses or double-applies one. Push mode verifies each webhook's signature and applies it the same way; a delivery
 that is repeated (at-least-once) or older than the saved position is acknowledged and ignored.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,11 +56,24 @@ def apply(db: sqlite3.Connection, feed: str, event: FeedEvent) -> bool:
                 "amount=excluded.amount, technology_amount=excluded.technology_amount, "
                 "seller_region=excluded.seller_region, buyer_region=excluded.buyer_region, "
                 "last_event_id=excluded.last_event_id, last_position=excluded.last_position",
-                (d["contract_id"], d["status"], d.get("registration_number"), t["title"], t["category"], t["amount"],
-                 t["technology_amount"], (t.get("seller") or {}).get("region"), (t.get("buyer") or {}).get("region"),
-                 event.id, event.position))
-        db.execute("INSERT INTO sync_state VALUES (?, ?) ON CONFLICT(feed) DO UPDATE SET position = excluded.position",
-                   (feed, event.position))
+                (
+                    d["contract_id"],
+                    d["status"],
+                    d.get("registration_number"),
+                    t["title"],
+                    t["category"],
+                    t["amount"],
+                    t["technology_amount"],
+                    (t.get("seller") or {}).get("region"),
+                    (t.get("buyer") or {}).get("region"),
+                    event.id,
+                    event.position,
+                ),
+            )
+        db.execute(
+            "INSERT INTO sync_state VALUES (?, ?) ON CONFLICT(feed) DO UPDATE SET position = excluded.position",
+            (feed, event.position),
+        )
         db.execute("COMMIT")
         return True
     except BaseException:

@@ -1,4 +1,5 @@
 """Fixtures every suite shares: a fresh PostgreSQL database per run, and the two storage backends."""
+
 from __future__ import annotations
 
 import os

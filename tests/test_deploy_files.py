@@ -1,5 +1,6 @@
 """The deployment files name things that exist: app factories that import, CLIs that are installed, and only
 settings the services read. (No Docker engine or cluster runs here, so this is what can be checked.)"""
+
 from __future__ import annotations
 
 import importlib
@@ -23,7 +24,8 @@ def _commands() -> list[list[str]]:
                 continue
             spec = doc.get("spec", {})
             template = spec.get("template", {}).get("spec") or spec.get("jobTemplate", {}).get("spec", {}).get(
-                "template", {}).get("spec", {})
+                "template", {}
+            ).get("spec", {})
             for container in template.get("containers", []):
                 if container.get("command"):
                     found.append(container["command"])
@@ -45,8 +47,9 @@ def test_every_deployed_command_exists(command):
 def test_compose_sets_only_settings_the_services_read():
     compose = (ROOT / "docker-compose.yml").read_text()
     names = set(re.findall(r"\b(TCR_[A-Z_]+):", compose))
-    code = "\n".join(p.read_text() for p in (ROOT / "services").rglob("*.py")) + \
-        "\n".join(p.read_text() for p in (ROOT / "shared").rglob("*.py"))
+    code = "\n".join(p.read_text() for p in (ROOT / "services").rglob("*.py")) + "\n".join(
+        p.read_text() for p in (ROOT / "shared").rglob("*.py")
+    )
     for name in names:
         field = name.removeprefix("TCR_").lower()
         assert name in code or re.search(rf"\b{field}\s*:", code), f"{name} is set but no service reads it"

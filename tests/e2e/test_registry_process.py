@@ -1,6 +1,7 @@
 """The registry as a real uvicorn process, over HTTP: the SSE stream (live events, `id:` = position, resume
 with Last-Event-ID with nothing skipped or repeated, heartbeats), operations endpoints, JSON logs with a
 request id, a clean stop on SIGTERM, and demo mode."""
+
 from __future__ import annotations
 
 import asyncio
@@ -75,10 +76,18 @@ class SseReader:
 @pytest.fixture
 def registry_process(make_pg_database, tmp_path, artifacts_dir):
     url = make_pg_database("tcr_registry_e2e")
-    service = start_service("registry", REGISTRY_APP, {
-        "TCR_REGISTRY_DATABASE_URL": url, "TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DATA_DIR": str(tmp_path / "var"),
-        "TCR_DEMO": "0", "TCR_SSE_HEARTBEAT": "0.5",
-    }, artifacts_dir / "e2e-logs")
+    service = start_service(
+        "registry",
+        REGISTRY_APP,
+        {
+            "TCR_REGISTRY_DATABASE_URL": url,
+            "TCR_ADMIN_KEY": ADMIN_KEY,
+            "TCR_DATA_DIR": str(tmp_path / "var"),
+            "TCR_DEMO": "0",
+            "TCR_SSE_HEARTBEAT": "0.5",
+        },
+        artifacts_dir / "e2e-logs",
+    )
     yield service
     service.kill()
 
@@ -88,7 +97,9 @@ async def test_registry_over_http(registry_process):
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
         assert (await client.get("/healthz")).json()["status"] == "ok"
         assert (await client.get("/readyz")).status_code == 200
-        r = await client.post("/v1/points", json={"number": "01", "name": "银川", "jurisdiction": "6401"}, headers=ADMIN)
+        r = await client.post(
+            "/v1/points", json={"number": "01", "name": "银川", "jurisdiction": "6401"}, headers=ADMIN
+        )
         point_id = r.json()["id"]
         r = await client.post("/v1/api-keys", json={"role": "point", "point_id": point_id}, headers=ADMIN)
         point = auth(r.json()["secret"])
@@ -98,8 +109,9 @@ async def test_registry_over_http(registry_process):
         stream = SseReader(client, "/v1/events/stream", partner)
         await _until(lambda: stream.status is not None, what="the stream to open")
         assert stream.status == 200 and stream.content_type.startswith("text/event-stream")
-        await _until(lambda: any(line.startswith(":") for line in stream.lines), timeout=5,
-                     what="a heartbeat on an idle stream")
+        await _until(
+            lambda: any(line.startswith(":") for line in stream.lines), timeout=5, what="a heartbeat on an idle stream"
+        )
         ids = []
         r = await client.post("/v1/contracts", json=contract_body(), headers={**point, "X-Request-ID": "e2e-submit-1"})
         assert r.status_code == 201 and r.headers["X-Request-ID"] == "e2e-submit-1"
@@ -144,7 +156,9 @@ async def test_registry_over_http(registry_process):
         text = (await client.get("/metrics")).text
         appended = [line for line in text.splitlines() if line.startswith("tcr_registry_events_appended_total ")]
         assert appended and float(appended[0].split()[1]) >= 9  # 8 contract events + registration-book events
-        assert 'tcr_http_requests_total{method="POST",route="/v1/contracts",service="registry",status="201"} 7.0' in text
+        assert (
+            'tcr_http_requests_total{method="POST",route="/v1/contracts",service="registry",status="201"} 7.0' in text
+        )
         assert "tcr_http_request_seconds_bucket" in text
 
         # A stream open during shutdown must not stop the process from exiting.
@@ -176,8 +190,12 @@ async def test_registry_over_http(registry_process):
 
 
 async def test_demo_mode(tmp_path, artifacts_dir):
-    env = {"TCR_DEMO": "1", "TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DATA_DIR": str(tmp_path / "var"),
-           "TCR_REGISTRY_DATABASE_URL": ""}
+    env = {
+        "TCR_DEMO": "1",
+        "TCR_ADMIN_KEY": ADMIN_KEY,
+        "TCR_DATA_DIR": str(tmp_path / "var"),
+        "TCR_REGISTRY_DATABASE_URL": "",
+    }
     service = start_service("registry-demo", REGISTRY_APP, env, artifacts_dir / "e2e-logs", timeout=120)
     try:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
@@ -220,13 +238,20 @@ async def test_demo_mode(tmp_path, artifacts_dir):
             while await listed() < 400:
                 assert time.monotonic() < deadline, "the contract index did not catch up with the demo data"
                 await asyncio.sleep(0.1)
-            for jurisdiction, county in (("6401", "640104"), ("6402", "640205"), ("6403", "640302"),
-                                         ("6404", "640402"), ("6405", "640502"), ("6400", "640522")):
+            for jurisdiction, county in (
+                ("6401", "640104"),
+                ("6402", "640205"),
+                ("6403", "640302"),
+                ("6404", "640402"),
+                ("6405", "640502"),
+                ("6400", "640522"),
+            ):
                 key = auth(f"tcr_demo_point_{jurisdiction}")
                 who = (await client.get("/v1/whoami", headers=key)).json()
                 assert who["role"] == "point" and who["jurisdiction"] == jurisdiction
-                r = await client.post("/v1/contracts", json=contract_body(seller=party("enterprise", county)),
-                                      headers=key)
+                r = await client.post(
+                    "/v1/contracts", json=contract_body(seller=party("enterprise", county)), headers=key
+                )
                 assert r.status_code == 201, r.text
             head = page["head"]
         service.stop()

@@ -1,5 +1,6 @@
 """Fixtures for the partner-delivery tests: a small publisher process (feed + webhooks), partner receivers,
 NATS, and helpers that wait for things to happen instead of sleeping."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,11 @@ NATS_URL = os.environ.get("TCR_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 # Retry timings shrunk so that backoff, pause and resume run in seconds.
 FAST_WEBHOOKS = {
-    "TCR_WEBHOOK_RETRY_INITIAL": "0.1", "TCR_WEBHOOK_RETRY_MAX": "0.5", "TCR_WEBHOOK_RETRY_WINDOW": "3600",
-    "TCR_WEBHOOK_TIMEOUT": "1.0", "TCR_WEBHOOK_POLL_INTERVAL": "0.2",
+    "TCR_WEBHOOK_RETRY_INITIAL": "0.1",
+    "TCR_WEBHOOK_RETRY_MAX": "0.5",
+    "TCR_WEBHOOK_RETRY_WINDOW": "3600",
+    "TCR_WEBHOOK_TIMEOUT": "1.0",
+    "TCR_WEBHOOK_POLL_INTERVAL": "0.2",
 }
 
 
@@ -36,17 +40,27 @@ def start_publisher(tmp_path, artifacts_dir):
     """Start the test publisher (feed + webhook router + delivery worker) as a real uvicorn process."""
     started: list[ServiceProcess] = []
 
-    def start(source: str = "registry", *, again: ServiceProcess | None = None, database_url: str | None = None,
-              **env: str) -> ServiceProcess:
+    def start(
+        source: str = "registry", *, again: ServiceProcess | None = None, database_url: str | None = None, **env: str
+    ) -> ServiceProcess:
         """`again=<a stopped publisher>` restarts it on the same port and database; `database_url` puts the log
         and the webhook tables in that database (PostgreSQL) instead of a SQLite file."""
         db = again.db if again else tmp_path / f"{source}-{len(started)}.db"
         url = again.database_url if again else database_url
         process = start_service(
-            f"publisher-{source}", "tests.partners.publisher_app:create_app",
-            {"TCR_TEST_PUBLISHER_DB": str(db), "TCR_TEST_PUBLISHER_DATABASE_URL": url or "",
-             "TCR_TEST_PUBLISHER_SOURCE": source, "TCR_ADMIN_KEY": ADMIN_KEY, **FAST_WEBHOOKS, **env},
-            artifacts_dir / "partners", port=again.port if again else None)
+            f"publisher-{source}",
+            "tests.partners.publisher_app:create_app",
+            {
+                "TCR_TEST_PUBLISHER_DB": str(db),
+                "TCR_TEST_PUBLISHER_DATABASE_URL": url or "",
+                "TCR_TEST_PUBLISHER_SOURCE": source,
+                "TCR_ADMIN_KEY": ADMIN_KEY,
+                **FAST_WEBHOOKS,
+                **env,
+            },
+            artifacts_dir / "partners",
+            port=again.port if again else None,
+        )
         process.db, process.database_url = db, url
         started.append(process)
         return process
@@ -74,9 +88,12 @@ class Receiver:
     def start(self, **env: str) -> Receiver:
         self.env.update(env)
         self.process = start_service(
-            "receiver", "tests.partners.receiver_app:create_app",
+            "receiver",
+            "tests.partners.receiver_app:create_app",
             {"RECEIVER_SECRET": self.secret, "RECEIVER_LOG": str(self.log_file), **self.env},
-            self.log_dir, port=self.port)
+            self.log_dir,
+            port=self.port,
+        )
         return self
 
     def stop(self) -> None:
@@ -134,8 +151,9 @@ async def append(client: httpx.AsyncClient, publisher: ServiceProcess, items: li
 async def feed_events(client: httpx.AsyncClient, publisher: ServiceProcess) -> list[dict]:
     events, after = [], 0
     while True:
-        page = (await client.get(f"{publisher.url}/v1/events", params={"after": after, "limit": 1000},
-                                 headers=ADMIN)).json()
+        page = (
+            await client.get(f"{publisher.url}/v1/events", params={"after": after, "limit": 1000}, headers=ADMIN)
+        ).json()
         events += page["events"]
         if not page["events"]:
             return events

@@ -5,30 +5,32 @@ shared webhook router and delivery worker mounted exactly as a service mounts th
 TCR_TEST_PUBLISHER_DB (SQLite file) or TCR_TEST_PUBLISHER_DATABASE_URL, TCR_TEST_PUBLISHER_SOURCE (registry | subsidy), TCR_ADMIN_KEY, TCR_WEBHOOK_*.
 Keys: the admin key, `partner-<name>` (role partner, key id <name>), `analyst-<name>`.
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import Depends, FastAPI
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, func, select
 
-from tcr_shared.platform.auth import Principal, authenticator
-from tcr_shared.platform.database import Database
+from tcr_shared.feeds.server import NewEventsSignal, feed_router
 from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
-from tcr_shared.feeds.server import NewEventsSignal, feed_router
+from tcr_shared.partners.webhooks import DeliveryWorker, WebhookSettings, subscriptions_router, webhook_tables
+from tcr_shared.platform.auth import Authenticator, Principal
+from tcr_shared.platform.database import Database
 from tcr_shared.platform.observability import instrument
 from tcr_shared.platform.problems import install_problem_handlers
-from tcr_shared.partners.webhooks import DeliveryWorker, WebhookSettings, subscriptions_router, webhook_tables
 
 metadata = MetaData()
 events_table = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("position", Integer, primary_key=True, autoincrement=True),
     Column("id", String(40), nullable=False),
     Column("type", String(100), nullable=False),
@@ -46,11 +48,31 @@ class SqlEventLog:
 
     async def read(self, after: int, limit: int) -> FeedPage:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(events_table).where(events_table.c.position > after)
-                                       .order_by(events_table.c.position).limit(limit))).mappings().all()
+            rows = (
+                (
+                    await conn.execute(
+                        select(events_table)
+                        .where(events_table.c.position > after)
+                        .order_by(events_table.c.position)
+                        .limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
             head = await conn.scalar(select(func.max(events_table.c.position))) or 0
-        events = [FeedEvent(id=r["id"], source=self.source, type=r["type"], time=r["time"], subject=r["subject"],
-                            position=r["position"], data=r["data"]) for r in rows]
+        events = [
+            FeedEvent(
+                id=r["id"],
+                source=self.source,
+                type=r["type"],
+                time=r["time"],
+                subject=r["subject"],
+                position=r["position"],
+                data=r["data"],
+            )
+            for r in rows
+        ]
         return FeedPage(events=events, next_after=events[-1].position if events else after, head=head)
 
     async def head(self) -> int:
@@ -58,12 +80,15 @@ class SqlEventLog:
             return await conn.scalar(select(func.max(events_table.c.position))) or 0
 
     async def append(self, items: list[dict]) -> list[int]:
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         positions = []
         async with self.engine.begin() as conn:
             for item in items:
-                result = await conn.execute(events_table.insert().values(
-                    id=str(uuid.uuid4()), type=item["type"], time=now, subject=item["subject"], data=item["data"]))
+                result = await conn.execute(
+                    events_table.insert().values(
+                        id=str(uuid.uuid4()), type=item["type"], time=now, subject=item["subject"], data=item["data"]
+                    )
+                )
                 positions.append(result.inserted_primary_key[0])
         return positions
 
@@ -77,10 +102,11 @@ async def resolve(secret: str) -> Principal | None:
 
 def create_app() -> FastAPI:
     source = os.environ.get("TCR_TEST_PUBLISHER_SOURCE", "registry")
-    database = Database(os.environ.get("TCR_TEST_PUBLISHER_DATABASE_URL")
-                        or f"sqlite:///{os.environ['TCR_TEST_PUBLISHER_DB']}")
+    database = Database(
+        os.environ.get("TCR_TEST_PUBLISHER_DATABASE_URL") or f"sqlite:///{os.environ['TCR_TEST_PUBLISHER_DB']}"
+    )
     engine = database.async_engine()
-    require = authenticator(os.environ.get("TCR_ADMIN_KEY"), resolve)
+    require = Authenticator(os.environ.get("TCR_ADMIN_KEY"), resolve).require
     log = SqlEventLog(engine, source)
     signal = NewEventsSignal()
     types = REGISTRY_EVENT_TYPES if source == "registry" else SUBSIDY_EVENT_TYPES
@@ -105,8 +131,11 @@ def create_app() -> FastAPI:
     metrics = instrument(app, f"test-{source}")
     worker.register_metrics(metrics.registry)
     app.include_router(feed_router(log, signal, require("partner", "analyst")))
-    app.include_router(subscriptions_router(engine=engine, tables=webhooks, source=log, event_types=types,
-                                            require=require, worker=worker))
+    app.include_router(
+        subscriptions_router(
+            engine=engine, tables=webhooks, source=log, event_types=types, require=require, worker=worker
+        )
+    )
 
     @app.post("/test/events", status_code=201)
     async def append(items: list[dict], _admin=Depends(require("admin"))) -> dict:

@@ -4,6 +4,7 @@ It verifies each delivery with the partner client's helper and appends what it a
 Environment: RECEIVER_SECRET (whsec_...), RECEIVER_LOG (file), RECEIVER_DELAY (seconds to stall each request,
 to play a slow partner), RECEIVER_STATUS (answer this status instead of 204, to play a broken partner).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,13 @@ def create_app() -> FastAPI:
             return Response(str(exc), status_code=401)
         if status >= 300:
             return Response("not today", status_code=status)
-        entry = {"webhook_id": request.headers["webhook-id"], "position": event.position, "type": event.type,
-                 "received_at": received, "data": event.data}
+        entry = {
+            "webhook_id": request.headers["webhook-id"],
+            "position": event.position,
+            "type": event.type,
+            "received_at": received,
+            "data": event.data,
+        }
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
         return Response(status_code=204)

@@ -3,6 +3,7 @@ partner tests and the benchmark until the registry mounts them itself (then this
 
 `uvicorn tests.partners.registry_webhooks_app:create_app --factory`
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,9 +26,16 @@ def create_app() -> FastAPI:
     # --- the wiring, as in docs/partners.md ---
     event_log = registry_app._LazyLog(service)
     service.webhooks = DeliveryWorker(service.engine, webhooks, event_log, signal=service.signal)
-    app.include_router(subscriptions_router(engine=service.engine, tables=webhooks, source=event_log,
-                                            event_types=REGISTRY_EVENT_TYPES, require=service.require,
-                                            worker=service.webhooks))
+    app.include_router(
+        subscriptions_router(
+            engine=service.engine,
+            tables=webhooks,
+            source=event_log,
+            event_types=REGISTRY_EVENT_TYPES,
+            require=service.require,
+            worker=service.webhooks,
+        )
+    )
     registry_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -3,6 +3,7 @@ service mounts them itself; then this returns it as is).
 
 `uvicorn tests.partners.subsidy_webhooks_app:create_app --factory`
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -10,9 +11,9 @@ import contextlib
 from fastapi import FastAPI
 from sqlalchemy import MetaData
 
-from tcr_shared.platform.auth import RegistryKeyResolver, authenticator
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
+from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
 from tcr_subsidy.adapters.http import app as subsidy_app
 from tcr_subsidy.settings import SubsidySettings
 
@@ -23,13 +24,21 @@ def create_app() -> FastAPI:
     if any(getattr(route, "path", "") == "/v1/subscriptions" for route in app.routes):
         return app
     service = app.state.service
-    require = authenticator(settings.admin_key, RegistryKeyResolver(settings.registry_url))  # as in create_app
+    require = Authenticator(settings.admin_key, RegistryKeyResolver(settings.registry_url)).require  # as in create_app
     webhooks = webhook_tables(MetaData())  # the service would add these to its tables.py metadata + a migration
 
     # --- the wiring, as in docs/partners.md ---
     worker = DeliveryWorker(service.db, webhooks, service.queries, signal=service.signal)
-    app.include_router(subscriptions_router(engine=service.db, tables=webhooks, source=service.queries,
-                                            event_types=SUBSIDY_EVENT_TYPES, require=require, worker=worker))
+    app.include_router(
+        subscriptions_router(
+            engine=service.db,
+            tables=webhooks,
+            source=service.queries,
+            event_types=SUBSIDY_EVENT_TYPES,
+            require=require,
+            worker=worker,
+        )
+    )
     subsidy_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -1,4 +1,5 @@
 """The AsyncAPI document: generated from the models, committed, served, and true of the events really sent."""
+
 from __future__ import annotations
 
 import re
@@ -9,9 +10,9 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
-from tcr_shared.partners.asyncapi import DEFAULT_PATH, asyncapi_router, build_document, render
 from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
+from tcr_shared.partners.asyncapi import DEFAULT_PATH, asyncapi_router, build_document, render
 from tests.partners.conftest import feed_events
 from tests.partners.events import registry_event, subsidy_event
 
@@ -35,7 +36,8 @@ def committed() -> dict:
 
 def test_the_committed_document_is_the_generated_one():
     assert DEFAULT_PATH.read_text(encoding="utf-8") == render(), (
-        "docs/asyncapi.yaml is stale: run `python -m tcr_shared.partners.asyncapi --write` and commit it")
+        "docs/asyncapi.yaml is stale: run `python -m tcr_shared.partners.asyncapi --write` and commit it"
+    )
 
 
 def test_every_event_type_is_described_with_a_version_on_both_channels(committed):
@@ -45,8 +47,11 @@ def test_every_event_type_is_described_with_a_version_on_both_channels(committed
     assert all(re.fullmatch(r"tcr\.[a-z_]+\.[a-z_]+\.[a-z_]+\.v\d+", t) for t in names)
     nats_addresses = {c["address"] for c in committed["channels"].values() if c["address"]}
     assert nats_addresses == set(ALL_TYPES)
-    webhook_messages = {ref["$ref"].rsplit("/", 1)[1] for name in ("registryWebhooks", "subsidyWebhooks")
-                        for ref in committed["channels"][name]["messages"].values()}
+    webhook_messages = {
+        ref["$ref"].rsplit("/", 1)[1]
+        for name in ("registryWebhooks", "subsidyWebhooks")
+        for ref in committed["channels"][name]["messages"].values()
+    }
     assert webhook_messages == set(committed["components"]["messages"])
     for operation in committed["operations"].values():
         channel = operation["channel"]["$ref"].rsplit("/", 1)[1]
@@ -55,17 +60,30 @@ def test_every_event_type_is_described_with_a_version_on_both_channels(committed
 
 def test_schemas_accept_model_events_and_refuse_broken_ones(committed):
     validators = published_schemas(committed)
-    event = {"specversion": "1.0", "id": "e1", "source": "/tcr/subsidy", "type": "tcr.subsidy.award.decided.v1",
-             "time": "2025-03-02T08:00:00+00:00", "subject": "c1", "datacontenttype": "application/json",
-             "position": 3, "data": subsidy_event()["data"]}
+    event = {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "/tcr/subsidy",
+        "type": "tcr.subsidy.award.decided.v1",
+        "time": "2025-03-02T08:00:00+00:00",
+        "subject": "c1",
+        "datacontenttype": "application/json",
+        "position": 3,
+        "data": subsidy_event()["data"],
+    }
     validators["tcr.subsidy.award.decided.v1"].validate(event)
-    for broken in ({**event, "position": "three"}, {**event, "data": {**event["data"], "award": 12.5}},
-                   {**event, "source": "/tcr/registry"}, {k: v for k, v in event.items() if k != "id"}):
+    for broken in (
+        {**event, "position": "three"},
+        {**event, "data": {**event["data"], "award": 12.5}},
+        {**event, "source": "/tcr/registry"},
+        {k: v for k, v in event.items() if k != "id"},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             validators["tcr.subsidy.award.decided.v1"].validate(broken)
     certified = registry_event("certified")
     validators["tcr.registry.contract.certified.v1"].validate(
-        {**event, "source": "/tcr/registry", "type": certified["type"], "data": certified["data"]})
+        {**event, "source": "/tcr/registry", "type": certified["type"], "data": certified["data"]}
+    )
 
 
 async def test_the_document_is_served():

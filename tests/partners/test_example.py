@@ -1,4 +1,5 @@
 """examples/partner_sync.py keeps a partner's SQLite table in sync, resuming from its saved position."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -11,8 +12,22 @@ from tests.support.processes import ROOT
 
 
 def sync(url: str, db) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "partner_sync.py"), "--url", url, "--key",
-                           ADMIN_KEY, "--db", str(db), "--once"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "partner_sync.py"),
+            "--url",
+            url,
+            "--key",
+            ADMIN_KEY,
+            "--db",
+            str(db),
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -32,6 +47,9 @@ async def test_partner_sync_example_catches_up_and_resumes(http, start_publisher
 
     events = await feed_events(http, publisher)
     rows = dict(sqlite3.connect(db).execute("SELECT contract_id, status FROM contracts").fetchall())
-    assert rows == {first[0]["data"]["contract_id"]: "revoked", first[1]["data"]["contract_id"]: "certified",
-                    events[3]["data"]["contract_id"]: "submitted"}
+    assert rows == {
+        first[0]["data"]["contract_id"]: "revoked",
+        first[1]["data"]["contract_id"]: "certified",
+        events[3]["data"]["contract_id"]: "submitted",
+    }
     assert sqlite3.connect(db).execute("SELECT position FROM sync_state").fetchone()[0] == events[-1]["position"]

@@ -1,4 +1,5 @@
 """The partner client: webhook verification, following a feed from a saved position, and standing alone."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,9 +18,15 @@ from tests.partners.conftest import ADMIN_KEY, append, feed_events, wait_until
 from tests.partners.events import registry_event
 from tests.support.processes import ROOT
 
-EVENT = FeedEvent(id="3f1d2c1e-0000-4000-8000-000000000001", source="/tcr/registry",
-                  type="tcr.registry.contract.certified.v1", time="2025-03-02T08:00:00+00:00",
-                  subject="c1", position=7, data=registry_event()["data"])
+EVENT = FeedEvent(
+    id="3f1d2c1e-0000-4000-8000-000000000001",
+    source="/tcr/registry",
+    type="tcr.registry.contract.certified.v1",
+    time="2025-03-02T08:00:00+00:00",
+    subject="c1",
+    position=7,
+    data=registry_event()["data"],
+)
 
 
 def test_a_genuine_delivery_verifies_and_yields_the_event():
@@ -29,8 +36,9 @@ def test_a_genuine_delivery_verifies_and_yields_the_event():
     assert event == EVENT
 
 
-@pytest.mark.parametrize("tamper", ["other secret", "body", "webhook-id", "old", "future", "missing", "garbage",
-                                    "not an event"])
+@pytest.mark.parametrize(
+    "tamper", ["other secret", "body", "webhook-id", "old", "future", "missing", "garbage", "not an event"]
+)
 def test_a_bad_signature_is_rejected_by_the_client_helper(tamper):
     secret = new_webhook_secret()
     body = encode_event(EVENT)
@@ -116,14 +124,40 @@ def test_the_partner_client_installs_and_imports_on_its_own(tmp_path):
     """shared/pyproject.toml (distribution tcr-shared, `pip install ./shared`) packages the client; built from
     that configuration alone, it imports without any service dependency (no FastAPI, SQLAlchemy, NATS...)."""
     site = tmp_path / "site"
-    built = subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "egg_info", "--egg-base", str(tmp_path), "build_py",
-                            "--build-lib", str(site)], cwd=ROOT / "shared", capture_output=True, text=True, timeout=120)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import setuptools; setuptools.setup()",
+            "-q",
+            "egg_info",
+            "--egg-base",
+            str(tmp_path),
+            "build_py",
+            "--build-lib",
+            str(site),
+        ],
+        cwd=ROOT / "shared",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert built.returncode == 0, built.stderr
     names = {p.relative_to(site).as_posix() for p in site.rglob("*.py")}
-    assert {"tcr_shared/partners/client.py", "tcr_shared/feeds/client.py", "tcr_shared/language/events/envelope.py"} <= names
-    code = ("import sys; import tcr_shared.partners.client as p; "
-            "bad = [m for m in ('fastapi','sqlalchemy','eventsourcing','nats','starlette') if m in sys.modules]; "
-            "assert not bad, bad; assert p.__file__.startswith(sys.argv[1]), p.__file__; print('ok')")
-    ran = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code,
-                          str(site)], capture_output=True, text=True, cwd=tmp_path)
+    assert {
+        "tcr_shared/partners/client.py",
+        "tcr_shared/feeds/client.py",
+        "tcr_shared/language/events/envelope.py",
+    } <= names
+    code = (
+        "import sys; import tcr_shared.partners.client as p; "
+        "bad = [m for m in ('fastapi','sqlalchemy','eventsourcing','nats','starlette') if m in sys.modules]; "
+        "assert not bad, bad; assert p.__file__.startswith(sys.argv[1]), p.__file__; print('ok')"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code, str(site)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stderr

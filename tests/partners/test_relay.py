@@ -1,4 +1,5 @@
 """The NATS JetStream relay against the real NATS server: order, ids, subjects, personal data, and kill -9."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,13 @@ class Relay:
 
     def start(self) -> Relay:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "tcr_relay"], cwd=ROOT,
-                                            env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tcr_relay"],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -83,21 +89,33 @@ async def count(js, stream: str) -> int:
 
 
 async def test_relay_killed_mid_stream_resumes_with_no_duplicate_and_no_gap(
-        http, start_publisher, start_relay, jetstream, tmp_path):
+    http, start_publisher, start_relay, jetstream, tmp_path
+):
     js, created = jetstream
     tag = uuid.uuid4().hex[:8]
     stream, prefix = f"TCRTEST_{tag}", f"t{tag}"
     created.append(stream)
     registry = start_publisher("registry")
     subsidy = start_publisher("subsidy")
-    await append(http, registry, [registry_event("submitted") for _ in range(30)] + [
-        registry_event("certified", buyer_individual=True,
-                       extra_personal={"name": "张三", "id_number": "640104199001011237"})])
+    await append(
+        http,
+        registry,
+        [registry_event("submitted") for _ in range(30)]
+        + [
+            registry_event(
+                "certified", buyer_individual=True, extra_personal={"name": "张三", "id_number": "640104199001011237"}
+            )
+        ],
+    )
     await append(http, subsidy, [subsidy_event() for _ in range(10)])
-    env = {"TCR_NATS_STREAM": stream, "TCR_NATS_SUBJECT_PREFIX": prefix, "TCR_REGISTRY_URL": registry.url,
-           "TCR_SUBSIDY_URL": subsidy.url,
-           # a tiny de-duplication window, so that only the relay's own resume logic can prevent duplicates
-           "TCR_NATS_DUPLICATE_WINDOW": "0.2"}
+    env = {
+        "TCR_NATS_STREAM": stream,
+        "TCR_NATS_SUBJECT_PREFIX": prefix,
+        "TCR_REGISTRY_URL": registry.url,
+        "TCR_SUBSIDY_URL": subsidy.url,
+        # a tiny de-duplication window, so that only the relay's own resume logic can prevent duplicates
+        "TCR_NATS_DUPLICATE_WINDOW": "0.2",
+    }
     relay = start_relay(**env)
 
     async def produce():
@@ -163,8 +181,13 @@ async def test_relay_publishes_the_real_registry_feed(http, start_relay, jetstre
         client = RegistryClient(http, registry)
         await client.setup_point()
         await client.every_kind_of_event()
-        start_relay(TCR_NATS_STREAM=stream, TCR_NATS_SUBJECT_PREFIX=prefix, TCR_REGISTRY_URL=registry.url,
-                    TCR_RELAY_SOURCES="registry", TCR_FEED_KEY=await client.partner_key())
+        start_relay(
+            TCR_NATS_STREAM=stream,
+            TCR_NATS_SUBJECT_PREFIX=prefix,
+            TCR_REGISTRY_URL=registry.url,
+            TCR_RELAY_SOURCES="registry",
+            TCR_FEED_KEY=await client.partner_key(),
+        )
         events = await feed_events(http, registry)
         await wait_until(lambda: _at_least(js, stream, len(events)), what="the registry's events")
         contract = await client.submit(seller_region="640522")

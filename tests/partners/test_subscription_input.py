@@ -1,4 +1,5 @@
 """Bad input to /v1/subscriptions gets problem+json naming the field, and creates nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -55,8 +56,11 @@ async def test_bad_input_gets_problem_json_and_creates_nothing(http, publisher):
         assert problem["status"] == 422 and problem["title"] and problem["detail"]
         assert field in [e["field"] for e in problem["errors"]], (change, problem)
 
-    malformed = await http.post(f"{publisher.url}/v1/subscriptions", content=b'{"url": ', headers={
-        **key("acme"), "content-type": "application/json"})
+    malformed = await http.post(
+        f"{publisher.url}/v1/subscriptions",
+        content=b'{"url": ',
+        headers={**key("acme"), "content-type": "application/json"},
+    )
     assert malformed.status_code == 400 and malformed.headers["content-type"] == "application/problem+json"
     assert (await http.post(f"{publisher.url}/v1/subscriptions", json=GOOD)).status_code == 401
     analyst = await http.post(f"{publisher.url}/v1/subscriptions", json=GOOD, headers=key("x", "analyst"))
@@ -67,15 +71,20 @@ async def test_bad_input_gets_problem_json_and_creates_nothing(http, publisher):
     created = await http.post(f"{publisher.url}/v1/subscriptions", json=GOOD, headers=key("acme"))
     assert created.status_code == 201
     sub = created.json()
-    for change, field in BAD_BODIES[:4] + BAD_BODIES[10:12] + BAD_BODIES[15:17]:
+    for change, _field in BAD_BODIES[:4] + BAD_BODIES[10:12] + BAD_BODIES[15:17]:
         response = await http.patch(f"{publisher.url}/v1/subscriptions/{sub['id']}", json=change, headers=key("acme"))
         assert response.status_code == 422, (change, response.text)
-    status = await http.patch(f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"status": "deleted"},
-                              headers=key("acme"))
+    status = await http.patch(
+        f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"status": "deleted"}, headers=key("acme")
+    )
     assert status.status_code == 422
     unchanged = (await http.get(f"{publisher.url}/v1/subscriptions/{sub['id']}", headers=key("acme"))).json()
     assert {k: unchanged[k] for k in ("url", "event_types", "regions", "status")} == {
-        "url": GOOD["url"], "event_types": GOOD["event_types"], "regions": GOOD["regions"], "status": "active"}
+        "url": GOOD["url"],
+        "event_types": GOOD["event_types"],
+        "regions": GOOD["regions"],
+        "status": "active",
+    }
     assert (await http.get(f"{publisher.url}/v1/subscriptions/nope", headers=key("acme"))).status_code == 404
 
 
@@ -96,14 +105,20 @@ async def test_a_host_name_is_refused_when_any_address_it_resolves_to_is_link_lo
     import socket
 
     real = socket.getaddrinfo
-    answers = {"metadata.example": ["169.254.169.254"], "mixed.example": ["203.0.113.7", "169.254.0.23"],
-               "v6.example": ["fd00:ec2::254"], "partner.example": ["203.0.113.7"]}
+    answers = {
+        "metadata.example": ["169.254.169.254"],
+        "mixed.example": ["203.0.113.7", "169.254.0.23"],
+        "v6.example": ["fd00:ec2::254"],
+        "partner.example": ["203.0.113.7"],
+    }
 
     def fake(host, port, *args, **kwargs):
         if host not in answers:
             return real(host, port, *args, **kwargs)
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
-                for a in answers[host]]
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in answers[host]
+        ]
 
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     for host in ("metadata.example", "mixed.example", "v6.example"):

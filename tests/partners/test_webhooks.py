@@ -1,5 +1,6 @@
 """Signed webhooks end to end: a publisher process with the shared webhook router and worker, and partner
 receivers that are real HTTP servers verifying signatures with the partner client."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,11 @@ async def test_receiver_down_and_back_gets_every_event_in_order(http, start_publ
     """On SQLite and on PostgreSQL (the webhook tables live in the publisher's own database)."""
     publisher = start_publisher(database_url=database_url if database_url.startswith("postgresql") else None)
     receiver_port = free_port()
-    sub = await subscribe(http, publisher, {"url": f"http://127.0.0.1:{receiver_port}/hook",
-                                            "event_types": ["tcr.registry.contract.*"], "start": "0"})
+    sub = await subscribe(
+        http,
+        publisher,
+        {"url": f"http://127.0.0.1:{receiver_port}/hook", "event_types": ["tcr.registry.contract.*"], "start": "0"},
+    )
     # The secret is shown once: reading the subscription again does not reveal it.
     again = (await http.get(f"{publisher.url}/v1/subscriptions/{sub['id']}", headers=key("acme"))).json()
     assert "secret" not in again and again["status"] == "active"
@@ -43,8 +47,7 @@ async def test_receiver_down_and_back_gets_every_event_in_order(http, start_publ
     await append(http, publisher, [registry_event("certified") for _ in range(15)])
 
     async def failing():
-        body = (await http.get(f"{publisher.url}/v1/subscriptions/{sub['id']}/deliveries",
-                               headers=key("acme"))).json()
+        body = (await http.get(f"{publisher.url}/v1/subscriptions/{sub['id']}/deliveries", headers=key("acme"))).json()
         failed = [d for d in body["deliveries"] if d["outcome"] == "failed" and d["position"] > 10]
         return len(failed) >= 3 and body["subscription"]["next_retry_at"] and failed
 
@@ -73,29 +76,40 @@ async def test_receiver_down_and_back_gets_every_event_in_order(http, start_publ
 
 async def test_prefecture_and_county_filters(http, start_publisher, make_receiver):
     publisher = start_publisher()
-    prefecture = await subscribe(http, publisher, {"url": "http://127.0.0.1:1/hook", "regions": ["6402"],
-                                                   "event_types": ["tcr.registry.contract.certified.v1"], "start": "now"})
+    prefecture = await subscribe(
+        http,
+        publisher,
+        {
+            "url": "http://127.0.0.1:1/hook",
+            "regions": ["6402"],
+            "event_types": ["tcr.registry.contract.certified.v1"],
+            "start": "now",
+        },
+    )
     county = await subscribe(http, publisher, {"url": "http://127.0.0.1:1/hook", "regions": ["640181"], "start": "now"})
     r1 = make_receiver(prefecture["secret"]).start()
     r2 = make_receiver(county["secret"]).start()
     for sub, receiver in ((prefecture, r1), (county, r2)):
-        response = await http.patch(f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"url": receiver.url},
-                                    headers=key("acme"))
+        response = await http.patch(
+            f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"url": receiver.url}, headers=key("acme")
+        )
         assert response.status_code == 200, response.text
 
     items = [
-        registry_event("certified", "640104", "640181"),   # Yinchuan only
-        registry_event("certified", "640205", "640104"),   # seller in Shizuishan (6402)
-        registry_event("certified", "110108", "640221"),   # buyer in Pingluo (6402), seller in Beijing
-        registry_event("submitted", "640205", "640181"),   # 6402, but not a certification
-        registry_event("certified", "640302", "640381"),   # Wuzhong only
-        registry_event("revoked", "640202", "640181"),     # 6402, but a revocation
+        registry_event("certified", "640104", "640181"),  # Yinchuan only
+        registry_event("certified", "640205", "640104"),  # seller in Shizuishan (6402)
+        registry_event("certified", "110108", "640221"),  # buyer in Pingluo (6402), seller in Beijing
+        registry_event("submitted", "640205", "640181"),  # 6402, but not a certification
+        registry_event("certified", "640302", "640381"),  # Wuzhong only
+        registry_event("revoked", "640202", "640181"),  # 6402, but a revocation
     ]
     positions = await append(http, publisher, items)
     await wait_until(lambda: len(r1.unique()) >= 2 and len(r2.unique()) >= 3, what="filtered deliveries")
     marker = await append(http, publisher, [registry_event("certified", "640205", "640181")])
-    await wait_until(lambda: marker[0] in [u["position"] for u in r1.unique()]
-                     and marker[0] in [u["position"] for u in r2.unique()], what="marker event")
+    await wait_until(
+        lambda: marker[0] in [u["position"] for u in r1.unique()] and marker[0] in [u["position"] for u in r2.unique()],
+        what="marker event",
+    )
     assert [u["position"] for u in r1.unique()] == [positions[1], positions[2], marker[0]]
     assert [u["position"] for u in r2.unique()] == [positions[0], positions[3], positions[5], marker[0]]
     for entry in r1.unique():
@@ -110,8 +124,12 @@ async def test_slow_or_dead_partner_does_not_delay_others_or_registration(http, 
     fast = await subscribe(http, publisher, {"url": "http://127.0.0.1:1/hook", "start": "0"}, who="fast")
     slow_receiver = make_receiver(slow["secret"], RECEIVER_DELAY="5").start()
     fast_receiver = make_receiver(fast["secret"]).start()
-    await http.patch(f"{publisher.url}/v1/subscriptions/{slow['id']}", json={"url": slow_receiver.url}, headers=key("slow"))
-    await http.patch(f"{publisher.url}/v1/subscriptions/{fast['id']}", json={"url": fast_receiver.url}, headers=key("fast"))
+    await http.patch(
+        f"{publisher.url}/v1/subscriptions/{slow['id']}", json={"url": slow_receiver.url}, headers=key("slow")
+    )
+    await http.patch(
+        f"{publisher.url}/v1/subscriptions/{fast['id']}", json={"url": fast_receiver.url}, headers=key("fast")
+    )
     assert dead["url"].endswith(":1/hook")  # nothing listens there
 
     started = time.monotonic()
@@ -125,17 +143,23 @@ async def test_slow_or_dead_partner_does_not_delay_others_or_registration(http, 
     assert slow_receiver.unique() == []  # every request to it timed out (and is being retried)
 
     async def slow_attempts():
-        return (await http.get(f"{publisher.url}/v1/subscriptions/{slow['id']}/deliveries",
-                               headers=key("slow"))).json()["deliveries"]
+        return (
+            await http.get(f"{publisher.url}/v1/subscriptions/{slow['id']}/deliveries", headers=key("slow"))
+        ).json()["deliveries"]
 
     deliveries = await wait_until(slow_attempts, what="attempts on the slow partner")
     assert all(d["outcome"] == "failed" and "timed out" in d["error"] for d in deliveries)
 
 
 async def test_failing_endpoint_backs_off_pauses_with_reason_and_resumes_losing_nothing(
-        http, start_publisher, make_receiver):
-    publisher = start_publisher(TCR_WEBHOOK_RETRY_INITIAL="0.2", TCR_WEBHOOK_RETRY_MAX="10",
-                                TCR_WEBHOOK_RETRY_WINDOW="1.6", TCR_WEBHOOK_RETRY_JITTER="0.2")
+    http, start_publisher, make_receiver
+):
+    publisher = start_publisher(
+        TCR_WEBHOOK_RETRY_INITIAL="0.2",
+        TCR_WEBHOOK_RETRY_MAX="10",
+        TCR_WEBHOOK_RETRY_WINDOW="1.6",
+        TCR_WEBHOOK_RETRY_JITTER="0.2",
+    )
     sub = await subscribe(http, publisher, {"url": "http://127.0.0.1:1/hook", "start": "0"})
     receiver = make_receiver(sub["secret"], RECEIVER_STATUS="503").start()
     await http.patch(f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"url": receiver.url}, headers=key("acme"))
@@ -148,14 +172,18 @@ async def test_failing_endpoint_backs_off_pauses_with_reason_and_resumes_losing_
     state = await wait_until(paused, timeout=15, what="the subscription to pause")
     assert "failed attempts" in state["paused_reason"] and "HTTP 503" in state["paused_reason"]
     assert state["position"] < positions[0]  # the cursor is still before the failing event
-    log = (await http.get(f"{publisher.url}/v1/subscriptions/{sub['id']}/deliveries",
-                          headers=key("acme"))).json()["deliveries"][::-1]
+    log = (await http.get(f"{publisher.url}/v1/subscriptions/{sub['id']}/deliveries", headers=key("acme"))).json()[
+        "deliveries"
+    ][::-1]
     assert {d["position"] for d in log} == {positions[0]}
     assert all(d["status_code"] == 503 for d in log) and log[-1]["outcome"] == "paused"
     times = [datetime.fromisoformat(d["attempted_at"]) for d in log]
     # the wait each failure scheduled, from the end of its attempt to the retry
-    scheduled = [(datetime.fromisoformat(d["next_retry_at"]) - t).total_seconds() - d["duration_ms"] / 1000
-                 for d, t in zip(log, times) if d["next_retry_at"]]
+    scheduled = [
+        (datetime.fromisoformat(d["next_retry_at"]) - t).total_seconds() - d["duration_ms"] / 1000
+        for d, t in zip(log, times)
+        if d["next_retry_at"]
+    ]
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
     assert len(scheduled) >= 3 and len(gaps) == len(scheduled)
     assert 0.15 <= scheduled[0] <= 0.35, scheduled
@@ -166,8 +194,9 @@ async def test_failing_endpoint_backs_off_pauses_with_reason_and_resumes_losing_
     receiver.start(RECEIVER_STATUS="204")
     await asyncio.sleep(0.5)
     assert receiver.unique() == []  # paused means paused
-    resumed = await http.patch(f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"status": "active"},
-                               headers=key("acme"))
+    resumed = await http.patch(
+        f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"status": "active"}, headers=key("acme")
+    )
     assert resumed.status_code == 200 and resumed.json()["paused_reason"] is None
     await wait_until(lambda: len(receiver.unique()) >= 3, what="events after resume")
     assert [u["position"] for u in receiver.unique()] == positions
@@ -182,8 +211,9 @@ async def test_replay_from_a_position_delivers_again_with_the_same_ids(http, sta
     await wait_until(lambda: len(receiver.received()) >= 5)
     first = receiver.received()
 
-    response = await http.post(f"{publisher.url}/v1/subscriptions/{sub['id']}/replay", params={"from": positions[2]},
-                               headers=key("acme"))
+    response = await http.post(
+        f"{publisher.url}/v1/subscriptions/{sub['id']}/replay", params={"from": positions[2]}, headers=key("acme")
+    )
     assert response.status_code == 202, response.text
     assert response.json()["position"] == positions[1]
     await wait_until(lambda: len(receiver.received()) >= 8, what="replayed events")
@@ -196,16 +226,19 @@ async def test_replay_from_a_position_delivers_again_with_the_same_ids(http, sta
     assert 'tcr_webhook_attempts_total{outcome="delivered"} 8.0' in metrics
     assert "tcr_webhook_subscriptions_running 1.0" in metrics
 
-    bad = await http.post(f"{publisher.url}/v1/subscriptions/{sub['id']}/replay", params={"from": "ten"},
-                          headers=key("acme"))
+    bad = await http.post(
+        f"{publisher.url}/v1/subscriptions/{sub['id']}/replay", params={"from": "ten"}, headers=key("acme")
+    )
     assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
-    beyond = await http.post(f"{publisher.url}/v1/subscriptions/{sub['id']}/replay", params={"from": 10_000},
-                             headers=key("acme"))
+    beyond = await http.post(
+        f"{publisher.url}/v1/subscriptions/{sub['id']}/replay", params={"from": 10_000}, headers=key("acme")
+    )
     assert beyond.status_code == 422
 
 
 async def test_partners_see_only_their_own_subscriptions_and_delete_stops_delivery(
-        http, start_publisher, make_receiver):
+    http, start_publisher, make_receiver
+):
     publisher = start_publisher()
     sub = await subscribe(http, publisher, {"url": "http://127.0.0.1:1/hook", "start": "now"}, who="alpha")
     receiver = make_receiver(sub["secret"]).start()
@@ -213,11 +246,17 @@ async def test_partners_see_only_their_own_subscriptions_and_delete_stops_delive
     other = await subscribe(http, publisher, {"url": "http://127.0.0.1:1/hook"}, who="beta")
 
     for method in ("GET", "PATCH", "DELETE"):
-        response = await http.request(method, f"{publisher.url}/v1/subscriptions/{sub['id']}", headers=key("beta"),
-                                      json={} if method == "PATCH" else None)
+        response = await http.request(
+            method,
+            f"{publisher.url}/v1/subscriptions/{sub['id']}",
+            headers=key("beta"),
+            json={} if method == "PATCH" else None,
+        )
         assert response.status_code == 404, (method, response.text)
-    assert [s["id"] for s in (await http.get(f"{publisher.url}/v1/subscriptions", headers=key("beta"))).json()
-            ["subscriptions"]] == [other["id"]]
+    assert [
+        s["id"]
+        for s in (await http.get(f"{publisher.url}/v1/subscriptions", headers=key("beta"))).json()["subscriptions"]
+    ] == [other["id"]]
     admin_view = (await http.get(f"{publisher.url}/v1/subscriptions", headers=ADMIN)).json()["subscriptions"]
     assert {s["id"] for s in admin_view} == {sub["id"], other["id"]}
     assert (await http.get(f"{publisher.url}/v1/subscriptions", headers=key("x", "analyst"))).status_code == 403
@@ -238,8 +277,15 @@ async def test_individuals_personal_data_never_leaves_in_a_webhook(http, start_p
     receiver = make_receiver(sub["secret"]).start()
     await http.patch(f"{publisher.url}/v1/subscriptions/{sub['id']}", json={"url": receiver.url}, headers=key("acme"))
     # An upstream mistake: the publisher's event carries an individual's name and identity number.
-    await append(http, publisher, [registry_event("certified", buyer_individual=True,
-                                                  extra_personal={"name": "张三", "id_number": "640104199001011237"})])
+    await append(
+        http,
+        publisher,
+        [
+            registry_event(
+                "certified", buyer_individual=True, extra_personal={"name": "张三", "id_number": "640104199001011237"}
+            )
+        ],
+    )
     await wait_until(lambda: receiver.unique())
     buyer = receiver.unique()[0]["data"]["terms"]["buyer"]
     assert buyer["kind"] == "individual" and buyer["name"] is None and "id_number" not in buyer
@@ -259,9 +305,16 @@ async def test_certifications_in_the_real_registry_reach_a_partner(http, tmp_pat
         await client.setup_point()
         partner = {"Authorization": f"Bearer {await client.partner_key()}"}
         receiver_port = free_port()
-        response = await http.post(f"{registry.url}/v1/subscriptions", headers=partner, json={
-            "url": f"http://127.0.0.1:{receiver_port}/hook", "event_types": ["tcr.registry.contract.certified.*"],
-            "regions": ["6405"], "start": "0"})
+        response = await http.post(
+            f"{registry.url}/v1/subscriptions",
+            headers=partner,
+            json={
+                "url": f"http://127.0.0.1:{receiver_port}/hook",
+                "event_types": ["tcr.registry.contract.certified.*"],
+                "regions": ["6405"],
+                "start": "0",
+            },
+        )
         assert response.status_code == 201, response.text
         receiver = make_receiver(response.json()["secret"], port=receiver_port).start()
         wanted = []
@@ -284,28 +337,47 @@ async def test_certifications_in_the_real_registry_reach_a_partner(http, tmp_pat
 
 @pytest.mark.e2e
 async def test_awards_of_the_real_subsidy_service_reach_a_partner_filtered_by_region(
-        http, tmp_path, artifacts_dir, make_receiver):
+    http, tmp_path, artifacts_dir, make_receiver
+):
     from tests.partners.registry import RegistryClient, start_registry
     from tests.partners.test_asyncapi import published_schemas
 
     registry = start_registry(tmp_path, artifacts_dir / "partners")
     subsidy = None
     try:
-        subsidy = start_service("subsidy", "tests.partners.subsidy_webhooks_app:create_app", {
-            "TCR_SUBSIDY_DATABASE_URL": f"sqlite:///{tmp_path / 'subsidy.db'}", "TCR_DATA_DIR": str(tmp_path),
-            "TCR_ADMIN_KEY": ADMIN["Authorization"].split()[1], "TCR_REGISTRY_URL": registry.url,
-            **FAST_WEBHOOKS}, artifacts_dir / "partners")
+        subsidy = start_service(
+            "subsidy",
+            "tests.partners.subsidy_webhooks_app:create_app",
+            {
+                "TCR_SUBSIDY_DATABASE_URL": f"sqlite:///{tmp_path / 'subsidy.db'}",
+                "TCR_DATA_DIR": str(tmp_path),
+                "TCR_ADMIN_KEY": ADMIN["Authorization"].split()[1],
+                "TCR_REGISTRY_URL": registry.url,
+                **FAST_WEBHOOKS,
+            },
+            artifacts_dir / "partners",
+        )
         client = RegistryClient(http, registry)
         await client.setup_point()
         partner = {"Authorization": f"Bearer {await client.partner_key()}"}
         port = free_port()
-        response = await http.post(f"{subsidy.url}/v1/subscriptions", headers=partner, json={
-            "url": f"http://127.0.0.1:{port}/hook", "event_types": ["tcr.subsidy.award.*"], "regions": ["6401"],
-            "start": "0"})
+        response = await http.post(
+            f"{subsidy.url}/v1/subscriptions",
+            headers=partner,
+            json={
+                "url": f"http://127.0.0.1:{port}/hook",
+                "event_types": ["tcr.subsidy.award.*"],
+                "regions": ["6401"],
+                "start": "0",
+            },
+        )
         assert response.status_code == 201, response.text
         receiver = make_receiver(response.json()["secret"], port=port).start()
-        bad = await http.post(f"{subsidy.url}/v1/subscriptions", headers=partner, json={
-            "url": "http://127.0.0.1:9/hook", "event_types": ["tcr.registry.contract.*"]})
+        bad = await http.post(
+            f"{subsidy.url}/v1/subscriptions",
+            headers=partner,
+            json={"url": "http://127.0.0.1:9/hook", "event_types": ["tcr.registry.contract.*"]},
+        )
         assert bad.status_code == 422  # the subsidy service publishes awards only
 
         yinchuan = await client.submit(seller_region="640104", buyer_region="640181")
@@ -315,8 +387,11 @@ async def test_awards_of_the_real_subsidy_service_reach_a_partner_filtered_by_re
         marker = await client.submit(seller_region="640502", buyer_region="640106")
         await client.certify(marker)
 
-        await wait_until(lambda: any(u["data"]["contract_id"] == marker for u in receiver.unique()), timeout=30,
-                         what="the award for the last contract")
+        await wait_until(
+            lambda: any(u["data"]["contract_id"] == marker for u in receiver.unique()),
+            timeout=30,
+            what="the award for the last contract",
+        )
         unique = receiver.unique()
         assert {u["data"]["contract_id"] for u in unique} == {yinchuan, marker}
         assert all(u["data"]["beneficiary_region"].startswith("6401") for u in unique)

@@ -1,5 +1,6 @@
 """One registry per backend (SQLite and a fresh PostgreSQL database) shared by the tests of a module. Tests
 that need exact numbers use their own fresh point, so sharing the database does not couple them."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Helpers for the registry's API tests: one running registry per backend and module, fresh points and keys
 on demand, and waiting (with a deadline, never a fixed sleep) for the asynchronous contract index."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,9 @@ ADMIN = auth(ADMIN_KEY)
 PROBLEM_JSON = "application/problem+json"
 
 
-async def wait_until(probe: Callable[[], Awaitable[T]], timeout: float = 15.0, interval: float = 0.02,
-                     what: str = "condition") -> T:
+async def wait_until(
+    probe: Callable[[], Awaitable[T]], timeout: float = 15.0, interval: float = 0.02, what: str = "condition"
+) -> T:
     """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -62,8 +64,11 @@ class RegistryEnv:
         """A new registration point with a fresh number (so its registration numbers start at 000001)."""
         self._numbers[jurisdiction] += 1
         number = f"{self._numbers[jurisdiction]:02d}"
-        r = await self.client.post("/v1/points", json={"number": number, "name": f"登记点 {jurisdiction}-{number}",
-                                                       "jurisdiction": jurisdiction}, headers=ADMIN)
+        r = await self.client.post(
+            "/v1/points",
+            json={"number": number, "name": f"登记点 {jurisdiction}-{number}", "jurisdiction": jurisdiction},
+            headers=ADMIN,
+        )
         assert r.status_code == 201, r.text
         point_id = r.json()["id"]
         r = await self.client.post("/v1/api-keys", json={"role": "point", "point_id": point_id}, headers=ADMIN)
@@ -87,9 +92,11 @@ class RegistryEnv:
 
     async def certified(self, point: Point, certified_at: str = "2025-03-10T10:00:00+08:00", **overrides) -> dict:
         contract = await self.submit(point, **overrides)
-        r = await self.client.post(f"/v1/contracts/{contract['id']}/certify",
-                                   json={"certified_at": certified_at, "expert_review_ref": "ZJPS-2025-001"},
-                                   headers=point.headers)
+        r = await self.client.post(
+            f"/v1/contracts/{contract['id']}/certify",
+            json={"certified_at": certified_at, "expert_review_ref": "ZJPS-2025-001"},
+            headers=point.headers,
+        )
         assert r.status_code == 200, r.text
         return r.json()
 

@@ -1,5 +1,6 @@
 """Keys and roles (401/403), a point's jurisdiction, and the admin endpoints: points, API keys (secret shown
 once, stored as a hash), whoami, regions."""
+
 from __future__ import annotations
 
 import hashlib
@@ -81,8 +82,9 @@ async def test_point_outside_its_jurisdiction_is_403(registry):
     outside = [
         contract_body(seller=party("university", "640402")),  # seller in Guyuan
         contract_body(seller=party("enterprise", "110108"), buyer=party("enterprise", "640502")),  # buyer decides
-        contract_body(seller={"name": "Fraunhofer GmbH", "kind": "foreign", "country": "DE"},
-                      buyer=party("enterprise", "640302")),
+        contract_body(
+            seller={"name": "Fraunhofer GmbH", "kind": "foreign", "country": "DE"}, buyer=party("enterprise", "640302")
+        ),
         # The seller is in Ningxia (Guyuan) and decides, though the buyer is in Yinchuan.
         contract_body(seller=party("enterprise", "640422"), buyer=party("enterprise", "640104")),
     ]
@@ -96,8 +98,9 @@ async def test_point_outside_its_jurisdiction_is_403(registry):
     assert r.status_code == 201, r.text
     assert_problem(await registry.client.post("/v1/contracts", json=body, headers=guyuan.headers), 403)
     # Foreign seller, buyer in Guyuan.
-    body = contract_body(seller={"name": "Acme Inc.", "kind": "foreign", "country": "US"},
-                         buyer=party("enterprise", "640425"))
+    body = contract_body(
+        seller={"name": "Acme Inc.", "kind": "foreign", "country": "US"}, buyer=party("enterprise", "640425")
+    )
     r = await registry.client.post("/v1/contracts", json=body, headers=guyuan.headers)
     assert r.status_code == 201, r.text
     foreign_deal = r.json()
@@ -106,16 +109,18 @@ async def test_point_outside_its_jurisdiction_is_403(registry):
     for body in outside + [contract_body(seller=party("enterprise", "640521"))]:
         r = await registry.client.post("/v1/contracts", json=body, headers=regional.headers)
         assert r.status_code == 201, r.text
-    r = await registry.client.post(f"/v1/contracts/{foreign_deal['id']}/certify", json={"expert_review_ref": "Z"},
-                                   headers=regional.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{foreign_deal['id']}/certify", json={"expert_review_ref": "Z"}, headers=regional.headers
+    )
     assert r.status_code == 200, r.text
     assert r.json()["registration_number"][4:10] == f"6400{regional.number}"
 
     # A prefecture point may not act on, nor read, another prefecture's contract.
     head = await registry.head()
     cid = foreign_deal["id"]
-    assert_problem(await registry.client.post(f"/v1/contracts/{cid}/revoke", json={"reason": "r"},
-                                              headers=yinchuan.headers), 403)
+    assert_problem(
+        await registry.client.post(f"/v1/contracts/{cid}/revoke", json={"reason": "r"}, headers=yinchuan.headers), 403
+    )
     assert_problem(await registry.client.get(f"/v1/contracts/{cid}", headers=yinchuan.headers), 403)
     assert_problem(await registry.client.get(f"/v1/contracts/{cid}/history", headers=yinchuan.headers), 403)
     assert await registry.head() == head
@@ -127,26 +132,31 @@ async def test_point_outside_its_jurisdiction_is_403(registry):
 
 async def test_create_points(registry):
     n = 90 if registry.backend == "sqlite" else 91
-    r = await registry.client.post("/v1/points", json={"number": f"{n}", "name": "固原市登记点", "jurisdiction": "6404"},
-                                   headers=ADMIN)
+    r = await registry.client.post(
+        "/v1/points", json={"number": f"{n}", "name": "固原市登记点", "jurisdiction": "6404"}, headers=ADMIN
+    )
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["registration_prefix"] == f"6404{n}" and created["jurisdiction"] == "6404"
     assert r.headers["Location"] == f"/v1/points/{created['id']}"
     # Numbers are unique within a jurisdiction, not across.
-    again = await registry.client.post("/v1/points", json={"number": f"{n}", "name": "x", "jurisdiction": "6404"},
-                                       headers=ADMIN)
+    again = await registry.client.post(
+        "/v1/points", json={"number": f"{n}", "name": "x", "jurisdiction": "6404"}, headers=ADMIN
+    )
     assert_problem(again, 409)
-    other = await registry.client.post("/v1/points", json={"number": f"{n}", "name": "x", "jurisdiction": "6405"},
-                                       headers=ADMIN)
+    other = await registry.client.post(
+        "/v1/points", json={"number": f"{n}", "name": "x", "jurisdiction": "6405"}, headers=ADMIN
+    )
     assert other.status_code == 201
-    for bad, field in (({"number": "1", "name": "x", "jurisdiction": "6401"}, "number"),
-                       ({"number": "ab", "name": "x", "jurisdiction": "6401"}, "number"),
-                       ({"number": "12", "name": "x", "jurisdiction": "6406"}, "jurisdiction"),
-                       ({"number": "12", "name": "x", "jurisdiction": "640100"}, "jurisdiction"),
-                       ({"number": "12", "name": "x", "jurisdiction": "1101"}, "jurisdiction"),
-                       ({"number": "12", "jurisdiction": "6401"}, "name"),
-                       ({"number": "12", "name": "x", "jurisdiction": "6401", "x": 1}, "x")):
+    for bad, field in (
+        ({"number": "1", "name": "x", "jurisdiction": "6401"}, "number"),
+        ({"number": "ab", "name": "x", "jurisdiction": "6401"}, "number"),
+        ({"number": "12", "name": "x", "jurisdiction": "6406"}, "jurisdiction"),
+        ({"number": "12", "name": "x", "jurisdiction": "640100"}, "jurisdiction"),
+        ({"number": "12", "name": "x", "jurisdiction": "1101"}, "jurisdiction"),
+        ({"number": "12", "jurisdiction": "6401"}, "name"),
+        ({"number": "12", "name": "x", "jurisdiction": "6401", "x": 1}, "x"),
+    ):
         assert_problem(await registry.client.post("/v1/points", json=bad, headers=ADMIN), 422, field)
     analyst = await registry.key("analyst")
     r = await registry.client.get("/v1/points", headers=analyst)
@@ -157,8 +167,9 @@ async def test_create_points(registry):
 
 async def test_api_keys_secret_shown_once_and_stored_hashed(registry):
     point = await registry.point("6403")
-    r = await registry.client.post("/v1/api-keys", json={"role": "point", "point_id": point.id, "label": "吴忠 2"},
-                                   headers=ADMIN)
+    r = await registry.client.post(
+        "/v1/api-keys", json={"role": "point", "point_id": point.id, "label": "吴忠 2"}, headers=ADMIN
+    )
     assert r.status_code == 201, r.text
     issued = r.json()
     secret = issued["secret"]
@@ -171,8 +182,13 @@ async def test_api_keys_secret_shown_once_and_stored_hashed(registry):
     # whoami tells who the key belongs to, and never shows the secret again.
     r = await registry.client.get("/v1/whoami", headers=auth(secret))
     assert r.status_code == 200
-    assert r.json() == {"key_id": issued["id"], "role": "point", "point_id": point.id, "jurisdiction": "6403",
-                        "point_number": point.number}
+    assert r.json() == {
+        "key_id": issued["id"],
+        "role": "point",
+        "point_id": point.id,
+        "jurisdiction": "6403",
+        "point_number": point.number,
+    }
     assert secret not in r.text
     # Each role's key works for that role.
     for role in ("partner", "analyst", "admin"):
@@ -210,14 +226,16 @@ async def test_api_key_refusals_and_revocation(registry):
 async def test_issued_admin_key_administers(registry):
     r = await registry.client.post("/v1/api-keys", json={"role": "admin", "label": "ops"}, headers=ADMIN)
     admin2 = auth(r.json()["secret"])
-    r = await registry.client.post("/v1/points", json={"number": "77", "name": "x", "jurisdiction": "6405"},
-                                   headers=admin2)
+    r = await registry.client.post(
+        "/v1/points", json={"number": "77", "name": "x", "jurisdiction": "6405"}, headers=admin2
+    )
     assert r.status_code == 201, r.text
     r = await registry.client.post("/v1/api-keys", json={"role": "point", "point_id": r.json()["id"]}, headers=admin2)
     assert r.status_code == 201
     point = auth(r.json()["secret"])
-    r = await registry.client.post("/v1/contracts", json=contract_body(seller=party("enterprise", "640502")),
-                                   headers=point)
+    r = await registry.client.post(
+        "/v1/contracts", json=contract_body(seller=party("enterprise", "640502")), headers=point
+    )
     assert r.status_code == 201, r.text
 
 

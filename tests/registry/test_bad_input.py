@@ -1,5 +1,6 @@
 """Bad input gets an RFC 9457 problem (application/problem+json) and changes nothing: the log's head does not
 move and the point's list stays empty. Also Idempotency-Key replay and the 1 MiB body limit."""
+
 from __future__ import annotations
 
 import copy
@@ -60,20 +61,40 @@ BAD_SUBMISSIONS = [
     ("signed in the future", "signed_on", "2099-01-01", "signed_on"),
     ("empty title", "title", "", "title"),
     ("individual with a bad id_number", "seller", _PERSON, "seller.id_number"),
-    ("individual without id_number", "seller", {"name": "李四", "kind": "individual", "region": "640104"},
-     "seller.id_number"),
-    ("individual with a credit code", "seller", {**_PERSON, "id_number": "11010519491231002X",
-                                                 "credit_code": _VALID_CODE}, "seller.credit_code"),
+    (
+        "individual without id_number",
+        "seller",
+        {"name": "李四", "kind": "individual", "region": "640104"},
+        "seller.id_number",
+    ),
+    (
+        "individual with a credit code",
+        "seller",
+        {**_PERSON, "id_number": "11010519491231002X", "credit_code": _VALID_CODE},
+        "seller.credit_code",
+    ),
     ("foreign party without country", "seller", {"name": "Fraunhofer GmbH", "kind": "foreign"}, "seller.country"),
-    ("foreign party with a bad country", "seller", {"name": "Fraunhofer GmbH", "kind": "foreign", "country": "Germany"},
-     "seller.country"),
-    ("foreign party with a region", "seller", {"name": "Fraunhofer GmbH", "kind": "foreign", "country": "DE",
-                                               "region": "640104"}, "seller.region"),
+    (
+        "foreign party with a bad country",
+        "seller",
+        {"name": "Fraunhofer GmbH", "kind": "foreign", "country": "Germany"},
+        "seller.country",
+    ),
+    (
+        "foreign party with a region",
+        "seller",
+        {"name": "Fraunhofer GmbH", "kind": "foreign", "country": "DE", "region": "640104"},
+        "seller.region",
+    ),
     ("country on a Chinese party", "buyer.country", "CN", "buyer.country"),
     ("title as a number", "title", 5, "title"),
     ("amount as a list", "amount", ["9000000.00"], "amount"),
-    ("intermediary with a wrong check digit", "intermediary",
-     {"name": "中介", "kind": "enterprise", "credit_code": _WRONG_CHECK, "region": "640104"}, "intermediary.credit_code"),
+    (
+        "intermediary with a wrong check digit",
+        "intermediary",
+        {"name": "中介", "kind": "enterprise", "credit_code": _WRONG_CHECK, "region": "640104"},
+        "intermediary.credit_code",
+    ),
 ]
 
 
@@ -93,12 +114,20 @@ async def test_party_rules_are_422_and_change_nothing(registry):
     head = await registry.head()
     cases = [
         (contract_body(seller=seller, buyer=dict(seller)), "buyer"),  # seller == buyer
-        (contract_body(seller=seller, buyer={**party("enterprise", "640181"), "credit_code": seller["credit_code"]}),
-         "buyer"),  # same legal person (credit code) under another name
-        (contract_body(seller=party("enterprise", "110108"), buyer=party("enterprise", "310115")),
-         "seller.region"),  # no party in Ningxia
-        (contract_body(seller=party("enterprise", "110108"), buyer={"name": "Acme", "kind": "foreign", "country": "US"}),
-         "seller.region"),
+        (
+            contract_body(seller=seller, buyer={**party("enterprise", "640181"), "credit_code": seller["credit_code"]}),
+            "buyer",
+        ),  # same legal person (credit code) under another name
+        (
+            contract_body(seller=party("enterprise", "110108"), buyer=party("enterprise", "310115")),
+            "seller.region",
+        ),  # no party in Ningxia
+        (
+            contract_body(
+                seller=party("enterprise", "110108"), buyer={"name": "Acme", "kind": "foreign", "country": "US"}
+            ),
+            "seller.region",
+        ),
         (contract_body(intermediary=dict(seller), seller=seller), "intermediary"),
     ]
     for body, field in cases:
@@ -121,15 +150,17 @@ async def test_malformed_json_is_400(registry):
     point = await registry.point("6401")
     head = await registry.head()
     for raw in (b'{"title": "x",', b"not json", b'{"title": "\xff"}'):
-        r = await registry.client.post("/v1/contracts", content=raw,
-                                       headers={**point.headers, "Content-Type": "application/json"})
+        r = await registry.client.post(
+            "/v1/contracts", content=raw, headers={**point.headers, "Content-Type": "application/json"}
+        )
         assert_problem(r, 400)
     r = await registry.client.post("/v1/contracts", json=[contract_body()], headers=point.headers)
     assert_problem(r, 422)
     cid = (await registry.submit(point))["id"]
     head = await registry.head()
-    r = await registry.client.post(f"/v1/contracts/{cid}/certify", content=b"{oops",
-                                   headers={**point.headers, "Content-Type": "application/json"})
+    r = await registry.client.post(
+        f"/v1/contracts/{cid}/certify", content=b"{oops", headers={**point.headers, "Content-Type": "application/json"}
+    )
     assert_problem(r, 400)
     assert await registry.head() == head
 
@@ -157,8 +188,9 @@ async def test_bad_certify_reject_revoke_bodies(registry):
 async def test_idempotency_key_must_be_sensible(registry):
     point = await registry.point("6401")
     head = await registry.head()
-    r = await registry.client.post("/v1/contracts", json=contract_body(),
-                                   headers={**point.headers, "Idempotency-Key": "k" * 201})
+    r = await registry.client.post(
+        "/v1/contracts", json=contract_body(), headers={**point.headers, "Idempotency-Key": "k" * 201}
+    )
     assert_problem(r, 422, "Idempotency-Key")
     assert await registry.head() == head
 
@@ -184,7 +216,9 @@ async def test_same_idempotency_key_replays_the_first_answer(registry):
 
     # Another point's key may use the same Idempotency-Key for its own contract.
     other = await registry.point("6401")
-    r = await registry.client.post("/v1/contracts", json=body, headers={**other.headers, "Idempotency-Key": "submission-0001"})
+    r = await registry.client.post(
+        "/v1/contracts", json=body, headers={**other.headers, "Idempotency-Key": "submission-0001"}
+    )
     assert r.status_code == 201 and r.json()["id"] != first.json()["id"]
     await registry.index_caught_up()
     assert [c["id"] for c in (await registry.list(point.headers))["contracts"]] == [first.json()["id"]]
@@ -197,8 +231,9 @@ async def test_concurrent_retries_with_one_key_make_one_contract(registry):
     body = contract_body()
     headers = {**point.headers, "Idempotency-Key": "burst-1"}
     head = await registry.head()
-    answers = await asyncio.gather(*(registry.client.post("/v1/contracts", json=body, headers=headers)
-                                     for _ in range(8)))
+    answers = await asyncio.gather(
+        *(registry.client.post("/v1/contracts", json=body, headers=headers) for _ in range(8))
+    )
     assert {r.status_code for r in answers} == {201}
     assert len({r.json()["id"] for r in answers}) == 1
     assert await registry.head() == head + 1
@@ -226,16 +261,18 @@ async def test_body_over_one_mebibyte_is_413(registry):
     big = contract_body(title="技" * 10)
     big["padding"] = "x" * (1024 * 1024)
     raw = json.dumps(big).encode()
-    r = await registry.client.post("/v1/contracts", content=raw,
-                                   headers={**point.headers, "Content-Type": "application/json"})
+    r = await registry.client.post(
+        "/v1/contracts", content=raw, headers={**point.headers, "Content-Type": "application/json"}
+    )
     assert_problem(r, 413)
 
     async def chunks():  # no Content-Length: the limit is counted while the body streams in
         for start in range(0, len(raw), 64 * 1024):
-            yield raw[start:start + 64 * 1024]
+            yield raw[start : start + 64 * 1024]
 
-    r = await registry.client.post("/v1/contracts", content=chunks(),
-                                   headers={**point.headers, "Content-Type": "application/json"})
+    r = await registry.client.post(
+        "/v1/contracts", content=chunks(), headers={**point.headers, "Content-Type": "application/json"}
+    )
     assert_problem(r, 413)
     assert await registry.head() == head
     # Just under the limit is read (and refused for its unknown field, not its size).

@@ -1,8 +1,9 @@
 """Every write and read endpoint of /v1/contracts, on SQLite and PostgreSQL: what a registration point does to
 a contract, and what each answer carries (status, Location, ETag, TCR-Position, the contract's state)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from stdnum.cn import ric
@@ -42,26 +43,39 @@ async def test_submit_answers_201_with_location_etag_position(registry):
     assert r.json()["id"] == contract["id"]
     events = await registry.feed(head)
     assert [(e["position"], e["type"], e["subject"]) for e in events] == [
-        (position, "tcr.registry.contract.submitted.v1", contract["id"])]
+        (position, "tcr.registry.contract.submitted.v1", contract["id"])
+    ]
 
 
 async def test_certify_issues_a_16_digit_number_and_checks_the_date(registry):
     point = await registry.point("6402")
-    contract = await registry.submit(point, seller=party("enterprise", "640205"), amount="300000.00",
-                                     technology_amount="250000.00", signed_on="2025-06-01")
+    contract = await registry.submit(
+        point,
+        seller=party("enterprise", "640205"),
+        amount="300000.00",
+        technology_amount="250000.00",
+        signed_on="2025-06-01",
+    )
     url = f"/v1/contracts/{contract['id']}/certify"
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     future = (before + timedelta(hours=1)).isoformat()
-    assert_problem(await registry.client.post(url, json={"certified_at": future}, headers=point.headers),
-                   422, "certified_at")
-    assert_problem(await registry.client.post(url, json={"certified_at": "2025-05-31T23:59:00+08:00"},
-                                              headers=point.headers), 422, "certified_at")
+    assert_problem(
+        await registry.client.post(url, json={"certified_at": future}, headers=point.headers), 422, "certified_at"
+    )
+    assert_problem(
+        await registry.client.post(url, json={"certified_at": "2025-05-31T23:59:00+08:00"}, headers=point.headers),
+        422,
+        "certified_at",
+    )
     # An offset is required (RFC 3339): a naive time is refused.
-    assert_problem(await registry.client.post(url, json={"certified_at": "2025-06-05T10:00:00"},
-                                              headers=point.headers), 422, "certified_at")
+    assert_problem(
+        await registry.client.post(url, json={"certified_at": "2025-06-05T10:00:00"}, headers=point.headers),
+        422,
+        "certified_at",
+    )
     head = await registry.head()
     r = await registry.client.post(url, json={}, headers=point.headers)  # certified_at defaults to now
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert r.status_code == 200, r.text
     certified = r.json()
     number = certified["registration_number"]
@@ -79,8 +93,11 @@ async def test_certify_issues_a_16_digit_number_and_checks_the_date(registry):
 async def test_certify_on_the_signing_day_is_allowed(registry):
     point = await registry.point("6401")
     contract = await registry.submit(point, signed_on="2025-06-01", amount="100.00", technology_amount="100.00")
-    r = await registry.client.post(f"/v1/contracts/{contract['id']}/certify",
-                                   json={"certified_at": "2025-06-01T00:00:00+08:00"}, headers=point.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{contract['id']}/certify",
+        json={"certified_at": "2025-06-01T00:00:00+08:00"},
+        headers=point.headers,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["registration_number"] == f"20256401{point.number}000001"
 
@@ -111,11 +128,15 @@ async def test_certify_with_technology_amount_verified_by_the_point(registry):
     at = "2025-04-01T09:00:00+08:00"
     # The point's figure must still respect the rules: not above amount, above zero, money as a string.
     for bad in ("9000000.01", "0.00", 4000000, "4000000.001"):
-        assert_problem(await registry.client.post(url, json={"certified_at": at, "technology_amount": bad},
-                                                  headers=point.headers), 422, "technology_amount")
+        assert_problem(
+            await registry.client.post(url, json={"certified_at": at, "technology_amount": bad}, headers=point.headers),
+            422,
+            "technology_amount",
+        )
     # Lowered below the threshold, no expert review is needed any more.
-    r = await registry.client.post(url, json={"certified_at": at, "technology_amount": "4000000.00"},
-                                   headers=point.headers)
+    r = await registry.client.post(
+        url, json={"certified_at": at, "technology_amount": "4000000.00"}, headers=point.headers
+    )
     assert r.status_code == 200, r.text
     assert r.json()["technology_amount"] == "4000000.00" and r.json()["amount"] == "9000000.00"
     events = [e for e in await registry.feed() if e["subject"] == contract["id"]]
@@ -146,8 +167,9 @@ async def test_reject_and_withdraw(registry):
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "withdrawn"
     with_reason = await registry.submit(point)
-    r = await registry.client.post(f"/v1/contracts/{with_reason['id']}/withdraw", json={"reason": "当事人撤回"},
-                                   headers=point.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{with_reason['id']}/withdraw", json={"reason": "当事人撤回"}, headers=point.headers
+    )
     assert r.status_code == 200 and r.json()["status"] == "withdrawn"
 
     feed = {e["subject"]: e for e in await registry.feed()}
@@ -156,22 +178,27 @@ async def test_reject_and_withdraw(registry):
     assert feed[with_reason["id"]]["data"]["reason"] == "当事人撤回"
 
 
-@pytest.mark.parametrize("action, body", [
-    ("certify", {"certified_at": "2025-04-01T09:00:00+08:00", "expert_review_ref": "Z"}),
-    ("reject", {"reason_code": "R01", "reason": "x"}),
-    ("withdraw", {}),
-    ("revoke", {"reason": "x"}),
-    ("amend", {"reason": "x", "changes": {"title": "新标题"}}),
-])
+@pytest.mark.parametrize(
+    "action, body",
+    [
+        ("certify", {"certified_at": "2025-04-01T09:00:00+08:00", "expert_review_ref": "Z"}),
+        ("reject", {"reason_code": "R01", "reason": "x"}),
+        ("withdraw", {}),
+        ("revoke", {"reason": "x"}),
+        ("amend", {"reason": "x", "changes": {"title": "新标题"}}),
+    ],
+)
 async def test_forbidden_transitions_are_409_and_change_nothing(registry, action, body):
     point = await registry.point("6401")
     revoked = await registry.certified(point)
-    r = await registry.client.post(f"/v1/contracts/{revoked['id']}/revoke", json={"reason": "虚假"},
-                                   headers=point.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{revoked['id']}/revoke", json={"reason": "虚假"}, headers=point.headers
+    )
     assert r.status_code == 200
     rejected = await registry.submit(point)
-    r = await registry.client.post(f"/v1/contracts/{rejected['id']}/reject", json={"reason_code": "R", "reason": "x"},
-                                   headers=point.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{rejected['id']}/reject", json={"reason_code": "R", "reason": "x"}, headers=point.headers
+    )
     assert r.status_code == 200
     submitted = await registry.submit(point)
     certified = await registry.certified(point)
@@ -184,8 +211,10 @@ async def test_forbidden_transitions_are_409_and_change_nothing(registry, action
     }[action]
     head = await registry.head()
     for contract in forbidden:
-        assert_problem(await registry.client.post(f"/v1/contracts/{contract['id']}/{action}", json=body,
-                                                  headers=point.headers), 409)
+        assert_problem(
+            await registry.client.post(f"/v1/contracts/{contract['id']}/{action}", json=body, headers=point.headers),
+            409,
+        )
     assert await registry.head() == head
 
 
@@ -208,9 +237,10 @@ async def test_amend_each_allowed_change(registry):
     ]
     version = contract["version"]
     head = await registry.head()
-    for change, fields in changes:
-        r = await registry.client.post(url, json={"reason": "补充协议", "changes": change},
-                                       headers={**point.headers, "If-Match": f'"{version}"'})
+    for change, _fields in changes:
+        r = await registry.client.post(
+            url, json={"reason": "补充协议", "changes": change}, headers={**point.headers, "If-Match": f'"{version}"'}
+        )
         assert r.status_code == 200, (change, r.text)
         version += 1
         amended = r.json()
@@ -258,8 +288,11 @@ async def test_amend_refusals(registry):
     for body, field in cases:
         assert_problem(await registry.client.post(url, json=body, headers=point.headers), 422, field)
     assert await registry.head() == head
-    r = await registry.client.post(url, json={"reason": "x", "changes": {"technology_amount": "5000000.00"},
-                                              "expert_review_ref": "ZJ-7"}, headers=point.headers)
+    r = await registry.client.post(
+        url,
+        json={"reason": "x", "changes": {"technology_amount": "5000000.00"}, "expert_review_ref": "ZJ-7"},
+        headers=point.headers,
+    )
     assert r.status_code == 200 and r.json()["expert_review_ref"] == "ZJ-7"
 
 
@@ -270,12 +303,17 @@ async def test_amend_across_regions_follows_jurisdiction(registry):
     url = f"/v1/contracts/{contract['id']}/amend"
     head = await registry.head()
     # A Yinchuan point cannot move the seller out of its jurisdiction...
-    assert_problem(await registry.client.post(url, json={"reason": "迁址", "changes": {"seller": {"region": "640205"}}},
-                                              headers=yinchuan.headers), 403)
+    assert_problem(
+        await registry.client.post(
+            url, json={"reason": "迁址", "changes": {"seller": {"region": "640205"}}}, headers=yinchuan.headers
+        ),
+        403,
+    )
     assert await registry.head() == head
     # ...the regional point (6400) may, and afterwards the contract belongs to Shizuishan's jurisdiction.
-    r = await registry.client.post(url, json={"reason": "迁址", "changes": {"seller": {"region": "640205"}}},
-                                   headers=regional.headers)
+    r = await registry.client.post(
+        url, json={"reason": "迁址", "changes": {"seller": {"region": "640205"}}}, headers=regional.headers
+    )
     assert r.status_code == 200, r.text
     assert r.json()["seller"]["region"] == "640205"
     # Another Yinchuan point no longer sees it; the point that registered it still reads its own record.
@@ -286,11 +324,13 @@ async def test_amend_across_regions_follows_jurisdiction(registry):
     r = await registry.client.get(f"/v1/contracts/{contract['id']}", headers=shizuishan.headers)
     assert r.status_code == 200 and r.json()["seller"]["region"] == "640205"
     # A seller moved out of Ningxia: the buyer's region (640181, Yinchuan) decides again.
-    r = await registry.client.post(url, json={"reason": "迁址", "changes": {"seller": {"region": "110108"}}},
-                                   headers=shizuishan.headers)
+    r = await registry.client.post(
+        url, json={"reason": "迁址", "changes": {"seller": {"region": "110108"}}}, headers=shizuishan.headers
+    )
     assert_problem(r, 403)
-    r = await registry.client.post(url, json={"reason": "迁址", "changes": {"seller": {"region": "110108"}}},
-                                   headers=regional.headers)
+    r = await registry.client.post(
+        url, json={"reason": "迁址", "changes": {"seller": {"region": "110108"}}}, headers=regional.headers
+    )
     assert r.status_code == 200, r.text
     r = await registry.client.get(f"/v1/contracts/{contract['id']}", headers=other_yinchuan.headers)
     assert r.status_code == 200 and r.json()["seller"]["region"] == "110108"
@@ -299,13 +339,14 @@ async def test_amend_across_regions_follows_jurisdiction(registry):
 async def test_amend_a_submitted_contract(registry):
     point = await registry.point("6401")
     contract = await registry.submit(point)
-    r = await registry.client.post(f"/v1/contracts/{contract['id']}/amend",
-                                   json={"reason": "录入错误", "changes": {"amount": "9100000.00"}},
-                                   headers=point.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{contract['id']}/amend",
+        json={"reason": "录入错误", "changes": {"amount": "9100000.00"}},
+        headers=point.headers,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "submitted" and r.json()["amount"] == "9100000.00"
-    [event] = [e for e in await registry.feed() if e["subject"] == contract["id"]
-               and e["type"].endswith("amended.v1")]
+    [event] = [e for e in await registry.feed() if e["subject"] == contract["id"] and e["type"].endswith("amended.v1")]
     assert event["data"]["status"] == "submitted" and event["data"]["registration_number"] is None
 
 
@@ -327,8 +368,9 @@ async def test_history_lists_every_event_oldest_first(registry):
     point = await registry.point("6401")
     contract = await registry.certified(point)
     cid = contract["id"]
-    await registry.client.post(f"/v1/contracts/{cid}/amend", json={"reason": "r", "changes": {"title": "新"}},
-                               headers=point.headers)
+    await registry.client.post(
+        f"/v1/contracts/{cid}/amend", json={"reason": "r", "changes": {"title": "新"}}, headers=point.headers
+    )
     await registry.client.post(f"/v1/contracts/{cid}/revoke", json={"reason": "r"}, headers=point.headers)
     for headers in (point.headers, await registry.key("analyst"), ADMIN):
         r = await registry.client.get(f"/v1/contracts/{cid}/history", headers=headers)
@@ -337,8 +379,11 @@ async def test_history_lists_every_event_oldest_first(registry):
         assert history["contract_id"] == cid
         assert [e["version"] for e in history["events"]] == [1, 2, 3, 4]
         assert [e["type"] for e in history["events"]] == [
-            "tcr.registry.contract.submitted.v1", "tcr.registry.contract.certified.v1",
-            "tcr.registry.contract.amended.v1", "tcr.registry.contract.revoked.v1"]
+            "tcr.registry.contract.submitted.v1",
+            "tcr.registry.contract.certified.v1",
+            "tcr.registry.contract.amended.v1",
+            "tcr.registry.contract.revoked.v1",
+        ]
         times = [e["time"] for e in history["events"]]
         assert times == sorted(times)
     feed_ids = [e["id"] for e in await registry.feed() if e["subject"] == cid]
@@ -353,23 +398,30 @@ async def test_get_etag_and_if_match(registry):
     assert r.headers["ETag"] == '"1"'
     head = await registry.head()
     stale = {**point.headers, "If-Match": '"7"'}
-    body = assert_problem(await registry.client.post(f"{url}/certify", json={"expert_review_ref": "Z"}, headers=stale),
-                          412)
+    body = assert_problem(
+        await registry.client.post(f"{url}/certify", json={"expert_review_ref": "Z"}, headers=stale), 412
+    )
     assert body["current_version"] == 1
-    assert_problem(await registry.client.post(f"{url}/certify", json={}, headers={**point.headers, "If-Match": "*x"}),
-                   412)
+    assert_problem(
+        await registry.client.post(f"{url}/certify", json={}, headers={**point.headers, "If-Match": "*x"}), 412
+    )
     assert await registry.head() == head
-    r = await registry.client.post(f"{url}/certify", json={"expert_review_ref": "Z"},
-                                   headers={**point.headers, "If-Match": r.headers["ETag"]})
+    r = await registry.client.post(
+        f"{url}/certify", json={"expert_review_ref": "Z"}, headers={**point.headers, "If-Match": r.headers["ETag"]}
+    )
     assert r.status_code == 200 and r.headers["ETag"] == '"2"'
     # The old ETag is now stale for every action.
     for action, body in (("amend", {"reason": "r", "changes": {"title": "t"}}), ("revoke", {"reason": "r"})):
-        assert_problem(await registry.client.post(f"{url}/{action}", json=body,
-                                                  headers={**point.headers, "If-Match": '"1"'}), 412)
+        assert_problem(
+            await registry.client.post(f"{url}/{action}", json=body, headers={**point.headers, "If-Match": '"1"'}), 412
+        )
     assert (await registry.client.get(url, headers=point.headers)).headers["ETag"] == '"2"'
     # "*" matches whatever the current version is.
-    r = await registry.client.post(f"{url}/amend", json={"reason": "r", "changes": {"title": "任意版本"}},
-                                   headers={**point.headers, "If-Match": "*"})
+    r = await registry.client.post(
+        f"{url}/amend",
+        json={"reason": "r", "changes": {"title": "任意版本"}},
+        headers={**point.headers, "If-Match": "*"},
+    )
     assert r.status_code == 200 and r.headers["ETag"] == '"3"'
 
 
@@ -379,16 +431,28 @@ async def test_unknown_contract_is_404(registry):
     for url in ("/v1/contracts/0b7a2a8e-2b7f-4c4e-9d51-3f1f5b7d8a11", "/v1/contracts/not-a-uuid"):
         assert_problem(await registry.client.get(url, headers=analyst), 404)
         assert_problem(await registry.client.get(f"{url}/history", headers=analyst), 404)
-        for action, body in (("certify", {}), ("reject", {"reason_code": "R", "reason": "r"}), ("withdraw", {}),
-                             ("amend", {"reason": "r", "changes": {"title": "t"}}), ("revoke", {"reason": "r"})):
+        for action, body in (
+            ("certify", {}),
+            ("reject", {"reason_code": "R", "reason": "r"}),
+            ("withdraw", {}),
+            ("amend", {"reason": "r", "changes": {"title": "t"}}),
+            ("revoke", {"reason": "r"}),
+        ):
             assert_problem(await registry.client.post(f"{url}/{action}", json=body, headers=point.headers), 404)
 
 
 async def test_individuals_are_visible_to_points_only(registry):
     point = await registry.point("6401")
     person = individual(serial=321)
-    contract = await registry.submit(point, seller=person, category="consulting", subcategory=None,
-                                     amount="50000.00", technology_amount="50000.00", result_id=None)
+    contract = await registry.submit(
+        point,
+        seller=person,
+        category="consulting",
+        subcategory=None,
+        amount="50000.00",
+        technology_amount="50000.00",
+        result_id=None,
+    )
     assert contract["seller"]["name"] == "张三" and contract["seller"]["id_number"] == person["id_number"]
     cid = contract["id"]
     r = await registry.client.get(f"/v1/contracts/{cid}", headers=point.headers)
@@ -405,14 +469,23 @@ async def test_individuals_are_visible_to_points_only(registry):
     assert person["id_number"] in r.text
     # The feed, read with a partner key as partners do, never carries them, in any event.
     await registry.client.post(f"/v1/contracts/{cid}/certify", json={}, headers=point.headers)
-    await registry.client.post(f"/v1/contracts/{cid}/amend", json={"reason": "r", "changes": {"seller": {"name": "张三丰"}}},
-                               headers=point.headers)
-    r = await registry.client.get("/v1/events", params={"after": 0, "limit": 1000},
-                                  headers=await registry.key("partner"))
+    await registry.client.post(
+        f"/v1/contracts/{cid}/amend",
+        json={"reason": "r", "changes": {"seller": {"name": "张三丰"}}},
+        headers=point.headers,
+    )
+    r = await registry.client.get(
+        "/v1/events", params={"after": 0, "limit": 1000}, headers=await registry.key("partner")
+    )
     assert r.status_code == 200
     mine = [e for e in r.json()["events"] if e["subject"] == cid]
     assert len(mine) == 3
     assert person["id_number"] not in r.text and "张三" not in r.text
     for event in mine:
-        assert event["data"]["terms"]["seller"] == {"name": None, "kind": "individual", "credit_code": None,
-                                                    "region": "640104", "country": None}
+        assert event["data"]["terms"]["seller"] == {
+            "name": None,
+            "kind": "individual",
+            "credit_code": None,
+            "region": "640104",
+            "country": None,
+        }

@@ -1,6 +1,7 @@
 """The public feed GET /v1/events: CloudEvents 1.0 with a `position`, pages (after, limit, next_after, head),
 long polls that return as soon as an event is appended, stable event ids; and an old (v1) stored event that
 still loads (upcast)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +12,8 @@ from datetime import datetime
 
 from eventsourcing.persistence import StoredEvent
 
-from tcr_shared.language.events import REGISTRY_EVENT_TYPES
 from tcr_registry.domain.contract import Contract
+from tcr_shared.language.events import REGISTRY_EVENT_TYPES
 from tests.registry.helpers import ADMIN, assert_problem
 from tests.support.registry import contract_body, registry_in_process
 
@@ -21,16 +22,21 @@ async def test_events_are_cloudevents_with_position(registry):
     point = await registry.point("6401")
     head = await registry.head()
     contract = await registry.certified(point)
-    r = await registry.client.post(f"/v1/contracts/{contract['id']}/amend",
-                                   json={"reason": "r", "changes": {"amount": "9100000.00"}}, headers=point.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{contract['id']}/amend",
+        json={"reason": "r", "changes": {"amount": "9100000.00"}},
+        headers=point.headers,
+    )
     assert r.status_code == 200
-    r = await registry.client.get("/v1/events", params={"after": head},
-                                  headers=await registry.key("partner"))
+    r = await registry.client.get("/v1/events", params={"after": head}, headers=await registry.key("partner"))
     assert r.status_code == 200
     page = r.json()
     events = page["events"]
-    assert [e["type"] for e in events] == ["tcr.registry.contract.submitted.v1", "tcr.registry.contract.certified.v1",
-                                           "tcr.registry.contract.amended.v1"]
+    assert [e["type"] for e in events] == [
+        "tcr.registry.contract.submitted.v1",
+        "tcr.registry.contract.certified.v1",
+        "tcr.registry.contract.amended.v1",
+    ]
     positions = [e["position"] for e in events]
     assert positions == sorted(set(positions)) and positions[0] > head
     assert page["next_after"] == page["head"] == await registry.head() >= positions[-1]
@@ -76,8 +82,13 @@ async def test_pages_limit_and_next_after(registry):
     head = await registry.head()
     r = await registry.client.get("/v1/events", params={"after": head}, headers=ADMIN)
     assert r.json() == {"events": [], "next_after": head, "head": head}
-    for params, field in (({"limit": 0}, "query.limit"), ({"limit": 1001}, "query.limit"),
-                          ({"after": -1}, "query.after"), ({"wait": 31}, "query.wait"), ({"after": "x"}, "query.after")):
+    for params, field in (
+        ({"limit": 0}, "query.limit"),
+        ({"limit": 1001}, "query.limit"),
+        ({"after": -1}, "query.after"),
+        ({"wait": 31}, "query.wait"),
+        ({"after": "x"}, "query.after"),
+    ):
         assert_problem(await registry.client.get("/v1/events", params=params, headers=ADMIN), 422, field)
 
 
@@ -101,8 +112,7 @@ async def test_long_poll_returns_as_soon_as_an_event_is_appended(registry):
     point = await registry.point("6401")
     partner = await registry.key("partner")
     head = await registry.head()
-    poll = asyncio.create_task(registry.client.get("/v1/events", params={"after": head, "wait": 20},
-                                                   headers=partner))
+    poll = asyncio.create_task(registry.client.get("/v1/events", params={"after": head, "wait": 20}, headers=partner))
     done, _ = await asyncio.wait({poll}, timeout=0.5)
     assert not done, "the long poll answered before any event existed"
     appended = time.monotonic()
@@ -124,8 +134,9 @@ async def test_long_poll_moves_past_non_public_events_at_once(registry):
     contract event must be moved on (next_after) at once, not held for `wait` seconds."""
     point = await registry.point("6401")
     contract = await registry.submit(point)
-    r = await registry.client.post(f"/v1/contracts/{contract['id']}/certify", json={"expert_review_ref": "Z"},
-                                   headers=point.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{contract['id']}/certify", json={"expert_review_ref": "Z"}, headers=point.headers
+    )
     written_up_to = int(r.headers["TCR-Position"])
     certified = [e for e in await registry.feed() if e["subject"] == contract["id"]][-1]
     assert certified["position"] < written_up_to  # the book's events came after the contract's in the commit
@@ -140,8 +151,11 @@ async def test_write_position_is_the_last_appended(registry):
     r = await registry.client.post("/v1/contracts", json=contract_body(), headers=point.headers)
     assert int(r.headers["TCR-Position"]) == await registry.head()
     cid = r.json()["id"]
-    for action, body in (("certify", {"expert_review_ref": "Z"}), ("amend", {"reason": "r", "changes": {"title": "t"}}),
-                         ("revoke", {"reason": "r"})):
+    for action, body in (
+        ("certify", {"expert_review_ref": "Z"}),
+        ("amend", {"reason": "r", "changes": {"title": "t"}}),
+        ("revoke", {"reason": "r"}),
+    ):
         r = await registry.client.post(f"/v1/contracts/{cid}/{action}", json=body, headers=point.headers)
         assert r.status_code == 200 and int(r.headers["TCR-Position"]) == await registry.head()
 
@@ -160,9 +174,11 @@ async def test_event_ids_survive_a_restart(tmp_path):
         assert await env.feed() == before
         # ...and the restarted registry continues the point's book where it stopped.
         contract = await env.submit(point)
-        r = await client.post(f"/v1/contracts/{contract['id']}/certify",
-                              json={"certified_at": "2025-03-11T10:00:00+08:00", "expert_review_ref": "Z"},
-                              headers=point.headers)
+        r = await client.post(
+            f"/v1/contracts/{contract['id']}/certify",
+            json={"certified_at": "2025-03-11T10:00:00+08:00", "expert_review_ref": "Z"},
+            headers=point.headers,
+        )
         assert r.json()["registration_number"] == f"20256401{point.number}000002"
 
 
@@ -177,16 +193,23 @@ async def test_a_v1_certified_event_is_upcast(database_url, tmp_path):
         cid = uuid.UUID(contract["id"])
         app = env.service.app
         submitted = app.repository.get(cid)
-        event = Contract.Certified(originator_id=cid, originator_version=2,
-                                   timestamp=Contract.Certified.create_timestamp(),
-                                   registration_number="2024640101000001", certified_at="2024-05-01T10:00:00+08:00",
-                                   policy_year=2024, terms=submitted.terms_record, expert_review_ref="ignored")
+        event = Contract.Certified(
+            originator_id=cid,
+            originator_version=2,
+            timestamp=Contract.Certified.create_timestamp(),
+            registration_number="2024640101000001",
+            certified_at="2024-05-01T10:00:00+08:00",
+            policy_year=2024,
+            terms=submitted.terms_record,
+            expert_review_ref="ignored",
+        )
         v2 = app.mapper.to_stored_event(event)
         state = json.loads(v2.state)
         assert state.pop("class_version") == 2
         del state["expert_review_ref"]
-        v1 = StoredEvent(originator_id=v2.originator_id, originator_version=2, topic=v2.topic,
-                         state=json.dumps(state).encode())
+        v1 = StoredEvent(
+            originator_id=v2.originator_id, originator_version=2, topic=v2.topic, state=json.dumps(state).encode()
+        )
         app.recorder.insert_events([v1])
 
         loaded = app.repository.get(cid)

@@ -2,6 +2,7 @@
 instances, i.e. two writer threads with their own connections, as two processes would) while a reader pages
 the feed with small pages as fast as it can. The reader must see every position exactly once, in increasing
 order, and exactly the events of the full log. Registration numbers stay gap-free across the two writers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,9 @@ async def _write(env: RegistryEnv, point, count: int, seed: int) -> int:
         contract = await env.submit(point, seller=party("enterprise", COUNTY[point.jurisdiction]))
         appended += 1
         if rng.random() < 0.4:
-            r = await env.client.post(f"/v1/contracts/{contract['id']}/certify", json={"expert_review_ref": "Z"},
-                                      headers=point.headers)
+            r = await env.client.post(
+                f"/v1/contracts/{contract['id']}/certify", json={"expert_review_ref": "Z"}, headers=point.headers
+            )
             assert r.status_code == 200, r.text
             appended += 1
     return appended
@@ -88,8 +90,9 @@ async def test_reader_never_skips_under_concurrent_writers(make_pg_database, tmp
         # Every committed event of the store is accounted for: the feed is the log minus the non-public
         # registration-book events.
         async with env.service.engine.connect() as conn:
-            stored = (await conn.execute(text(
-                "SELECT notification_id, topic FROM registry_events ORDER BY notification_id"))).all()
+            stored = (
+                await conn.execute(text("SELECT notification_id, topic FROM registry_events ORDER BY notification_id"))
+            ).all()
         assert [n for n, topic in stored if "Contract" in topic] == full
 
 
@@ -123,9 +126,11 @@ async def test_two_writers_on_one_database(make_pg_database, tmp_path):
         head = await a.head()
 
         async def certify(env, cid):
-            return await env.client.post(f"/v1/contracts/{cid}/certify",
-                                         json={"certified_at": "2024-07-01T10:00:00+08:00", "expert_review_ref": "Z"},
-                                         headers=point.headers)
+            return await env.client.post(
+                f"/v1/contracts/{cid}/certify",
+                json={"certified_at": "2024-07-01T10:00:00+08:00", "expert_review_ref": "Z"},
+                headers=point.headers,
+            )
 
         answers = await asyncio.gather(*(certify(a if i % 2 else b, c["id"]) for i, c in enumerate(contracts)))
         assert {r.status_code for r in answers} == {200}, [r.text for r in answers if r.status_code != 200][:2]
@@ -138,8 +143,10 @@ async def test_two_writers_on_one_database(make_pg_database, tmp_path):
         before = await a.head()
         body = contract_body(seller=party("enterprise", COUNTY[point.jurisdiction]))
         headers = {**point.headers, "Idempotency-Key": "twice-over-two-instances"}
-        first, second = await asyncio.gather(a.client.post("/v1/contracts", json=body, headers=headers),
-                                             b.client.post("/v1/contracts", json=body, headers=headers))
+        first, second = await asyncio.gather(
+            a.client.post("/v1/contracts", json=body, headers=headers),
+            b.client.post("/v1/contracts", json=body, headers=headers),
+        )
         assert first.status_code == second.status_code == 201, (first.text, second.text)
         assert first.json()["id"] == second.json()["id"]
         assert [e["subject"] for e in await a.feed(before)] == [first.json()["id"]]
@@ -150,8 +157,9 @@ async def test_two_writers_on_one_database(make_pg_database, tmp_path):
         r = await a.client.post(f"/v1/contracts/{cid}/revoke", json={"reason": "r"}, headers=point.headers)
         assert r.status_code == 200, r.text  # not "a submitted contract cannot be revoked"
         # B remembers it as certified (it certified it): an amendment must now be refused, it is revoked.
-        r = await b.client.post(f"/v1/contracts/{cid}/amend", json={"reason": "r", "changes": {"title": "t"}},
-                                headers=point.headers)
+        r = await b.client.post(
+            f"/v1/contracts/{cid}/amend", json={"reason": "r", "changes": {"title": "t"}}, headers=point.headers
+        )
         assert r.status_code == 409, r.text
         r = await b.client.get(f"/v1/contracts/{cid}", headers=point.headers)
         assert r.json()["status"] == "revoked" and r.headers["ETag"] == '"3"'
@@ -205,15 +213,21 @@ async def test_a_late_commit_is_never_skipped(make_pg_database, tmp_path):
         try:
             await blocker.execute(
                 "INSERT INTO registry_events (originator_id, originator_version, topic, state) VALUES (%s, 1, 'x', '')",
-                (held_id,))
+                (held_id,),
+            )
 
             async def waiting() -> int:
-                cursor = await watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                                               "current_database() AND wait_event_type = 'Lock'")
+                cursor = await watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND wait_event_type = 'Lock'"
+                )
                 return (await cursor.fetchone())[0]
 
-            held = asyncio.create_task(a.client.post("/v1/contracts", json=contract_body(),
-                                                     headers={**point.headers, "Idempotency-Key": "held-up"}))
+            held = asyncio.create_task(
+                a.client.post(
+                    "/v1/contracts", json=contract_body(), headers={**point.headers, "Idempotency-Key": "held-up"}
+                )
+            )
             await wait_until(waiting, what="instance A's append to wait inside its transaction")
             other = asyncio.create_task(b.client.post("/v1/contracts", json=contract_body(), headers=point.headers))
 

@@ -1,5 +1,6 @@
 """GET /v1/contracts: a projection of the log (it follows asynchronously, so each test waits for it to catch
 up), filtered by status, seller, buyer, region and year, paginated with page_token."""
+
 from __future__ import annotations
 
 from tests.registry.helpers import ADMIN, assert_problem, wait_until
@@ -61,8 +62,16 @@ async def test_list_filters_and_pages(registry):
     assert await listed(status="revoked") == [ids["revoked_2025"]]
     assert await listed(seller=seller_a["credit_code"]) == [ids["sub_yinchuan"], ids["withdrawn_a"]]
     assert await listed(buyer=buyer_b["credit_code"]) == [ids["cert_2025_guyuan"], ids["revoked_2025"]]
-    assert await listed(region="640302") == [ids["cert_2024_wuzhong"], ids["cert_2025_guyuan"], ids["revoked_2025"]]  # either party
-    assert await listed(region="640300") == [ids["cert_2024_wuzhong"], ids["cert_2025_guyuan"], ids["revoked_2025"]]  # prefecture
+    assert await listed(region="640302") == [
+        ids["cert_2024_wuzhong"],
+        ids["cert_2025_guyuan"],
+        ids["revoked_2025"],
+    ]  # either party
+    assert await listed(region="640300") == [
+        ids["cert_2024_wuzhong"],
+        ids["cert_2025_guyuan"],
+        ids["revoked_2025"],
+    ]  # prefecture
     assert await listed(region="6403") == [ids["cert_2024_wuzhong"], ids["cert_2025_guyuan"], ids["revoked_2025"]]
     assert await listed(region="640500") == [ids["rejected_zhongwei"]]
     assert await listed(region="640000") == order
@@ -107,9 +116,11 @@ async def test_list_follows_amendments(registry):
     contract = await registry.certified(point, certified_at="2025-03-02T10:00:00+08:00")
     await registry.index_caught_up()
     assert [c["id"] for c in (await registry.list(point.headers, region="640181"))["contracts"]] == [contract["id"]]
-    r = await registry.client.post(f"/v1/contracts/{contract['id']}/amend",
-                                   json={"reason": "r", "changes": {"buyer": {"region": "640522"}, "amount": "9100000.00"}},
-                                   headers=point.headers)
+    r = await registry.client.post(
+        f"/v1/contracts/{contract['id']}/amend",
+        json={"reason": "r", "changes": {"buyer": {"region": "640522"}, "amount": "9100000.00"}},
+        headers=point.headers,
+    )
     assert r.status_code == 200, r.text
 
     async def moved():
@@ -123,9 +134,14 @@ async def test_list_follows_amendments(registry):
 
 async def test_list_refuses_bad_parameters(registry):
     analyst = await registry.key("analyst")
-    for params, field in (({"status": "lost"}, "query.status"), ({"region": "64"}, "query.region"),
-                          ({"year": "abc"}, "query.year"), ({"limit": "0"}, "query.limit"),
-                          ({"limit": "501"}, "query.limit"),
-                          ({"page_token": "bm9wZQ=="}, "page_token"), ({"page_token": "%%%"}, "page_token")):
+    for params, field in (
+        ({"status": "lost"}, "query.status"),
+        ({"region": "64"}, "query.region"),
+        ({"year": "abc"}, "query.year"),
+        ({"limit": "0"}, "query.limit"),
+        ({"limit": "501"}, "query.limit"),
+        ({"page_token": "bm9wZQ=="}, "page_token"),
+        ({"page_token": "%%%"}, "page_token"),
+    ):
         r = await registry.client.get("/v1/contracts", params=params, headers=analyst)
         assert_problem(r, 422, field)

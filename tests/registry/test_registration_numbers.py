@@ -1,5 +1,6 @@
 """Registration numbers: YYYY + 4-digit jurisdiction + 2-digit point number + 6-digit sequence, gap-free per
 point and year in order of certification, also when many certifications arrive at once."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,16 +13,21 @@ COUNTY = {"6400": "640104", "6401": "640104", "6402": "640205", "6403": "640302"
 
 
 async def _submit_many(registry, point, n: int, signed_on: str = "2024-06-01") -> list[str]:
-    contracts = await asyncio.gather(*(registry.submit(point, signed_on=signed_on,
-                                                       seller=party("enterprise", COUNTY[point.jurisdiction]))
-                                       for _ in range(n)))
+    contracts = await asyncio.gather(
+        *(
+            registry.submit(point, signed_on=signed_on, seller=party("enterprise", COUNTY[point.jurisdiction]))
+            for _ in range(n)
+        )
+    )
     return [c["id"] for c in contracts]
 
 
 async def _certify(registry, point, cid: str, certified_at: str):
-    return await registry.client.post(f"/v1/contracts/{cid}/certify",
-                                      json={"certified_at": certified_at, "expert_review_ref": "ZJ"},
-                                      headers=point.headers)
+    return await registry.client.post(
+        f"/v1/contracts/{cid}/certify",
+        json={"certified_at": certified_at, "expert_review_ref": "ZJ"},
+        headers=point.headers,
+    )
 
 
 async def test_concurrent_certifications_are_gap_free_in_certification_order(registry):
@@ -29,7 +35,9 @@ async def test_concurrent_certifications_are_gap_free_in_certification_order(reg
     ids = await _submit_many(registry, point, 60)
     head = await registry.head()
     rng = random.Random(7)
-    times = [f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:15:00+08:00" for _ in ids]
+    times = [
+        f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:15:00+08:00" for _ in ids
+    ]
     answers = await asyncio.gather(*(_certify(registry, point, cid, at) for cid, at in zip(ids, times)))
     assert {r.status_code for r in answers} == {200}, [r.text for r in answers if r.status_code != 200][:3]
     numbers = [r.json()["registration_number"] for r in answers]
@@ -93,8 +101,11 @@ async def test_separate_sequences_per_point_and_per_year(registry):
 async def test_policy_year_is_taken_in_shanghai(registry):
     point = await registry.point("6402")
     ids = await _submit_many(registry, point, 3, signed_on="2025-12-01")
-    cases = [("2026-01-01T00:30:00+08:00", "2026", 2026, 1), ("2025-12-31T16:30:00Z", "2026", 2026, 2),
-             ("2025-12-31T23:59:00+08:00", "2025", 2025, 1)]
+    cases = [
+        ("2026-01-01T00:30:00+08:00", "2026", 2026, 1),
+        ("2025-12-31T16:30:00Z", "2026", 2026, 2),
+        ("2025-12-31T23:59:00+08:00", "2025", 2025, 1),
+    ]
     for cid, (at, prefix, year, sequence) in zip(ids, cases):
         r = await _certify(registry, point, cid, at)
         assert r.status_code == 200, r.text

@@ -1,7 +1,8 @@
 """The happy path of a contract's life, on both backends."""
+
 from __future__ import annotations
 
-from tests.support.registry import contract_body, make_key, make_point, registry_in_process, auth
+from tests.support.registry import auth, contract_body, make_key, make_point, registry_in_process
 
 
 async def test_submit_certify_amend_revoke(database_url, tmp_path):
@@ -14,17 +15,21 @@ async def test_submit_certify_amend_revoke(database_url, tmp_path):
         assert r.headers["ETag"] == '"1"'
         submitted_at = int(r.headers["TCR-Position"])
 
-        r = await client.post(f"/v1/contracts/{contract['id']}/certify",
-                              json={"certified_at": "2025-03-10T10:00:00+08:00", "expert_review_ref": "ZJ-1"},
-                              headers=point.headers)
+        r = await client.post(
+            f"/v1/contracts/{contract['id']}/certify",
+            json={"certified_at": "2025-03-10T10:00:00+08:00", "expert_review_ref": "ZJ-1"},
+            headers=point.headers,
+        )
         assert r.status_code == 200, r.text
         assert r.json()["registration_number"] == "2025640101000001"
         assert r.json()["policy_year"] == 2025
         assert int(r.headers["TCR-Position"]) > submitted_at
 
-        r = await client.post(f"/v1/contracts/{contract['id']}/amend",
-                              json={"reason": "补充协议", "changes": {"amount": "9500000.00"}},
-                              headers={**point.headers, "If-Match": '"2"'})
+        r = await client.post(
+            f"/v1/contracts/{contract['id']}/amend",
+            json={"reason": "补充协议", "changes": {"amount": "9500000.00"}},
+            headers={**point.headers, "If-Match": '"2"'},
+        )
         assert r.status_code == 200, r.text
         assert r.json()["amount"] == "9500000.00"
 
@@ -37,5 +42,9 @@ async def test_submit_certify_amend_revoke(database_url, tmp_path):
 
         r = await client.get("/v1/events?after=0&limit=100", headers=auth(analyst))
         types = [e["type"] for e in r.json()["events"]]
-        assert types == ["tcr.registry.contract.submitted.v1", "tcr.registry.contract.certified.v1",
-                         "tcr.registry.contract.amended.v1", "tcr.registry.contract.revoked.v1"]
+        assert types == [
+            "tcr.registry.contract.submitted.v1",
+            "tcr.registry.contract.certified.v1",
+            "tcr.registry.contract.amended.v1",
+            "tcr.registry.contract.revoked.v1",
+        ]

@@ -1,4 +1,5 @@
 """Real processes for the reporting suite: the registry and the reporting service under uvicorn."""
+
 from __future__ import annotations
 
 import secrets
@@ -10,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.reporting.registry_api import RegistryApi, wait_for_position
 from tests.support import postgres
 from tests.support.processes import ROOT, ServiceProcess, free_port, start_service
-from tests.reporting.registry_api import RegistryApi, wait_for_position
 
 REGISTRY_APP = "tcr_registry.adapters.http.app:create_app"
 REPORTING_APP = "tcr_reporting.adapters.http.app:create_app"
@@ -36,20 +37,27 @@ class Stack:
 
     def client(self, key: str | None = None) -> httpx.Client:
         assert self.reporting is not None
-        client = httpx.Client(base_url=self.reporting.url, timeout=30,
-                              headers={"Authorization": f"Bearer {key or self.admin_key}"})
+        client = httpx.Client(
+            base_url=self.reporting.url, timeout=30, headers={"Authorization": f"Bearer {key or self.admin_key}"}
+        )
         self.clients.append(client)
         return client
 
     def caught_up(self) -> None:
-        with httpx.Client(base_url=self.reporting.url, timeout=30,
-                          headers={"Authorization": f"Bearer {self.admin_key}"}) as client:
+        with httpx.Client(
+            base_url=self.reporting.url, timeout=30, headers={"Authorization": f"Bearer {self.admin_key}"}
+        ) as client:
             wait_for_position(client, self.registry_api.last_position)
 
     def rebuild(self) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tcr_reporting.adapters.cli", "rebuild"], cwd=ROOT,
-                              env={**__import__("os").environ, **self.reporting_env}, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "tcr_reporting.adapters.cli", "rebuild"],
+            cwd=ROOT,
+            env={**__import__("os").environ, **self.reporting_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def close(self) -> None:
         for client in self.clients:
@@ -71,12 +79,19 @@ def make_stack(tmp: Path, reporting_database_url: str | None, *, with_subsidy: b
     registry = start_service("registry", REGISTRY_APP, {**common, "TCR_REGISTRY_DATABASE_URL": ""}, log_dir)
     subsidy = None
     if with_subsidy:
-        subsidy = start_service("subsidy", SUBSIDY_APP, {**common, "TCR_REGISTRY_URL": registry.url,
-                                                         "TCR_SUBSIDY_DATABASE_URL": ""}, log_dir)
-    env = {**common, "TCR_REGISTRY_URL": registry.url,
-           # without a subsidy service, reporting must work and say that feed is unreachable
-           "TCR_SUBSIDY_URL": subsidy.url if subsidy else f"http://127.0.0.1:{free_port()}",
-           "TCR_REPORTING_DATABASE_URL": reporting_database_url or ""}
+        subsidy = start_service(
+            "subsidy",
+            SUBSIDY_APP,
+            {**common, "TCR_REGISTRY_URL": registry.url, "TCR_SUBSIDY_DATABASE_URL": ""},
+            log_dir,
+        )
+    env = {
+        **common,
+        "TCR_REGISTRY_URL": registry.url,
+        # without a subsidy service, reporting must work and say that feed is unreachable
+        "TCR_SUBSIDY_URL": subsidy.url if subsidy else f"http://127.0.0.1:{free_port()}",
+        "TCR_REPORTING_DATABASE_URL": reporting_database_url or "",
+    }
     return Stack(admin_key, registry, RegistryApi(registry.url, admin_key), env, log_dir, subsidy=subsidy)
 
 

@@ -1,4 +1,5 @@
 """Driving the real registry over HTTP, as a registration point and an admin would."""
+
 from __future__ import annotations
 
 import itertools
@@ -29,15 +30,20 @@ class RegistryApi:
     def __init__(self, url: str, admin_key: str) -> None:
         self.url = url
         self.admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30)
-        point = self._ok(self.admin.post("/v1/points", json={"number": f"{next(_orgs) % 90 + 10:02d}",
-                                                             "name": "宁夏技术市场登记点", "jurisdiction": "6400"}))
+        point = self._ok(
+            self.admin.post(
+                "/v1/points",
+                json={"number": f"{next(_orgs) % 90 + 10:02d}", "name": "宁夏技术市场登记点", "jurisdiction": "6400"},
+            )
+        )
         key = self._ok(self.admin.post("/v1/api-keys", json={"role": "point", "point_id": point["id"]}))
         self.point = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key['secret']}"}, timeout=30)
         self.last_position = 0
 
     def _ok(self, response: httpx.Response) -> dict[str, Any]:
-        assert response.status_code in (200, 201), f"{response.request.method} {response.request.url}: " \
-                                                   f"{response.status_code} {response.text}"
+        assert response.status_code in (200, 201), (
+            f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
+        )
         if "TCR-Position" in response.headers:
             self.last_position = max(self.last_position, int(response.headers["TCR-Position"]))
         return response.json()
@@ -48,26 +54,47 @@ class RegistryApi:
     def key(self, role: str) -> str:
         return self._ok(self.admin.post("/v1/api-keys", json={"role": role}))["secret"]
 
-    def submit(self, seller: dict, buyer: dict, amount: str, technology_amount: str, category: str = "licence",
-               subcategory: str | None = "patent_ordinary", signed_on: str = "2025-01-10") -> str:
-        body = {"title": f"合同 {next(_orgs)}", "category": category, "subcategory": subcategory,
-                "signed_on": signed_on, "amount": amount, "technology_amount": technology_amount,
-                "consideration": "money", "result_id": None, "seller": seller, "buyer": buyer,
-                "intermediary": None}
+    def submit(
+        self,
+        seller: dict,
+        buyer: dict,
+        amount: str,
+        technology_amount: str,
+        category: str = "licence",
+        subcategory: str | None = "patent_ordinary",
+        signed_on: str = "2025-01-10",
+    ) -> str:
+        body = {
+            "title": f"合同 {next(_orgs)}",
+            "category": category,
+            "subcategory": subcategory,
+            "signed_on": signed_on,
+            "amount": amount,
+            "technology_amount": technology_amount,
+            "consideration": "money",
+            "result_id": None,
+            "seller": seller,
+            "buyer": buyer,
+            "intermediary": None,
+        }
         return self._ok(self.point.post("/v1/contracts", json=body))["id"]
 
     def certify(self, contract_id: str, certified_at: str) -> dict[str, Any]:
         return self._ok(self.point.post(f"/v1/contracts/{contract_id}/certify", json={"certified_at": certified_at}))
 
-    def contract(self, seller: dict, buyer: dict, amount: str, technology_amount: str, certified_at: str,
-                 **kwargs: Any) -> str:
+    def contract(
+        self, seller: dict, buyer: dict, amount: str, technology_amount: str, certified_at: str, **kwargs: Any
+    ) -> str:
         contract_id = self.submit(seller, buyer, amount, technology_amount, **kwargs)
         self.certify(contract_id, certified_at)
         return contract_id
 
     def amend(self, contract_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        return self._ok(self.point.post(f"/v1/contracts/{contract_id}/amend",
-                                        json={"reason": "corrected after audit", "changes": changes}))
+        return self._ok(
+            self.point.post(
+                f"/v1/contracts/{contract_id}/amend", json={"reason": "corrected after audit", "changes": changes}
+            )
+        )
 
     def revoke(self, contract_id: str) -> dict[str, Any]:
         return self._ok(self.point.post(f"/v1/contracts/{contract_id}/revoke", json={"reason": "forged contract"}))

@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium (Debian's chromium package, driven by Playwright without
 `playwright install`): no console errors, every chart drawn beside its table, and a new certification appears
 without a reload."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,21 +16,42 @@ from playwright.async_api import async_playwright
 from tests.reporting.registry_api import org
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
 def dashboard_stack(stack_with_subsidy):
     stack = stack_with_subsidy
     reg = stack.registry_api
-    reg.contract(org("640104"), org("640302"), "1200000.00", "1000000.00", "2024-05-01T10:00:00+08:00",
-                 signed_on="2024-04-01")
+    reg.contract(
+        org("640104"), org("640302"), "1200000.00", "1000000.00", "2024-05-01T10:00:00+08:00", signed_on="2024-04-01"
+    )
     reg.contract(org("640104"), org("640181"), "2500000.00", "2000000.00", "2025-03-01T10:00:00+08:00")
-    reg.contract(org("640302"), org("640402"), "800000.00", "600000.00", "2025-04-01T10:00:00+08:00",
-                 category="development", subcategory="commissioned")
-    reg.contract(org("640205"), org("640502"), "300000.00", "250000.00", "2025-05-01T10:00:00+08:00",
-                 category="consulting", subcategory=None)
+    reg.contract(
+        org("640302"),
+        org("640402"),
+        "800000.00",
+        "600000.00",
+        "2025-04-01T10:00:00+08:00",
+        category="development",
+        subcategory="commissioned",
+    )
+    reg.contract(
+        org("640205"),
+        org("640502"),
+        "300000.00",
+        "250000.00",
+        "2025-05-01T10:00:00+08:00",
+        category="consulting",
+        subcategory=None,
+    )
     stack.caught_up()
     # subsidies (real subsidy service): import 30% of amount to the buyers, export 5% of technology amount
     # to the sellers: 750,000 + 100,000 + 240,000 + 30,000 in 2025 (consulting earns nothing)
@@ -42,8 +64,9 @@ def dashboard_stack(stack_with_subsidy):
 
 
 async def test_dashboard_renders_and_follows_new_events(dashboard_stack, artifacts_dir, tmp_path) -> None:
-    assert shutil.which(CHROMIUM) or __import__("os").path.exists(CHROMIUM), \
+    assert shutil.which(CHROMIUM) or __import__("os").path.exists(CHROMIUM), (
         "install Debian's chromium: apt-get install -y chromium"
+    )
     stack = dashboard_stack
     base = stack.reporting.url
     analyst = stack.registry_api.key("analyst")
@@ -52,7 +75,10 @@ async def test_dashboard_renders_and_follows_new_events(dashboard_stack, artifac
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         context = await browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
         page = await context.new_page()
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        )
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
 
@@ -89,8 +115,9 @@ async def test_dashboard_renders_and_follows_new_events(dashboard_stack, artifac
 
         # a certification made now shows up without a reload
         await page.evaluate("window.__sameDocument = 'yes'")
-        stack.registry_api.contract(org("640522"), org("640521"), "7777777.77", "4000000.00",
-                                    "2025-08-01T10:00:00+08:00")
+        stack.registry_api.contract(
+            org("640522"), org("640521"), "7777777.77", "4000000.00", "2025-08-01T10:00:00+08:00"
+        )
         # polled from here: the page's CSP (script-src 'self') forbids Playwright's eval-based wait_for_function
         for _ in range(150):
             if "7,777,777.77" in await page.inner_text("#table-ranking"):

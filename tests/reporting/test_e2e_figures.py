@@ -14,6 +14,7 @@ Counties: A 640104 兴庆区 and B 640181 灵武市 (银川市 640100), C 640302
   k8 Shanghai->A licence 800.00/600.00                                              -> 2025, inflow of A only
   k9 A->A submitted, never certified                                                -> nowhere
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,21 +37,43 @@ def scenario(stack_any_backend):
     stack = stack_any_backend
     reg = stack.registry_api
     reg.contract(org(A), org(C), "300.00", "200.00", "2024-05-01T10:00:00+08:00", signed_on="2024-04-01")
-    reg.contract(org(B), org(D), "50.00", "50.00", "2024-12-31T23:59:00+08:00", category="consulting",
-                 subcategory=None, signed_on="2024-12-01")
-    reg.contract(org(C, "university"), org(A), "1000.00", "900.00", "2024-12-31T16:30:00+00:00",
-                 category="development", subcategory="commissioned", signed_on="2024-12-01")
+    reg.contract(
+        org(B),
+        org(D),
+        "50.00",
+        "50.00",
+        "2024-12-31T23:59:00+08:00",
+        category="consulting",
+        subcategory=None,
+        signed_on="2024-12-01",
+    )
+    reg.contract(
+        org(C, "university"),
+        org(A),
+        "1000.00",
+        "900.00",
+        "2024-12-31T16:30:00+00:00",
+        category="development",
+        subcategory="commissioned",
+        signed_on="2024-12-01",
+    )
     k4 = reg.contract(org(A), org(B), "4000000.00", "3000000.00", "2025-03-01T10:00:00+08:00")
-    reg.contract(org(C), org(C), "200.00", "150.00", "2025-04-01T10:00:00+08:00", category="service",
-                 subcategory=None)
-    k6 = reg.contract(org(B), org(A), "700.00", "700.00", "2025-05-01T10:00:00+08:00", category="consulting",
-                      subcategory=None)
-    reg.contract(org(E, "research_institute"), org("110108"), "1234.56", "1000.01", "2025-06-01T10:00:00+08:00",
-                 category="development", subcategory="cooperative")
+    reg.contract(org(C), org(C), "200.00", "150.00", "2025-04-01T10:00:00+08:00", category="service", subcategory=None)
+    k6 = reg.contract(
+        org(B), org(A), "700.00", "700.00", "2025-05-01T10:00:00+08:00", category="consulting", subcategory=None
+    )
+    reg.contract(
+        org(E, "research_institute"),
+        org("110108"),
+        "1234.56",
+        "1000.01",
+        "2025-06-01T10:00:00+08:00",
+        category="development",
+        subcategory="cooperative",
+    )
     reg.contract(org("310104"), org(A), "800.00", "600.00", "2025-07-01T10:00:00+08:00")
     reg.submit(org(A), org(A), "99.00", "99.00")
-    reg.amend(k4, {"amount": "4500000.00", "category": "transfer", "subcategory": "patent",
-                   "seller": {"region": D}})
+    reg.amend(k4, {"amount": "4500000.00", "category": "transfer", "subcategory": "patent", "seller": {"region": D}})
     reg.revoke(k6)
     stack.caught_up()
     return stack.client()
@@ -74,8 +97,15 @@ def test_county_figures(scenario: httpx.Client) -> None:
     assert a["inflow"]["by_category"]["development"] == {"count": 1, "amount": "1000.00", "technology_amount": "900.00"}
     assert a["inflow"]["by_category"]["licence"] == {"count": 1, "amount": "800.00", "technology_amount": "600.00"}
     assert a["inflow"]["by_category"]["consulting"]["count"] == 0  # k6 revoked
-    assert a["subsidies"] == {"total": "0.00", "by_programme": {
-        "import": "0.00", "export_enterprise": "0.00", "export_institution": "0.00", "brokerage": "0.00"}}
+    assert a["subsidies"] == {
+        "total": "0.00",
+        "by_programme": {
+            "import": "0.00",
+            "export_enterprise": "0.00",
+            "export_institution": "0.00",
+            "brokerage": "0.00",
+        },
+    }
     b = m(B)
     assert side(b, "outflow") == (0, "0.00", "0.00")
     assert side(b, "inflow") == (1, "4500000.00", "3000000.00")
@@ -84,8 +114,11 @@ def test_county_figures(scenario: httpx.Client) -> None:
     c = m(C)
     assert side(c, "outflow") == (2, "1200.00", "1050.00")
     assert side(c, "inflow") == (1, "200.00", "150.00")  # same-county k5 counts on both sides
-    assert c["outflow"]["by_category"]["service"] == c["inflow"]["by_category"]["service"] == \
-        {"count": 1, "amount": "200.00", "technology_amount": "150.00"}
+    assert (
+        c["outflow"]["by_category"]["service"]
+        == c["inflow"]["by_category"]["service"]
+        == {"count": 1, "amount": "200.00", "technology_amount": "150.00"}
+    )
     d = m(D)
     assert side(d, "outflow") == (1, "4500000.00", "3000000.00")
     assert d["outflow"]["by_category"]["transfer"]["count"] == 1
@@ -124,7 +157,8 @@ def test_prefecture_and_region_roll_ups(scenario: httpx.Client) -> None:
                     assert Decimal(total[name][field]) == sum(Decimal(x[name][field]) for x in members)
                 for category, figures in total[name]["by_category"].items():
                     assert Decimal(figures["amount"]) == sum(
-                        Decimal(x[name]["by_category"][category]["amount"]) for x in members)
+                        Decimal(x[name]["by_category"][category]["amount"]) for x in members
+                    )
 
 
 def test_rankings_with_change_against_previous_year(scenario: httpx.Client) -> None:
@@ -140,7 +174,12 @@ def test_rankings_with_change_against_previous_year(scenario: httpx.Client) -> N
     assert len(body["items"]) == 22 and sum(1 for r in ranks.values() if r[0] == 6) == 17
     prefecture = scenario.get("/v1/rankings", params={"year": 2025, "level": "prefecture"}).json()
     assert [(i["region"], i["rank"], i["rank_change"]) for i in prefecture["items"]] == [
-        ("640200", 1, 2), ("640400", 2, 2), ("640300", 3, -1), ("640100", 4, -3), ("640500", 5, -1)]
+        ("640200", 1, 2),
+        ("640400", 2, 2),
+        ("640300", 3, -1),
+        ("640100", 4, -3),
+        ("640500", 5, -1),
+    ]
 
 
 def test_annual_report_json_csv_xlsx_agree(scenario: httpx.Client) -> None:
@@ -190,13 +229,22 @@ def test_annual_report_json_csv_xlsx_agree(scenario: httpx.Client) -> None:
             line = lines[str(row[0])]
             assert row[1] == line["name"]["zh"]
             values = row[6:]
-            fields = ["outflow_count", "outflow_amount", "outflow_technology_amount", "inflow_count",
-                      "inflow_amount", "inflow_technology_amount", "subsidies_total"]
+            fields = [
+                "outflow_count",
+                "outflow_amount",
+                "outflow_technology_amount",
+                "inflow_count",
+                "inflow_amount",
+                "inflow_technology_amount",
+                "subsidies_total",
+            ]
             for i, field in enumerate(fields):
-                assert Decimal(str(values[i])).quantize(Decimal("0.01")) == \
-                    Decimal(str(line["figures"][field])).quantize(Decimal("0.01")), (row[0], field)
-                assert Decimal(str(values[i + len(fields)])).quantize(Decimal("0.01")) == \
-                    Decimal(str(line["change"][field])).quantize(Decimal("0.01")), (row[0], field)
+                assert Decimal(str(values[i])).quantize(Decimal("0.01")) == Decimal(
+                    str(line["figures"][field])
+                ).quantize(Decimal("0.01")), (row[0], field)
+                assert Decimal(str(values[i + len(fields)])).quantize(Decimal("0.01")) == Decimal(
+                    str(line["change"][field])
+                ).quantize(Decimal("0.01")), (row[0], field)
             seen += 1
     assert seen == 22 + 5 + 5 + 1  # counties, prefectures on their sheets and in the summary, the region
     money_cell = summary.cell(row=5, column=8)
@@ -234,16 +282,23 @@ def test_bad_input_is_problem_json(scenario: httpx.Client, stack_any_backend) ->
     problem(scenario.get("/v1/reports/annual/2099"), 422)
     problem(scenario.get("/v1/reports/annual/2025", headers={"Accept": "application/pdf"}), 406)
     problem(scenario.get("/v1/regions/640104/metrics", params={"year": 2025}, headers={"Accept": "text/csv"}), 406)
-    assert scenario.get("/v1/reports/annual/2025", headers={"Accept": "text/csv;q=0.5, application/json;q=0.9"}) \
-        .headers["content-type"].startswith("application/json")
+    assert (
+        scenario.get("/v1/reports/annual/2025", headers={"Accept": "text/csv;q=0.5, application/json;q=0.9"})
+        .headers["content-type"]
+        .startswith("application/json")
+    )
     url = stack_any_backend.reporting.url
     problem(httpx.get(f"{url}/v1/regions/640104/metrics"), 401)
     problem(httpx.get(f"{url}/v1/status", headers={"Authorization": "Bearer not-a-key"}), 401)
     point_key = stack_any_backend.registry_api.key("partner")
     problem(httpx.get(f"{url}/v1/rankings", headers={"Authorization": f"Bearer {point_key}"}), 403)
     analyst = stack_any_backend.registry_api.key("analyst")
-    assert httpx.get(f"{url}/v1/rankings", params={"year": 2025},
-                     headers={"Authorization": f"Bearer {analyst}"}).status_code == 200
+    assert (
+        httpx.get(
+            f"{url}/v1/rankings", params={"year": 2025}, headers={"Authorization": f"Bearer {analyst}"}
+        ).status_code
+        == 200
+    )
 
 
 def test_status_reports_both_feeds_and_the_missing_subsidy_service(scenario: httpx.Client, stack_any_backend) -> None:

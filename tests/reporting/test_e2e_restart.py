@@ -1,4 +1,5 @@
 """kill -9 and restart, and `tcr-reporting rebuild` from zero, give the same figures, equal to a hand count."""
+
 from __future__ import annotations
 
 import httpx
@@ -27,13 +28,13 @@ def test_kill_9_restart_and_rebuild_give_identical_figures(stack_any_backend) ->
     codes = [c.code for c in counties()]
     ids = []
     for i in range(30):
-        ids.append(reg.contract(org(codes[i % 22]), org(codes[(i + 1) % 22]), "10.00", "5.00",
-                                "2025-02-01T09:00:00+08:00"))
+        ids.append(
+            reg.contract(org(codes[i % 22]), org(codes[(i + 1) % 22]), "10.00", "5.00", "2025-02-01T09:00:00+08:00")
+        )
     stack.reporting.kill()  # SIGKILL, possibly in the middle of applying a page
     # while reporting is down: more contracts, an amendment and a revocation
     for i in range(20):
-        reg.contract(org(codes[(i + 5) % 22]), org(codes[(i + 9) % 22]), "20.00", "10.00",
-                     "2025-03-01T09:00:00+08:00")
+        reg.contract(org(codes[(i + 5) % 22]), org(codes[(i + 9) % 22]), "20.00", "10.00", "2025-03-01T09:00:00+08:00")
     reg.amend(ids[0], {"amount": "110.00"})
     reg.revoke(ids[1])
     stack.start_reporting()
@@ -42,8 +43,11 @@ def test_kill_9_restart_and_rebuild_give_identical_figures(stack_any_backend) ->
     region = client.get("/v1/regions/640000/metrics", params={"year": 2025}).json()
     # hand count: 30 x 10.00 + 20 x 20.00 + 100.00 (amendment) - 10.00 (revoked); technology 150 + 200 - 5
     for name in ("outflow", "inflow"):
-        assert (region[name]["count"], region[name]["amount"], region[name]["technology_amount"]) == \
-            (49, "790.00", "345.00")
+        assert (region[name]["count"], region[name]["amount"], region[name]["technology_amount"]) == (
+            49,
+            "790.00",
+            "345.00",
+        )
     first_seller = client.get(f"/v1/regions/{codes[0]}/metrics", params={"year": 2025}).json()
     # county 0 sold contracts 0 and 22 (10.00 each) and, while down, contract 17 of the second batch (20.00);
     # contract 0 was amended to 110.00

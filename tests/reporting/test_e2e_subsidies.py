@@ -6,6 +6,7 @@ import (buyer, 30% of amount, cap 5,000,000.00 a year): 2,700,000.00 + 1,800,000
 export_enterprise (seller, 5% of technology amount): 200,000.00 + 150,000.00 + 50,000.00.
 The second contract is revoked: -1,800,000.00 and -150,000.00 are clawed back.
 Net: 640104 import 3,200,000.00; 640302 export_enterprise 250,000.00; 640000 total 3,450,000.00."""
+
 from __future__ import annotations
 
 import time
@@ -35,17 +36,27 @@ def test_subsidies_by_programme_net_of_claw_backs(stack_with_subsidy) -> None:
     assert first != second
     stack.caught_up()
     client = stack.client()
-    region = wait_for(client, "/v1/regions/640000/metrics?year=2025",
-                      lambda b: b["subsidies"]["total"] == "3450000.00")
-    assert region["subsidies"] == {"total": "3450000.00", "by_programme": {
-        "import": "3200000.00", "export_enterprise": "250000.00", "export_institution": "0.00", "brokerage": "0.00"}}
+    region = wait_for(client, "/v1/regions/640000/metrics?year=2025", lambda b: b["subsidies"]["total"] == "3450000.00")
+    assert region["subsidies"] == {
+        "total": "3450000.00",
+        "by_programme": {
+            "import": "3200000.00",
+            "export_enterprise": "250000.00",
+            "export_institution": "0.00",
+            "brokerage": "0.00",
+        },
+    }
     county = client.get("/v1/regions/640104/metrics?year=2025").json()
     assert county["subsidies"]["by_programme"]["import"] == "3200000.00"
     assert county["subsidies"]["total"] == "3200000.00"
     assert client.get("/v1/regions/640100/metrics?year=2025").json()["subsidies"]["total"] == "3200000.00"
     seller_county = client.get("/v1/regions/640302/metrics?year=2025").json()
     assert seller_county["subsidies"]["by_programme"] == {
-        "import": "0.00", "export_enterprise": "250000.00", "export_institution": "0.00", "brokerage": "0.00"}
+        "import": "0.00",
+        "export_enterprise": "250000.00",
+        "export_institution": "0.00",
+        "brokerage": "0.00",
+    }
     # contracts: two certified and counted, the revoked one nowhere
     assert (county["inflow"]["count"], county["inflow"]["amount"]) == (2, "11000000.00")
     status = client.get("/v1/status").json()["feeds"]["subsidy"]

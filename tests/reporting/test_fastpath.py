@@ -4,10 +4,11 @@ Two apps on one database, one with the fast path (the default) and one without, 
 in-process; bodies, status, headers (but the request id) must be identical, errors stay problem+json, and the
 answer follows the projection version when a page is applied.
 """
+
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ from tests.reporting.builders import Feed, terms
 
 ADMIN = "fast-admin-key"
 KEYS = {"analyst-key": "analyst", "point-key": "point"}
-NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 class StubResolver:
@@ -48,8 +49,14 @@ class StubResolver:
 
 def make_app(database_url: str, tmp_path, monkeypatch, *, fast_path: bool):
     monkeypatch.setattr(auth, "RegistryKeyResolver", lambda url: StubResolver())
-    settings = Settings(reporting_database_url=database_url, data_dir=tmp_path, admin_key=ADMIN,
-                        registry_url="http://127.0.0.1:9", subsidy_url="http://127.0.0.1:9", fast_path=fast_path)
+    settings = Settings(
+        reporting_database_url=database_url,
+        data_dir=tmp_path,
+        admin_key=ADMIN,
+        registry_url="http://127.0.0.1:9",
+        subsidy_url="http://127.0.0.1:9",
+        fast_path=fast_path,
+    )
     app = create_app(settings)
     app.state.runtime.clock = lambda: NOW
     return app
@@ -122,8 +129,9 @@ async def test_same_answers_with_and_without_the_fast_path(apps) -> None:
         assert a.headers["x-request-id"] == f"case-{n}"
         if a.status_code >= 400:
             assert a.headers["content-type"] == "application/problem+json", path
-    statuses = {path + str(sorted(h.items())): (await fast_client.get(path, headers=h)).status_code
-                for path, h in cases}
+    statuses = {
+        path + str(sorted(h.items())): (await fast_client.get(path, headers=h)).status_code for path, h in cases
+    }
     assert sorted(set(statuses.values())) == [200, 401, 403, 404, 406, 422, 503]
     body = (await fast_client.get("/v1/regions/640104/metrics?year=2025", headers=analyst)).json()
     assert body["outflow"]["amount"] == "1234.56" and body["name"]["en"]
@@ -155,7 +163,9 @@ async def test_the_resolver_cache_decides_keys_and_metrics_count_the_route(apps)
     assert response.status_code == 200 and resolver.asked == 1
     response = await client.get("/v1/regions/640104/metrics?year=2025", headers={"Authorization": f"Bearer {ADMIN}"})
     assert response.status_code == 200 and resolver.asked == 1  # the bootstrap key is never sent to the registry
-    response = await client.get("/v1/regions/640104/metrics?year=2025", headers={"Authorization": "Bearer registry-down"})
+    response = await client.get(
+        "/v1/regions/640104/metrics?year=2025", headers={"Authorization": "Bearer registry-down"}
+    )
     assert response.status_code == 503 and resolver.asked == 2  # asked once, not again through the route
     resolver.asked = 1
     label = 'route="/v1/regions/{code}/metrics",service="reporting",status="200"} 2.0'
@@ -178,8 +188,9 @@ async def test_answer_follows_the_projection_version(apps) -> None:
     await apply_page(fast, feed)
     after = await client.get(path, headers=headers)
     assert after.json()["outflow"]["count"] == 1 and after.json()["outflow"]["amount"] == "10.00"
-    assert (await client.get("/v1/regions/640500/metrics?year=2025", headers=headers)).json()["outflow"]["amount"] \
-        == "10.00"
+    assert (await client.get("/v1/regions/640500/metrics?year=2025", headers=headers)).json()["outflow"][
+        "amount"
+    ] == "10.00"
 
 
 def test_header_and_query_parsing() -> None:
@@ -190,6 +201,13 @@ def test_header_and_query_parsing() -> None:
     assert bearer_secret_of([]) is None
     assert plain_year(b"") == (True, None)
     assert plain_year(b"year=2025") == (True, 2025)
-    for query in (b"year=", b"year=+2025", b"year=02025", b"year=2025&year=2024", b"x=1", b"year=2025&x=1",
-                  b"year=20%325"):
+    for query in (
+        b"year=",
+        b"year=+2025",
+        b"year=02025",
+        b"year=2025&year=2024",
+        b"x=1",
+        b"year=2025&x=1",
+        b"year=20%325",
+    ):
         assert plain_year(query)[0] is False, query

@@ -1,8 +1,9 @@
 """The projection on SQLite and PostgreSQL, fed hand-made feed events through the shared SqlProjectionSink."""
+
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,8 +11,8 @@ from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, reset, subsidy_sink
 from tcr_reporting.adapters.persistence.store import FigureStore
 from tcr_reporting.application.queries import ReportingQueries
-from tcr_shared.platform.database import Database
 from tcr_shared.language.regions import counties, ningxia_regions, prefectures
+from tcr_shared.platform.database import Database
 from tests.reporting.builders import Feed, award, terms
 
 
@@ -25,8 +26,7 @@ async def projection(database_url):
     async def current_version():
         return (version["n"],)
 
-    queries = ReportingQueries(FigureStore(engine), current_version,
-                               lambda: datetime(2026, 3, 1, tzinfo=timezone.utc))
+    queries = ReportingQueries(FigureStore(engine), current_version, lambda: datetime(2026, 3, 1, tzinfo=UTC))
     yield engine, queries, version
     await engine.dispose()
 
@@ -50,7 +50,7 @@ def scenario() -> Feed:
 async def apply_in_pages(engine, feed: Feed, size: int) -> None:
     sink = registry_sink(engine)
     for start in range(0, len(feed.events), size):
-        page = feed.events[start:start + size]
+        page = feed.events[start : start + size]
         await sink.apply(page, page[-1].position)
 
 
@@ -71,8 +71,12 @@ async def test_hand_computed_figures_and_roll_ups(projection) -> None:
     assert b["inflow"]["by_category"]["transfer"]["amount"] == "4500000.00"
     assert b["inflow"]["by_category"]["licence"]["count"] == 0
     assert b["outflow"]["count"] == 0
-    assert (c["outflow"]["count"], c["outflow"]["amount"], c["inflow"]["count"], c["inflow"]["amount"]) == \
-        (1, "200.00", 1, "200.00")  # same county: both sides
+    assert (c["outflow"]["count"], c["outflow"]["amount"], c["inflow"]["count"], c["inflow"]["amount"]) == (
+        1,
+        "200.00",
+        1,
+        "200.00",
+    )  # same county: both sides
     assert (d["outflow"]["amount"], d["outflow"]["technology_amount"]) == ("4500000.00", "3000000.00")
     assert (e["outflow"]["amount"], e["outflow"]["technology_amount"]) == ("1234.56", "1000.01")
     region = m[("640000", 2025)]
@@ -82,6 +86,7 @@ async def test_hand_computed_figures_and_roll_ups(projection) -> None:
     assert m[("640302", 2024)]["inflow"]["amount"] == "300.00"
     # every prefecture is the sum of its counties, the region the sum of its prefectures, per field
     from decimal import Decimal
+
     for year in (2024, 2025):
         for side in ("outflow", "inflow"):
             for p in prefectures():
@@ -89,7 +94,8 @@ async def test_hand_computed_figures_and_roll_ups(projection) -> None:
                 assert m[(p.code, year)][side]["count"] == sum(x["count"] for x in members)
                 assert Decimal(m[(p.code, year)][side]["amount"]) == sum(Decimal(x["amount"]) for x in members)
             assert Decimal(m[("640000", year)][side]["amount"]) == sum(
-                Decimal(m[(p.code, year)][side]["amount"]) for p in prefectures())
+                Decimal(m[(p.code, year)][side]["amount"]) for p in prefectures()
+            )
 
 
 async def test_page_boundaries_do_not_change_figures(projection) -> None:
@@ -118,21 +124,35 @@ async def test_a_page_is_applied_once(projection) -> None:
 async def test_subsidies_net_of_claw_backs_follow_each_award(projection) -> None:
     engine, queries, version = projection
     sink = subsidy_sink(engine)
-    await sink.apply([award(1, "640181", "import", "2700000.00", 2025, award_id="A1"),
-                      award(2, "640181", "import", "1800000.00", 2025, award_id="A2"),
-                      award(3, "640104", "export_institution", "40000.00", 2025, award_id="A3"),
-                      award(4, "640402", "brokerage", "1000.00", 2024, award_id="B1")], 4)
-    await sink.apply([award(5, "640181", "import", "-1800000.00", 2025, award="0.00", kind="clawed_back",
-                            award_id="A2"),
-                      award(6, "640181", "import", "500000.00", 2025, award="500000.00", award_id="A4"),
-                      award(7, "640402", "brokerage", "-100.00", 2024, award="900.00", kind="adjusted",
-                            award_id="B1"),
-                      # the seller moved to Huinong in an amendment: delta 0.00, the award moves with it
-                      award(8, "640205", "export_institution", "0.00", 2025, award="40000.00", kind="adjusted",
-                            award_id="A3")], 8)
+    await sink.apply(
+        [
+            award(1, "640181", "import", "2700000.00", 2025, award_id="A1"),
+            award(2, "640181", "import", "1800000.00", 2025, award_id="A2"),
+            award(3, "640104", "export_institution", "40000.00", 2025, award_id="A3"),
+            award(4, "640402", "brokerage", "1000.00", 2024, award_id="B1"),
+        ],
+        4,
+    )
+    await sink.apply(
+        [
+            award(5, "640181", "import", "-1800000.00", 2025, award="0.00", kind="clawed_back", award_id="A2"),
+            award(6, "640181", "import", "500000.00", 2025, award="500000.00", award_id="A4"),
+            award(7, "640402", "brokerage", "-100.00", 2024, award="900.00", kind="adjusted", award_id="B1"),
+            # the seller moved to Huinong in an amendment: delta 0.00, the award moves with it
+            award(8, "640205", "export_institution", "0.00", 2025, award="40000.00", kind="adjusted", award_id="A3"),
+        ],
+        8,
+    )
     m = await snapshot(queries, version)
-    assert m[("640181", 2025)]["subsidies"] == {"total": "3200000.00", "by_programme": {
-        "import": "3200000.00", "export_enterprise": "0.00", "export_institution": "0.00", "brokerage": "0.00"}}
+    assert m[("640181", 2025)]["subsidies"] == {
+        "total": "3200000.00",
+        "by_programme": {
+            "import": "3200000.00",
+            "export_enterprise": "0.00",
+            "export_institution": "0.00",
+            "brokerage": "0.00",
+        },
+    }
     assert m[("640100", 2025)]["subsidies"]["total"] == "3200000.00"
     assert m[("640104", 2025)]["subsidies"]["total"] == "0.00"
     assert m[("640205", 2025)]["subsidies"]["by_programme"]["export_institution"] == "40000.00"
@@ -169,6 +189,6 @@ async def test_concurrent_requests_share_one_read(projection) -> None:
     async def version():
         return (1,)
 
-    queries = ReportingQueries(CountingStore(engine), version, lambda: datetime(2026, 3, 1, tzinfo=timezone.utc))
+    queries = ReportingQueries(CountingStore(engine), version, lambda: datetime(2026, 3, 1, tzinfo=UTC))
     answers = await asyncio.gather(*(queries.metrics("640104", 2025) for _ in range(32)))
     assert CountingStore.reads == 1 and all(a == answers[0] for a in answers)

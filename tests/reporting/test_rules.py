@@ -1,13 +1,21 @@
 """The pure metrics rules, with hand-computed figures."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from tcr_reporting.domain.calendar import due_date, is_provisional, year_in_range
 from tcr_reporting.domain.figures import (
-    CountedContract, CountedAward, FigureDeltas, FigureError, areas_of, counted_after, fen_text, to_fen,
+    CountedAward,
+    CountedContract,
+    FigureDeltas,
+    FigureError,
+    areas_of,
+    counted_after,
+    fen_text,
+    to_fen,
 )
 from tcr_reporting.domain.ranking import RankEntry, rank, ranking
 from tests.reporting.builders import Feed, award, terms
@@ -86,13 +94,15 @@ def test_award_records_net_of_claw_backs_and_follow_the_beneficiary() -> None:
     decided = CountedAward.from_event(award(1, "640181", "import", "1800000.00", 2025, award_id="A").data)
     deltas.move_award(None, decided)
     clawed = CountedAward.from_event(
-        award(2, "640181", "import", "-1800000.00", 2025, award="0.00", kind="clawed_back", award_id="A").data)
+        award(2, "640181", "import", "-1800000.00", 2025, award="0.00", kind="clawed_back", award_id="A").data
+    )
     deltas.move_award(decided, clawed)
     institution = CountedAward.from_event(award(3, "640104", "export_institution", "500.00", 2025).data)
     deltas.move_award(None, institution)
     # An amendment moved the beneficiary to Huinong: delta 0.00, but the award now counts there.
     moved = CountedAward.from_event(
-        award(4, "640205", "export_institution", "0.00", 2025, award="500.00", kind="adjusted").data)
+        award(4, "640205", "export_institution", "0.00", 2025, award="500.00", kind="adjusted").data
+    )
     deltas.move_award(institution, moved)
     got = {key: a for key, _, a, _ in deltas.items()}
     assert ("640181", 2025, "subsidy", "import") not in got  # nets to zero in one page
@@ -104,11 +114,21 @@ def test_award_records_net_of_claw_backs_and_follow_the_beneficiary() -> None:
 
 
 def test_ranking_orders_by_outflow_then_inflow_with_shared_ranks_and_change() -> None:
-    current = [RankEntry("a", 100, 0), RankEntry("b", 100, 5), RankEntry("c", 0, 7), RankEntry("d", 0, 0),
-               RankEntry("e", 0, 0)]
+    current = [
+        RankEntry("a", 100, 0),
+        RankEntry("b", 100, 5),
+        RankEntry("c", 0, 7),
+        RankEntry("d", 0, 0),
+        RankEntry("e", 0, 0),
+    ]
     assert rank(current) == {"b": 1, "a": 2, "c": 3, "d": 4, "e": 4}
-    previous = [RankEntry("a", 5, 0), RankEntry("b", 0, 0), RankEntry("c", 9, 0), RankEntry("d", 0, 0),
-                RankEntry("e", 0, 1)]
+    previous = [
+        RankEntry("a", 5, 0),
+        RankEntry("b", 0, 0),
+        RankEntry("c", 9, 0),
+        RankEntry("d", 0, 0),
+        RankEntry("e", 0, 1),
+    ]
     result = {r.region: (r.rank, r.previous_rank, r.change) for r in ranking(current, previous)}
     assert result == {"b": (1, 4, 3), "a": (2, 2, 0), "c": (3, 1, -2), "d": (4, 4, 0), "e": (4, 3, -1)}
     # no figures at all the year before: no previous rank, no change
@@ -118,9 +138,9 @@ def test_ranking_orders_by_outflow_then_inflow_with_shared_ranks_and_change() ->
 
 def test_report_calendar_in_shanghai_time() -> None:
     assert due_date(2025) == date(2026, 1, 31)
-    new_year_shanghai = datetime(2025, 12, 31, 16, 30, tzinfo=timezone.utc)  # 2026-01-01 00:30 +08:00
+    new_year_shanghai = datetime(2025, 12, 31, 16, 30, tzinfo=UTC)  # 2026-01-01 00:30 +08:00
     assert is_provisional(2026, new_year_shanghai)
     assert not is_provisional(2025, new_year_shanghai)
-    assert is_provisional(2025, datetime(2025, 12, 31, 15, 59, tzinfo=timezone.utc))
+    assert is_provisional(2025, datetime(2025, 12, 31, 15, 59, tzinfo=UTC))
     assert year_in_range(2026, new_year_shanghai) and not year_in_range(2027, new_year_shanghai)
     assert not year_in_range(1999, new_year_shanghai)

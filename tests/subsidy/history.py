@@ -1,5 +1,6 @@
 """Hand-made registry feed events (the shape of shared/events/registry.py) for domain and projection tests,
 and a plain reference computation of the policy README's award rules to compare the service against."""
+
 from __future__ import annotations
 
 import copy
@@ -22,24 +23,43 @@ def code(n: int, prefix: str = "916401") -> str:
 
 def party(kind: str = "enterprise", n: int = 1, region: str = "640104", name: str | None = None) -> dict:
     if kind == "foreign":
-        return {"name": name or f"Foreign {n}", "kind": "foreign", "credit_code": None, "region": None,
-                "country": "DE"}
+        return {"name": name or f"Foreign {n}", "kind": "foreign", "credit_code": None, "region": None, "country": "DE"}
     if kind == "individual":
         return {"name": None, "kind": "individual", "credit_code": None, "region": region, "country": None}
     prefix = {"enterprise": "916401", "university": "126401", "research_institute": "126402"}.get(kind, "516401")
-    return {"name": name or f"{kind} {n}", "kind": kind, "credit_code": code(n, prefix), "region": region,
-            "country": None}
-
-
-def terms(*, category: str = "licence", amount: str = "1000000.00", technology_amount: str | None = None,
-          seller: dict | None = None, buyer: dict | None = None, intermediary: dict | None = None,
-          result_id: str | None = None, subcategory: str | None = "patent_ordinary",
-          signed_on: str = "2025-01-02") -> dict:
     return {
-        "title": "contract", "category": category, "subcategory": subcategory, "signed_on": signed_on,
-        "amount": amount, "technology_amount": technology_amount or amount, "consideration": "money",
-        "result_id": result_id, "seller": seller or party("university", 900, "640105"),
-        "buyer": buyer or party("enterprise", 1), "intermediary": intermediary,
+        "name": name or f"{kind} {n}",
+        "kind": kind,
+        "credit_code": code(n, prefix),
+        "region": region,
+        "country": None,
+    }
+
+
+def terms(
+    *,
+    category: str = "licence",
+    amount: str = "1000000.00",
+    technology_amount: str | None = None,
+    seller: dict | None = None,
+    buyer: dict | None = None,
+    intermediary: dict | None = None,
+    result_id: str | None = None,
+    subcategory: str | None = "patent_ordinary",
+    signed_on: str = "2025-01-02",
+) -> dict:
+    return {
+        "title": "contract",
+        "category": category,
+        "subcategory": subcategory,
+        "signed_on": signed_on,
+        "amount": amount,
+        "technology_amount": technology_amount or amount,
+        "consideration": "money",
+        "result_id": result_id,
+        "seller": seller or party("university", 900, "640105"),
+        "buyer": buyer or party("enterprise", 1),
+        "intermediary": intermediary,
     }
 
 
@@ -53,27 +73,44 @@ class History:
 
     def _add(self, type_: str, contract_id: str, data: dict, moment: datetime) -> FeedEvent:
         position = len(self.events) + 1
-        event = FeedEvent(id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"tcr-test/{position}/{contract_id}")),
-                          source="/tcr/registry", type=f"tcr.registry.contract.{type_}.v1",
-                          time=moment.isoformat(), subject=contract_id, position=position,
-                          data={"contract_id": contract_id, "point_id": "p1", **data})
+        event = FeedEvent(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"tcr-test/{position}/{contract_id}")),
+            source="/tcr/registry",
+            type=f"tcr.registry.contract.{type_}.v1",
+            time=moment.isoformat(),
+            subject=contract_id,
+            position=position,
+            data={"contract_id": contract_id, "point_id": "p1", **data},
+        )
         self.events.append(event)
         return event
 
     def submit(self, t: dict, contract_id: str | None = None) -> str:
         contract_id = contract_id or str(uuid.uuid4())
         self.terms[contract_id] = copy.deepcopy(t)
-        self._add("submitted", contract_id, {"status": "submitted", "terms": t,
-                                             "submitted_at": "2025-01-02T10:00:00+08:00"},
-                  datetime(2025, 1, 2, 10, tzinfo=CST))
+        self._add(
+            "submitted",
+            contract_id,
+            {"status": "submitted", "terms": t, "submitted_at": "2025-01-02T10:00:00+08:00"},
+            datetime(2025, 1, 2, 10, tzinfo=CST),
+        )
         return contract_id
 
     def certify(self, contract_id: str, at: datetime) -> FeedEvent:
         self.seq += 1
         year = at.astimezone(ZoneInfo("Asia/Shanghai")).year
-        return self._add("certified", contract_id, {
-            "status": "certified", "terms": self.terms[contract_id], "registration_number": f"{year}640101{self.seq:06d}",
-            "certified_at": at.isoformat(), "policy_year": year}, at)
+        return self._add(
+            "certified",
+            contract_id,
+            {
+                "status": "certified",
+                "terms": self.terms[contract_id],
+                "registration_number": f"{year}640101{self.seq:06d}",
+                "certified_at": at.isoformat(),
+                "policy_year": year,
+            },
+            at,
+        )
 
     def certified(self, t: dict, at: datetime) -> str:
         contract_id = self.submit(t)
@@ -87,15 +124,36 @@ class History:
         if "amount" in changes and "technology_amount" not in changes:
             new["technology_amount"] = min(Decimal(new["technology_amount"]), Decimal(new["amount"])).to_eng_string()
         self.terms[contract_id] = new
-        return self._add("amended", contract_id, {
-            "status": "certified", "terms": new, "previous_terms": previous, "registration_number": None,
-            "policy_year": None, "reason": "correction", "changed_fields": sorted(changes), "amended_at": at.isoformat(),
-        }, at)
+        return self._add(
+            "amended",
+            contract_id,
+            {
+                "status": "certified",
+                "terms": new,
+                "previous_terms": previous,
+                "registration_number": None,
+                "policy_year": None,
+                "reason": "correction",
+                "changed_fields": sorted(changes),
+                "amended_at": at.isoformat(),
+            },
+            at,
+        )
 
     def revoke(self, contract_id: str, at: datetime) -> FeedEvent:
-        return self._add("revoked", contract_id, {
-            "status": "revoked", "terms": self.terms[contract_id], "registration_number": "x" * 16,
-            "policy_year": 0, "reason": "fraud", "revoked_at": at.isoformat()}, at)
+        return self._add(
+            "revoked",
+            contract_id,
+            {
+                "status": "revoked",
+                "terms": self.terms[contract_id],
+                "registration_number": "x" * 16,
+                "policy_year": 0,
+                "reason": "fraud",
+                "revoked_at": at.isoformat(),
+            },
+            at,
+        )
 
     def unknown(self, at: datetime) -> FeedEvent:
         event = self._add("merged", str(uuid.uuid4()), {"whatever": 1}, at)
@@ -104,10 +162,18 @@ class History:
 
 # ---------------------------------------------------------------------------------------------------------------
 # A plain reference computation of the spec (ningxia-2020), written independently of tcr_subsidy.domain.
-RATES = {"import": Decimal("0.30"), "export_enterprise": Decimal("0.05"), "export_institution": Decimal("0.05"),
-         "brokerage": Decimal("0.02")}
-CAPS = {"import": Decimal("5000000.00"), "export_enterprise": Decimal("1000000.00"),
-        "export_institution": Decimal("1000000.00"), "brokerage": Decimal("1000000.00")}
+RATES = {
+    "import": Decimal("0.30"),
+    "export_enterprise": Decimal("0.05"),
+    "export_institution": Decimal("0.05"),
+    "brokerage": Decimal("0.02"),
+}
+CAPS = {
+    "import": Decimal("5000000.00"),
+    "export_enterprise": Decimal("1000000.00"),
+    "export_institution": Decimal("1000000.00"),
+    "brokerage": Decimal("1000000.00"),
+}
 
 
 def reference(events: list[FeedEvent]) -> dict[tuple[str, str, str], Decimal]:
@@ -131,8 +197,11 @@ def reference(events: list[FeedEvent]) -> dict[tuple[str, str, str], Decimal]:
             if role == "buyer" and p["kind"] != "enterprise":
                 continue
             if role == "seller":
-                programme = {"enterprise": "export_enterprise", "university": "export_institution",
-                             "research_institute": "export_institution"}.get(p["kind"])
+                programme = {
+                    "enterprise": "export_enterprise",
+                    "university": "export_institution",
+                    "research_institute": "export_institution",
+                }.get(p["kind"])
                 if programme is None:
                     continue
             if role == "intermediary" and p["kind"] in ("individual", "foreign"):
@@ -162,8 +231,10 @@ def reference(events: list[FeedEvent]) -> dict[tuple[str, str, str], Decimal]:
                 awards[(cid, programme, who)] = award
         elif kind == "amended" and cid in certified and cid not in revoked:
             year = certified[cid]
-            now = {(programme, who): (entitlement, cap_key)
-                   for programme, who, entitlement, cap_key in beneficiaries(e.data["terms"], cid, year)}
+            now = {
+                (programme, who): (entitlement, cap_key)
+                for programme, who, entitlement, cap_key in beneficiaries(e.data["terms"], cid, year)
+            }
             for (c, programme, who), current in list(awards.items()):
                 if c == cid and (programme, who) not in now:
                     old_key = key_of[(c, programme, who)]

@@ -1,4 +1,5 @@
 """The registry and the subsidy service as real uvicorn processes, and a client that drives them over HTTP."""
+
 from __future__ import annotations
 
 import itertools
@@ -27,15 +28,35 @@ def database_url(backend: str, tmp: Path, name: str) -> tuple[str, bool]:
 
 
 def start_registry(url: str, tmp: Path, port: int | None = None) -> ServiceProcess:
-    return start_service("registry", REGISTRY_APP, {
-        "TCR_REGISTRY_DATABASE_URL": url, "TCR_DATA_DIR": str(tmp), "TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DEMO": "0",
-        "TCR_ACCESS_LOG": "0"}, tmp / "logs", port=port)
+    return start_service(
+        "registry",
+        REGISTRY_APP,
+        {
+            "TCR_REGISTRY_DATABASE_URL": url,
+            "TCR_DATA_DIR": str(tmp),
+            "TCR_ADMIN_KEY": ADMIN_KEY,
+            "TCR_DEMO": "0",
+            "TCR_ACCESS_LOG": "0",
+        },
+        tmp / "logs",
+        port=port,
+    )
 
 
 def start_subsidy(url: str, tmp: Path, registry_url: str, port: int | None = None, **extra: str) -> ServiceProcess:
-    return start_service("subsidy", SUBSIDY_APP, {
-        "TCR_SUBSIDY_DATABASE_URL": url, "TCR_DATA_DIR": str(tmp), "TCR_ADMIN_KEY": ADMIN_KEY,
-        "TCR_REGISTRY_URL": registry_url, **extra}, tmp / "logs", port=port)
+    return start_service(
+        "subsidy",
+        SUBSIDY_APP,
+        {
+            "TCR_SUBSIDY_DATABASE_URL": url,
+            "TCR_DATA_DIR": str(tmp),
+            "TCR_ADMIN_KEY": ADMIN_KEY,
+            "TCR_REGISTRY_URL": registry_url,
+            **extra,
+        },
+        tmp / "logs",
+        port=port,
+    )
 
 
 def admin_headers() -> dict[str, str]:
@@ -51,11 +72,14 @@ class Point:
     last_position: int = 0
 
     @classmethod
-    def create(cls, registry_url: str) -> "Point":
+    def create(cls, registry_url: str) -> Point:
         client = httpx.Client(base_url=registry_url, timeout=30)
         number = f"{next(_point_numbers) % 100:02d}"
-        r = client.post("/v1/points", json={"number": number, "name": f"Point {number}", "jurisdiction": "6400"},
-                        headers=admin_headers())
+        r = client.post(
+            "/v1/points",
+            json={"number": number, "name": f"Point {number}", "jurisdiction": "6400"},
+            headers=admin_headers(),
+        )
         assert r.status_code == 201, r.text
         k = client.post("/v1/api-keys", json={"role": "point", "point_id": r.json()["id"]}, headers=admin_headers())
         assert k.status_code == 201, k.text
@@ -79,8 +103,9 @@ class Point:
         if technology_amount:
             body["technology_amount"] = technology_amount
         if technology_amount is None:
-            contract = self.registry.get(f"/v1/contracts/{contract_id}",
-                                         headers={"Authorization": f"Bearer {self.key}"})
+            contract = self.registry.get(
+                f"/v1/contracts/{contract_id}", headers={"Authorization": f"Bearer {self.key}"}
+            )
             technology_amount = contract.json()["technology_amount"]
         tech = Decimal(technology_amount)
         if tech >= Decimal("5000000.00"):

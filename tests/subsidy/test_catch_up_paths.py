@@ -2,6 +2,7 @@
 statement per table per page) and SQLite's row-by-row writes produce identical state, whatever the page size;
 batching feed pages into one transaction changes nothing but the number of transactions; and the registry's
 fast public mapping of stored terms equals the domain's own."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,11 +11,12 @@ from datetime import datetime
 
 import pytest
 
-from tcr_shared.platform.database import Database
+from tcr_shared.feeds.sources import BatchingSource
 from tcr_shared.language.events.envelope import FeedPage
+from tcr_shared.platform.database import Database
 from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
-from tcr_subsidy.application.projection import AwardProjection, BatchingSource, NotifyingSink, registry_event
+from tcr_subsidy.application.projection import AwardProjection, NotifyingSink, registry_event
 from tcr_subsidy.domain.awards import KNOWN_TYPES, Engine, State
 from tcr_subsidy.domain.rules import RuleBook
 from tests.subsidy.history import CST, History, party, terms
@@ -32,10 +34,15 @@ def busy_history(seed: int, contracts: int = 260) -> History:
     ids = []
     for i in range(contracts):
         b, s = rng.choice(buyers), rng.choice(sellers)
-        t = terms(amount=f"{rng.randint(10_000, 9_000_000)}.{rng.randint(0, 99):02d}",
-                  technology_amount=f"{rng.randint(1_000, 90_000)}.00", buyer=b, seller=s,
-                  intermediary=rng.choice(brokers), result_id=rng.choice([None, "R1", "R2", f"R{i % 9}"]),
-                  category=rng.choice(["licence", "transfer", "development", "consulting"]))
+        t = terms(
+            amount=f"{rng.randint(10_000, 9_000_000)}.{rng.randint(0, 99):02d}",
+            technology_amount=f"{rng.randint(1_000, 90_000)}.00",
+            buyer=b,
+            seller=s,
+            intermediary=rng.choice(brokers),
+            result_id=rng.choice([None, "R1", "R2", f"R{i % 9}"]),
+            category=rng.choice(["licence", "transfer", "development", "consulting"]),
+        )
         moment = datetime(rng.choice([2024, 2025]), 1 + i % 12, 1 + i % 28, 10, tzinfo=CST)
         ids.append(h.certified(t, moment))
     for cid in rng.sample(ids, contracts * 6 // 10):
@@ -60,7 +67,7 @@ async def replay(url: str, events, sizes: list[int]) -> dict:
         sink = NotifyingSink(db, AwardProjection(Engine(RuleBook.default())), lambda: None)
         i = k = 0
         while i < len(events):
-            page = events[i:i + sizes[k % len(sizes)]]
+            page = events[i : i + sizes[k % len(sizes)]]
             await sink.apply(page, page[-1].position)
             i += len(page)
             k += 1
@@ -89,7 +96,8 @@ async def test_postgresql_bulk_path_equals_sqlite_path_in_any_page_size(seed, tm
         if e.type in KNOWN_TYPES:
             outs.extend(engine.apply(state, registry_event(e)))
     assert [(r[0], r[1], r[2]) for r in snapshots[0]["award_events"]] == [
-        (i, o.id, o.type) for i, o in enumerate(outs, start=1)]
+        (i, o.id, o.type) for i, o in enumerate(outs, start=1)
+    ]
 
 
 class FakeSource:
@@ -100,7 +108,7 @@ class FakeSource:
 
     async def follow(self, after: int):
         while True:
-            chunk = [e for e in self.events if e.position > after][:self.page_size]
+            chunk = [e for e in self.events if e.position > after][: self.page_size]
             head = self.events[-1].position
             if not chunk:
                 yield FeedPage(events=[], next_after=after, head=head)
@@ -141,10 +149,20 @@ async def test_batched_catch_up_equals_page_by_page(tmp_path):
 
 # -- the registry's public mapping of stored terms ------------------------------------------------------------
 def _records():
-    base = terms(seller=party("university", 2, "640105"), buyer=party("enterprise", 1),
-                 intermediary=party("social_organisation", 3), result_id="ZL1")
-    person = {"name": "Zhang San", "kind": "individual", "credit_code": None, "region": "640104", "country": None,
-              "id_number": "640104199001011234"}
+    base = terms(
+        seller=party("university", 2, "640105"),
+        buyer=party("enterprise", 1),
+        intermediary=party("social_organisation", 3),
+        result_id="ZL1",
+    )
+    person = {
+        "name": "Zhang San",
+        "kind": "individual",
+        "credit_code": None,
+        "region": "640104",
+        "country": None,
+        "id_number": "640104199001011234",
+    }
     yield base
     yield dict(base, intermediary=None)
     yield dict(base, intermediary={})
@@ -166,12 +184,15 @@ def test_registry_fast_public_terms_equal_the_domain_mapping(record):
     assert json.dumps(_terms(record, False)) == json.dumps(Terms.from_record(record).public())
 
 
-@pytest.mark.parametrize("record", [
-    {"title": "x"},
-    dict(terms(), seller={"name": "a", "kind": "enterprise", "colour": "red"}),
-    dict(terms(), buyer={"kind": "enterprise"}),
-    dict(terms(), amount="lots"),
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"title": "x"},
+        dict(terms(), seller={"name": "a", "kind": "enterprise", "colour": "red"}),
+        dict(terms(), buyer={"kind": "enterprise"}),
+        dict(terms(), amount="lots"),
+    ],
+)
 def test_registry_fast_public_terms_fail_as_the_domain_mapping_does(record):
     from tcr_registry.adapters.public_events import _terms
     from tcr_registry.domain.terms import Terms

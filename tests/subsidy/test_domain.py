@@ -1,14 +1,15 @@
 """The award decision (policy README, "How an award is decided"), in memory, one rule at a time."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from tcr_subsidy.application.projection import registry_event
-from tcr_subsidy.domain.awards import MalformedEvent, Engine, State, UnknownEventType
+from tcr_subsidy.domain.awards import Engine, MalformedEvent, State, UnknownEventType
 from tcr_subsidy.domain.rules import RuleBook, RuleSetError, parse_rule_set
 from tests.subsidy.history import CST, History, party, reference, terms
 
@@ -42,14 +43,17 @@ def test_worked_example():
     c3 = h.certified(terms(amount="2000000.00", buyer=a, seller=seller), at(3))
     state, out = run(h)
     assert [(o.data["entitlement"], o.data["award"], o.data["status"]) for o in out] == [
-        ("2700000.00", "2700000.00", "full"), ("1800000.00", "1800000.00", "full"),
-        ("600000.00", "500000.00", "capped")]
+        ("2700000.00", "2700000.00", "full"),
+        ("1800000.00", "1800000.00", "full"),
+        ("600000.00", "500000.00", "capped"),
+    ]
     h.revoke(c2, at(1, 4))
     c4 = h.certified(terms(amount="9000000.00", buyer=a, seller=seller), at(1, 5))
     state, out = run(h)
     claw = [o for o in out if o.type.endswith("clawed_back.v1")]
     assert [(o.data["previous_award"], o.data["award"], o.data["delta"]) for o in claw] == [
-        ("1800000.00", "0.00", "-1800000.00")]
+        ("1800000.00", "0.00", "-1800000.00")
+    ]
     assert award(state, c3, "import").award == D("500000.00")  # not handed back to the capped contract
     assert award(state, c4, "import").award == D("1800000.00")  # the freed headroom, no more
     assert award(state, c4, "import").status == "capped"
@@ -65,10 +69,14 @@ def test_worked_example():
 def test_year_boundary_is_asia_shanghai():
     h = History()
     a = party("enterprise", 2)
-    c2025 = h.certified(terms(amount="16000000.00", buyer=a, seller=party("foreign")),
-                        datetime(2025, 12, 31, 15, 59, tzinfo=timezone.utc))  # 23:59 in Shanghai
-    c2026 = h.certified(terms(amount="2000000.00", buyer=a, seller=party("foreign")),
-                        datetime(2025, 12, 31, 16, 30, tzinfo=timezone.utc))  # 2026-01-01 00:30 in Shanghai
+    c2025 = h.certified(
+        terms(amount="16000000.00", buyer=a, seller=party("foreign")),
+        datetime(2025, 12, 31, 15, 59, tzinfo=UTC),
+    )  # 23:59 in Shanghai
+    c2026 = h.certified(
+        terms(amount="2000000.00", buyer=a, seller=party("foreign")),
+        datetime(2025, 12, 31, 16, 30, tzinfo=UTC),
+    )  # 2026-01-01 00:30 in Shanghai
     state, _ = run(h)
     assert award(state, c2025, "import").policy_year == 2025
     assert award(state, c2025, "import").award == D("4800000.00")
@@ -76,13 +84,16 @@ def test_year_boundary_is_asia_shanghai():
     assert award(state, c2026, "import").award == D("600000.00")  # a fresh 2026 cap, not the 2025 one
 
 
-@pytest.mark.parametrize("kind,programme,role,base_field,rate,cap", [
-    ("enterprise", "import", "buyer", "amount", "0.30", "5000000.00"),
-    ("enterprise", "export_enterprise", "seller", "technology_amount", "0.05", "1000000.00"),
-    ("university", "export_institution", "seller", "technology_amount", "0.05", "1000000.00"),
-    ("research_institute", "export_institution", "seller", "technology_amount", "0.05", "1000000.00"),
-    ("social_organisation", "brokerage", "intermediary", "technology_amount", "0.02", "1000000.00"),
-])
+@pytest.mark.parametrize(
+    "kind,programme,role,base_field,rate,cap",
+    [
+        ("enterprise", "import", "buyer", "amount", "0.30", "5000000.00"),
+        ("enterprise", "export_enterprise", "seller", "technology_amount", "0.05", "1000000.00"),
+        ("university", "export_institution", "seller", "technology_amount", "0.05", "1000000.00"),
+        ("research_institute", "export_institution", "seller", "technology_amount", "0.05", "1000000.00"),
+        ("social_organisation", "brokerage", "intermediary", "technology_amount", "0.02", "1000000.00"),
+    ],
+)
 def test_each_programme_rate_base_and_cap(kind, programme, role, base_field, rate, cap):
     h = History()
     beneficiary = party(kind, 7)
@@ -106,10 +117,14 @@ def test_each_programme_rate_base_and_cap(kind, programme, role, base_field, rat
 
 def test_half_up_rounding_to_the_fen():
     h = History()
-    c = h.certified(terms(amount="0.05", technology_amount="0.05", buyer=party("enterprise", 3),
-                          seller=party("enterprise", 4)), at(2))
-    c2 = h.certified(terms(amount="0.15", technology_amount="0.10", buyer=party("enterprise", 5),
-                           seller=party("enterprise", 6)), at(2))
+    c = h.certified(
+        terms(amount="0.05", technology_amount="0.05", buyer=party("enterprise", 3), seller=party("enterprise", 4)),
+        at(2),
+    )
+    c2 = h.certified(
+        terms(amount="0.15", technology_amount="0.10", buyer=party("enterprise", 5), seller=party("enterprise", 6)),
+        at(2),
+    )
     state, _ = run(h)
     assert award(state, c, "import").entitlement == D("0.02")  # 0.015 -> 0.02 (half-up, not banker's 0.02/0.01)
     assert award(state, c2, "import").entitlement == D("0.05")  # 0.045 -> 0.05
@@ -122,8 +137,7 @@ def test_institution_cap_is_per_project_across_years():
     same_project = dict(seller=uni, buyer=party("foreign"), result_id="ZL202110123456.7")
     c1 = h.certified(terms(amount="15000000.00", **same_project), at(2, 3, 2024))
     c2 = h.certified(terms(amount="10000000.00", **same_project), at(2, 3, 2025))
-    other = h.certified(terms(amount="4000000.00", seller=uni, buyer=party("foreign"), result_id="ZL2"),
-                        at(3, 3, 2025))
+    other = h.certified(terms(amount="4000000.00", seller=uni, buyer=party("foreign"), result_id="ZL2"), at(3, 3, 2025))
     no_id_1 = h.certified(terms(amount="30000000.00", seller=uni, buyer=party("foreign")), at(4, 3, 2025))
     no_id_2 = h.certified(terms(amount="30000000.00", seller=uni, buyer=party("foreign")), at(5, 3, 2025))
     state, _ = run(h)
@@ -146,13 +160,21 @@ def test_amendment_up_and_down_within_the_cap():
     adj = out[-1]
     assert adj.type == "tcr.subsidy.award.adjusted.v1"
     assert (adj.data["previous_award"], adj.data["award"], adj.data["delta"], adj.data["status"]) == (
-        "3000000.00", "3500000.00", "500000.00", "capped")
+        "3000000.00",
+        "3500000.00",
+        "500000.00",
+        "capped",
+    )
     assert adj.data["policy_year"] == 2025
     h.amend(c1, at(10, 1, 2026), amount="1000000.00")  # down, amended in 2026: stays in 2025
     state, out = run(h)
     adj = out[-1]
     assert (adj.data["award"], adj.data["delta"], adj.data["status"], adj.data["policy_year"]) == (
-        "300000.00", "-3200000.00", "full", 2025)
+        "300000.00",
+        "-3200000.00",
+        "full",
+        2025,
+    )
     assert state.caps[award(state, c1, "import").cap_key].used == D("1800000.00")
     assert award(state, c2, "import").award == D("1500000.00")  # not re-decided: freed headroom is for later ones
     c3 = h.certified(terms(amount="20000000.00", buyer=a, seller=party("foreign")), at(20, 12))
@@ -193,13 +215,31 @@ def test_revocation_frees_headroom_for_later_contracts_only():
 def test_intermediary_earns_brokerage_but_not_an_individual_one():
     h = History()
     broker = party("enterprise", 14)
-    c = h.certified(terms(amount="3000000.00", technology_amount="2000000.00", seller=party("enterprise", 15),
-                          buyer=party("enterprise", 16), intermediary=broker), at(2))
-    c2 = h.certified(terms(amount="3000000.00", seller=party("enterprise", 17), buyer=party("enterprise", 18),
-                           intermediary=party("individual")), at(2))
+    c = h.certified(
+        terms(
+            amount="3000000.00",
+            technology_amount="2000000.00",
+            seller=party("enterprise", 15),
+            buyer=party("enterprise", 16),
+            intermediary=broker,
+        ),
+        at(2),
+    )
+    c2 = h.certified(
+        terms(
+            amount="3000000.00",
+            seller=party("enterprise", 17),
+            buyer=party("enterprise", 18),
+            intermediary=party("individual"),
+        ),
+        at(2),
+    )
     state, _ = run(h)
     assert {a.programme: a.award for a in state.awards_of(c)} == {
-        "import": D("900000.00"), "export_enterprise": D("100000.00"), "brokerage": D("40000.00")}
+        "import": D("900000.00"),
+        "export_enterprise": D("100000.00"),
+        "brokerage": D("40000.00"),
+    }
     assert {a.programme for a in state.awards_of(c2)} == {"import", "export_enterprise"}
     assert "intermediary is of kind individual" in state.contracts[c2].considered[-1]["reason"]
 
@@ -207,8 +247,9 @@ def test_intermediary_earns_brokerage_but_not_an_individual_one():
 @pytest.mark.parametrize("category", ["consulting", "service"])
 def test_consulting_and_service_earn_nothing(category):
     h = History()
-    c = h.certified(terms(category=category, subcategory=None, buyer=party("enterprise", 19),
-                          seller=party("university", 20)), at(2))
+    c = h.certified(
+        terms(category=category, subcategory=None, buyer=party("enterprise", 19), seller=party("university", 20)), at(2)
+    )
     state, out = run(h)
     assert out == [] and state.awards_of(c) == []
     assert f"category {category} earns no subsidy" in state.contracts[c].explanation
@@ -281,16 +322,24 @@ def test_a_second_rule_set_decides_contracts_certified_from_its_effective_date(t
     assert book.in_force_on(date(2026, 12, 31)).id == "ningxia-2020"
     h = History()
     a = party("enterprise", 40)
-    before = h.certified(terms(amount="1000000.00", buyer=a, seller=party("university", 41)),
-                         datetime(2026, 12, 31, 15, 59, tzinfo=timezone.utc))
-    after = h.certified(terms(amount="1000000.00", buyer=a, seller=party("university", 41)),
-                        datetime(2026, 12, 31, 16, 0, tzinfo=timezone.utc))  # 2027-01-01 00:00 Shanghai
+    before = h.certified(
+        terms(amount="1000000.00", buyer=a, seller=party("university", 41)),
+        datetime(2026, 12, 31, 15, 59, tzinfo=UTC),
+    )
+    after = h.certified(
+        terms(amount="1000000.00", buyer=a, seller=party("university", 41)),
+        datetime(2026, 12, 31, 16, 0, tzinfo=UTC),
+    )  # 2027-01-01 00:00 Shanghai
     big = h.certified(terms(amount="20000000.00", buyer=a, seller=party("university", 41)), at(2, 3, 2027))
     state, _ = run(h, book)
     assert (award(state, before, "import").award, award(state, before, "import").rule_set) == (
-        D("300000.00"), "ningxia-2020")
+        D("300000.00"),
+        "ningxia-2020",
+    )
     assert (award(state, after, "import").award, award(state, after, "import").rule_set) == (
-        D("200000.00"), "ningxia-2027")
+        D("200000.00"),
+        "ningxia-2027",
+    )
     assert award(state, big, "import").award == D("2800000.00")  # the 2027 cap of 3,000,000.00
     assert [a.programme for a in state.awards_of(after)] == ["import"]  # 2027 has no institution programme
     h.amend(before, at(5, 3, 2027), amount="2000000.00")  # an amendment keeps the rule set of its decision
@@ -298,15 +347,33 @@ def test_a_second_rule_set_decides_contracts_certified_from_its_effective_date(t
     assert award(state, before, "import").award == D("600000.00")
 
 
-@pytest.mark.parametrize("broken,message", [
-    ({"rate": 0.3}, "quoted decimal string"),
-    ({"programme": "bonus"}, "unknown programme"),
-    ({"cap": "1.001"}, "more than two decimals"),
-    ({"cap_scope": "month"}, "cap_scope"),
-])
+@pytest.mark.parametrize(
+    "broken,message",
+    [
+        ({"rate": 0.3}, "quoted decimal string"),
+        ({"programme": "bonus"}, "unknown programme"),
+        ({"cap": "1.001"}, "more than two decimals"),
+        ({"cap_scope": "month"}, "cap_scope"),
+    ],
+)
 def test_bad_rule_sets_are_refused(broken, message):
-    raw = {"id": "x", "effective_from": "2030-01-01", "eligible_categories": ["licence"], "programmes": [
-        {"programme": "import", "clause": "c", "role": "buyer", "kinds": ["enterprise"], "base": "amount",
-         "rate": "0.3", "cap": "1.00", "cap_scope": "policy_year", **broken}]}
+    raw = {
+        "id": "x",
+        "effective_from": "2030-01-01",
+        "eligible_categories": ["licence"],
+        "programmes": [
+            {
+                "programme": "import",
+                "clause": "c",
+                "role": "buyer",
+                "kinds": ["enterprise"],
+                "base": "amount",
+                "rate": "0.3",
+                "cap": "1.00",
+                "cap_scope": "policy_year",
+                **broken,
+            }
+        ],
+    }
     with pytest.raises(RuleSetError, match=message):
         parse_rule_set(raw)

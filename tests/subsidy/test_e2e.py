@@ -1,5 +1,6 @@
 """End to end: the registry and the subsidy service as real uvicorn processes, driven over their HTTP APIs,
 on SQLite and on PostgreSQL."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,22 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from tests.subsidy.history import CST, code, party, terms
-from tests.subsidy.stack import (ADMIN_KEY, Point, Subsidy, award_of, database_url, programme, start_registry,
-                                 start_subsidy)
+from tests.subsidy.stack import (
+    ADMIN_KEY,
+    Point,
+    Subsidy,
+    award_of,
+    database_url,
+    programme,
+    start_registry,
+    start_subsidy,
+)
 from tests.support import postgres
 
 pytestmark = pytest.mark.e2e
@@ -29,8 +38,7 @@ def stack(request, tmp_path_factory):
     urls = [database_url(request.param, tmp, name) for name in ("registry", "subsidy")]
     registry = start_registry(urls[0][0], tmp)
     subsidy = start_subsidy(urls[1][0], tmp, registry.url)
-    yield {"registry": registry, "subsidy": subsidy, "tmp": tmp, "backend": request.param,
-           "subsidy_db": urls[1][0]}
+    yield {"registry": registry, "subsidy": subsidy, "tmp": tmp, "backend": request.param, "subsidy_db": urls[1][0]}
     subsidy.stop()
     registry.kill()  # a graceful stop waits up to 20 s for the subsidy's open long poll to time out
     for url, drop in urls:
@@ -47,17 +55,22 @@ def test_worked_example_through_both_services(stack):
     subsidy = Subsidy(stack["subsidy"].url)
     a = party("enterprise", 501, region="640104")
     seller = party("enterprise", 502, region="320102")  # outside Ningxia: only the buyer benefits
-    contracts = [point.certified(terms(amount=amount, technology_amount="1000000.00", buyer=a, seller=seller),
-                                 day(d)) for amount, d in (("9000000.00", 1), ("6000000.00", 2), ("2000000.00", 3))]
+    contracts = [
+        point.certified(terms(amount=amount, technology_amount="1000000.00", buyer=a, seller=seller), day(d))
+        for amount, d in (("9000000.00", 1), ("6000000.00", 2), ("2000000.00", 3))
+    ]
     got = [award_of(subsidy.awards(c, point.last_position), "import") for c in contracts]
     assert [(x["entitlement"], x["award"], x["status"]) for x in got] == [
-        ("2700000.00", "2700000.00", "full"), ("1800000.00", "1800000.00", "full"),
-        ("600000.00", "500000.00", "capped")]
+        ("2700000.00", "2700000.00", "full"),
+        ("1800000.00", "1800000.00", "full"),
+        ("600000.00", "500000.00", "capped"),
+    ]
     assert got[2]["registration_number"].startswith("2025")
     assert "cap left 500000.00" in got[2]["explanation"] and "registry position" in got[2]["explanation"]
     point.revoke(contracts[1])
-    fourth = point.certified(terms(amount="9000000.00", technology_amount="1000000.00", buyer=a, seller=seller),
-                             day(1, 5))
+    fourth = point.certified(
+        terms(amount="9000000.00", technology_amount="1000000.00", buyer=a, seller=seller), day(1, 5)
+    )
     ledger = subsidy.ledger(a["credit_code"], 2025, point.last_position)
     imp = programme(ledger, "import")
     assert (imp["cap"], imp["awarded"], imp["remaining"]) == ("5000000.00", "5000000.00", "0.00")
@@ -67,48 +80,77 @@ def test_worked_example_through_both_services(stack):
     assert lines[contracts[2]]["award"] == "500000.00"
     assert (lines[fourth]["award"], lines[fourth]["status"]) == ("1800000.00", "capped")
     # 2026-01-01 00:30 in Shanghai is 2025-12-31 16:30 UTC: it counts in 2026
-    late = point.certified(terms(amount="1000000.00", technology_amount="1000000.00", buyer=a, seller=seller),
-                           datetime(2025, 12, 31, 16, 30, tzinfo=timezone.utc))
+    late = point.certified(
+        terms(amount="1000000.00", technology_amount="1000000.00", buyer=a, seller=seller),
+        datetime(2025, 12, 31, 16, 30, tzinfo=UTC),
+    )
     body = subsidy.awards(late, point.last_position)
     assert (body["policy_year"], body["awards"][0]["policy_year"], body["awards"][0]["award"]) == (
-        2026, 2026, "300000.00")
+        2026,
+        2026,
+        "300000.00",
+    )
     assert body["registration_number"].startswith("2026")
     assert programme(subsidy.ledger(a["credit_code"], 2026, point.last_position), "import")["remaining"] == (
-        "4700000.00")
+        "4700000.00"
+    )
 
 
 def test_amendments_intermediary_institution_and_contracts_that_earn_nothing(stack):
     point = Point.create(stack["registry"].url)
     subsidy = Subsidy(stack["subsidy"].url)
     buyer, uni, broker = party("enterprise", 511), party("university", 512), party("social_organisation", 513)
-    c1 = point.certified(terms(amount="10000000.00", technology_amount="4000000.00", buyer=buyer, seller=uni,
-                               intermediary=broker, result_id="ZL2024-9", signed_on="2024-01-02"), day(2, 3, 2024))
+    c1 = point.certified(
+        terms(
+            amount="10000000.00",
+            technology_amount="4000000.00",
+            buyer=buyer,
+            seller=uni,
+            intermediary=broker,
+            result_id="ZL2024-9",
+            signed_on="2024-01-02",
+        ),
+        day(2, 3, 2024),
+    )
     first = subsidy.awards(c1, point.last_position)
     assert {x["programme"]: (x["award"], x["beneficiary"]) for x in first["awards"]} == {
-        "import": ("3000000.00", buyer["credit_code"]), "export_institution": ("200000.00", uni["credit_code"]),
-        "brokerage": ("80000.00", broker["credit_code"])}
+        "import": ("3000000.00", buyer["credit_code"]),
+        "export_institution": ("200000.00", uni["credit_code"]),
+        "brokerage": ("80000.00", broker["credit_code"]),
+    }
     # the same project a year later: the institution's 1,000,000.00 is per project over all years
-    c2 = point.certified(terms(amount="20000000.00", technology_amount="20000000.00", buyer=buyer, seller=uni,
-                               result_id="ZL2024-9"), day(2, 3, 2025))
+    c2 = point.certified(
+        terms(amount="20000000.00", technology_amount="20000000.00", buyer=buyer, seller=uni, result_id="ZL2024-9"),
+        day(2, 3, 2025),
+    )
     assert award_of(subsidy.awards(c2, point.last_position), "export_institution")["award"] == "800000.00"
     project = programme(subsidy.ledger(uni["credit_code"], 2025, point.last_position), "export_institution")
     assert [(p["result_id"], p["awarded"], p["remaining"]) for p in project["projects"]] == [
-        ("ZL2024-9", "1000000.00", "0.00")]
+        ("ZL2024-9", "1000000.00", "0.00")
+    ]
     # amendment up (2024, import): 3.6M within the 5M cap; then down
     point.amend(c1, {"amount": "12000000.00"})
     up = award_of(subsidy.awards(c1, point.last_position), "import")
     assert (up["entitlement"], up["award"], up["status"], up["policy_year"]) == (
-        "3600000.00", "3600000.00", "full", 2024)
+        "3600000.00",
+        "3600000.00",
+        "full",
+        2024,
+    )
     point.amend(c1, {"amount": "5000000.00", "technology_amount": "1000000.00"})
     down = subsidy.awards(c1, point.last_position)
     assert {x["programme"]: x["award"] for x in down["awards"]} == {
-        "import": "1500000.00", "export_institution": "50000.00", "brokerage": "20000.00"}
+        "import": "1500000.00",
+        "export_institution": "50000.00",
+        "brokerage": "20000.00",
+    }
     lines = programme(subsidy.ledger(buyer["credit_code"], 2024, point.last_position), "import")["awards"]
     assert [adj["delta"] for adj in lines[0]["adjustments"]] == ["600000.00", "-2100000.00"]
     # consulting and service earn nothing, and say why
     for category in ("consulting", "service"):
-        c = point.certified(terms(category=category, subcategory=None, buyer=party("enterprise", 514), seller=uni),
-                            day(5))
+        c = point.certified(
+            terms(category=category, subcategory=None, buyer=party("enterprise", 514), seller=uni), day(5)
+        )
         body = subsidy.awards(c, point.last_position)
         assert body["awards"] == [] and f"category {category} earns no subsidy" in body["explanation"]
 
@@ -164,8 +206,9 @@ def test_award_list_csv_feed_stream_status_and_metrics(stack):
     assert mine[0]["type"] == "tcr.subsidy.award.decided.v1" and mine[0]["source"] == "/tcr/subsidy"
     assert mine[0]["data"]["cause"]["event_type"] == "tcr.registry.contract.certified.v1"
     last = feed["events"][-1]["position"]
-    with subsidy.client.stream("GET", "/v1/events/stream",
-                               headers={"Last-Event-ID": str(last - 1), "Accept": "text/event-stream"}) as r:
+    with subsidy.client.stream(
+        "GET", "/v1/events/stream", headers={"Last-Event-ID": str(last - 1), "Accept": "text/event-stream"}
+    ) as r:
         ids = []
         for line in r.iter_lines():
             if line.startswith("id:"):
@@ -210,17 +253,25 @@ def test_a_second_rule_set_from_a_file(sqlite_registry, tmp_path):
     b = party("enterprise", 531)
     before = point.certified(terms(amount="1000000.00", buyer=b, seller=party("foreign")), day(31, 5, 2026, 23))
     after = point.certified(terms(amount="1000000.00", buyer=b, seller=party("foreign")), day(1, 6, 2026, 0))
-    other = start_subsidy(f"sqlite:///{tmp_path / 'subsidy2.db'}", tmp_path, sqlite_registry.url,
-                          TCR_SUBSIDY_RULES_DIRS=f"{DEFAULT_RULES_DIR}:{rules}")
+    other = start_subsidy(
+        f"sqlite:///{tmp_path / 'subsidy2.db'}",
+        tmp_path,
+        sqlite_registry.url,
+        TCR_SUBSIDY_RULES_DIRS=f"{DEFAULT_RULES_DIR}:{rules}",
+    )
     try:
         subsidy = Subsidy(other.url)
         got = [subsidy.awards(c, point.last_position)["awards"][0] for c in (before, after)]
-        assert [(x["rule_set"], x["award"]) for x in got] == [("ningxia-2020", "300000.00"),
-                                                              ("ningxia-2026h2", "100000.00")]
+        assert [(x["rule_set"], x["award"]) for x in got] == [
+            ("ningxia-2020", "300000.00"),
+            ("ningxia-2026h2", "100000.00"),
+        ]
         history = subsidy.ok("/v1/programmes")
         assert history["in_force"] == "ningxia-2026h2"
         assert [(r["id"], r["effective_until"]) for r in history["rule_sets"]] == [
-            ("ningxia-2020", "2026-06-01"), ("ningxia-2026h2", None)]
+            ("ningxia-2020", "2026-06-01"),
+            ("ningxia-2026h2", None),
+        ]
     finally:
         other.stop()
 
@@ -229,8 +280,15 @@ def _load(point: Point, n: int, offset: int) -> None:
     def one(i: int) -> None:
         buyer = party("enterprise", offset + i % 7)
         seller = party("university", offset + 50 + i % 3)
-        c = point.submit(terms(amount=f"{1000000 + i * 37123}.{i % 100:02d}", technology_amount="900000.00",
-                               buyer=buyer, seller=seller, result_id=f"R{i % 4}"))
+        c = point.submit(
+            terms(
+                amount=f"{1000000 + i * 37123}.{i % 100:02d}",
+                technology_amount="900000.00",
+                buyer=buyer,
+                seller=seller,
+                result_id=f"R{i % 4}",
+            )
+        )
         point.certify(c, day(1 + i % 28, 2 + i % 11))
         if i % 5 == 0:
             point.amend(c, {"amount": f"{3000000 + i}.00"})
@@ -242,8 +300,13 @@ def _load(point: Point, n: int, offset: int) -> None:
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tcr_subsidy.adapters.cli", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tcr_subsidy.adapters.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_kill_9_mid_catch_up_gives_identical_results(stack, tmp_path):
@@ -259,8 +322,9 @@ def test_kill_9_mid_catch_up_gives_identical_results(stack, tmp_path):
         kills, reached = 0, 0
         for _ in range(3):
             while True:  # wait until this process has applied something of its own, then kill it
-                status = httpx.get(f"{killed.url}/v1/status", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
-                                   ).json()["feeds"][0]
+                status = httpx.get(f"{killed.url}/v1/status", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()[
+                    "feeds"
+                ][0]
                 if status["position"] > reached or status["position"] >= head:
                     reached = status["position"]
                     break
@@ -308,8 +372,9 @@ def test_a_registry_that_is_down_makes_the_follower_wait_then_catch_up(tmp_path)
     registry = start_registry(f"sqlite:///{tmp_path / 'registry2.db'}", tmp_path)
     point = Point.create(registry.url)
     b = party("enterprise", 541)
-    contracts = [point.certified(terms(amount="1000000.00", buyer=b, seller=party("foreign")), day(3))
-                 for _ in range(3)]
+    contracts = [
+        point.certified(terms(amount="1000000.00", buyer=b, seller=party("foreign")), day(3)) for _ in range(3)
+    ]
     registry.kill()
     subsidy = start_subsidy(f"sqlite:///{tmp_path / 'waiting.db'}", tmp_path, registry.url)
     try:

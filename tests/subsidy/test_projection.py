@@ -1,5 +1,6 @@
 """The projection on SQLite and PostgreSQL: one transaction per page with its position, exactly once, the
 award feed, the ledger and a rebuild that equals the live state."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from tcr_shared.platform.database import Database
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
+from tcr_shared.platform.database import Database
 from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.application.projection import AwardProjection, NotifyingSink
@@ -36,13 +37,27 @@ def worked_example() -> tuple[History, dict]:
     a = party("enterprise", 1)
     ids = {}
     for name, amount, day in (("c1", "9000000.00", 1), ("c2", "6000000.00", 2), ("c3", "2000000.00", 3)):
-        ids[name] = h.certified(terms(amount=amount, technology_amount="100000.00", buyer=a,
-                                      seller=party("university", 2, "640105"), result_id="ZL1"),
-                                datetime(2025, 3, day, 10, tzinfo=CST))
+        ids[name] = h.certified(
+            terms(
+                amount=amount,
+                technology_amount="100000.00",
+                buyer=a,
+                seller=party("university", 2, "640105"),
+                result_id="ZL1",
+            ),
+            datetime(2025, 3, day, 10, tzinfo=CST),
+        )
     h.revoke(ids["c2"], datetime(2025, 4, 1, tzinfo=CST))
-    ids["c4"] = h.certified(terms(amount="9000000.00", technology_amount="100000.00", buyer=a,
-                                  seller=party("university", 2, "640105"), result_id="ZL1"),
-                            datetime(2025, 5, 1, tzinfo=CST))
+    ids["c4"] = h.certified(
+        terms(
+            amount="9000000.00",
+            technology_amount="100000.00",
+            buyer=a,
+            seller=party("university", 2, "640105"),
+            result_id="ZL1",
+        ),
+        datetime(2025, 5, 1, tzinfo=CST),
+    )
     h.unknown(datetime(2025, 5, 2, tzinfo=CST))
     return h, ids
 
@@ -59,7 +74,9 @@ async def test_pages_apply_exactly_once_with_their_position(store):
     await sink.apply(h.events[3:], h.events[-1].position)
     body = await queries.contract_awards(ids["c3"])
     assert [(a["programme"], a["award"], a["status"]) for a in body["awards"]] == [
-        ("import", "500000.00", "capped"), ("export_institution", "5000.00", "full")]
+        ("import", "500000.00", "capped"),
+        ("export_institution", "5000.00", "full"),
+    ]
     skipped = await queries.skipped()
     assert [(s["position"], s["type"]) for s in skipped] == [(h.events[-1].position, h.events[-1].type)]
     assert await sink.position() == h.events[-1].position
@@ -79,7 +96,8 @@ async def test_ledger_and_award_feed(store):
     uni = await queries.ledger(party("university", 2, "640105")["credit_code"], 2031)
     (inst,) = uni["programmes"]  # per project over all years, whatever the year asked
     assert [(p["result_id"], p["awarded"], p["remaining"]) for p in inst["projects"]] == [
-        ("ZL1", "15000.00", "985000.00")]
+        ("ZL1", "15000.00", "985000.00")
+    ]
     assert await queries.ledger(party("enterprise", 99)["credit_code"], 2025) is None
     page1 = await queries.read(0, 3)
     page2 = await queries.read(page1.next_after, 100)
@@ -97,7 +115,7 @@ async def test_rebuild_from_zero_in_other_page_sizes_is_identical(store):
     sink, queries, db, _ = store
     h, _ = worked_example()
     for i in range(0, len(h.events), 2):
-        page = h.events[i:i + 2]
+        page = h.events[i : i + 2]
         await sink.apply(page, page[-1].position)
     live = await queries.snapshot()
     await wipe(db)
@@ -111,9 +129,13 @@ async def test_an_amendment_that_makes_a_new_beneficiary_eligible_loads_its_cap(
     sink, queries, _db, _ = store
     h = History()
     outside = party("enterprise", 61, region="110105")
-    earlier = h.certified(terms(amount="16000000.00", buyer=party("enterprise", 61, region="640104"),
-                                seller=party("foreign")), datetime(2025, 3, 1, tzinfo=CST))
-    c = h.certified(terms(amount="1000000.00", buyer=outside, seller=party("foreign")), datetime(2025, 3, 2, tzinfo=CST))
+    earlier = h.certified(
+        terms(amount="16000000.00", buyer=party("enterprise", 61, region="640104"), seller=party("foreign")),
+        datetime(2025, 3, 1, tzinfo=CST),
+    )
+    c = h.certified(
+        terms(amount="1000000.00", buyer=outside, seller=party("foreign")), datetime(2025, 3, 2, tzinfo=CST)
+    )
     await sink.apply(h.events, h.events[-1].position)
     assert (await queries.contract_awards(c))["awards"] == []
     amended = h.amend(c, datetime(2025, 4, 1, tzinfo=CST), buyer=dict(outside, region="640104"))

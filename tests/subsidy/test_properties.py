@@ -1,6 +1,7 @@
 """Property tests: random histories of submit, certify, amend and revoke over a few beneficiaries and years.
 No cap is ever exceeded, every award equals a plain reference computation of the spec, and replaying through the
 database in random page sizes (a rebuild) gives identical results."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,17 +22,37 @@ from tcr_subsidy.domain.rules import RuleBook
 from tests.subsidy.history import CAPS, CST, History, party, reference, terms
 
 BUYERS = [party("enterprise", 101), party("enterprise", 102), party("university", 103), party("foreign")]
-SELLERS = [party("enterprise", 101), party("university", 104), party("research_institute", 105),
-           party("enterprise", 106, region="320102")]
+SELLERS = [
+    party("enterprise", 101),
+    party("university", 104),
+    party("research_institute", 105),
+    party("enterprise", 106, region="320102"),
+]
 BROKERS = [None, party("social_organisation", 107), party("enterprise", 102), party("individual")]
 money = st.integers(min_value=1, max_value=3_000_000_000).map(lambda fen: f"{Decimal(fen).scaleb(-2):.2f}")
-when = st.builds(lambda y, d: datetime(y, 1, 1, 0, 30, tzinfo=CST).replace(month=1 + d % 12, day=1 + d % 28),
-                 st.sampled_from([2024, 2025, 2026]), st.integers(0, 400))
-certify = st.tuples(st.just("certify"), st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), money, money,
-                    st.sampled_from(["licence", "transfer", "development", "consulting"]),
-                    st.sampled_from([None, "R1", "R2"]), when)
-amend = st.tuples(st.just("amend"), st.integers(0, 50), money, st.sampled_from(["licence", "service", None]),
-                  st.sampled_from([None, "640205", "110105"]))
+when = st.builds(
+    lambda y, d: datetime(y, 1, 1, 0, 30, tzinfo=CST).replace(month=1 + d % 12, day=1 + d % 28),
+    st.sampled_from([2024, 2025, 2026]),
+    st.integers(0, 400),
+)
+certify = st.tuples(
+    st.just("certify"),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    money,
+    money,
+    st.sampled_from(["licence", "transfer", "development", "consulting"]),
+    st.sampled_from([None, "R1", "R2"]),
+    when,
+)
+amend = st.tuples(
+    st.just("amend"),
+    st.integers(0, 50),
+    money,
+    st.sampled_from(["licence", "service", None]),
+    st.sampled_from([None, "640205", "110105"]),
+)
 revoke = st.tuples(st.just("revoke"), st.integers(0, 50))
 submit_only = st.tuples(st.just("submit"), money)
 operations = st.lists(st.one_of(certify, certify, amend, revoke, submit_only), min_size=1, max_size=40)
@@ -47,8 +68,15 @@ def build(ops) -> History:
             tech = min(Decimal(amount), Decimal(tech))
             if SELLERS[s]["credit_code"] == BUYERS[b]["credit_code"]:
                 s = (s + 1) % len(SELLERS)
-            t = terms(amount=amount, technology_amount=f"{tech:.2f}", category=category, buyer=BUYERS[b],
-                      seller=SELLERS[s], intermediary=BROKERS[i], result_id=result)
+            t = terms(
+                amount=amount,
+                technology_amount=f"{tech:.2f}",
+                category=category,
+                buyer=BUYERS[b],
+                seller=SELLERS[s],
+                intermediary=BROKERS[i],
+                result_id=result,
+            )
             ids.append(h.certified(t, moment))
             clock = max(clock, moment)
         elif op[0] == "amend" and ids:
@@ -96,8 +124,9 @@ def test_caps_hold_and_awards_equal_the_reference(ops):
     assert replayed == fresh
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(ops=operations, sizes=st.lists(st.integers(1, 9), min_size=1, max_size=5))
 def test_database_replay_in_any_page_size_equals_the_engine(tmp_path_factory, ops, sizes):
     h = build(ops)
@@ -117,7 +146,7 @@ def test_database_replay_in_any_page_size_equals_the_engine(tmp_path_factory, op
                 events, i = h.events, 0
                 while i < len(events):
                     step = sizes[(i // 3) % len(sizes)] if size != 1000 else size
-                    page = events[i:i + step]
+                    page = events[i : i + step]
                     await sink.apply(page, page[-1].position)
                     i += step
                 snapshots.append(await queries.snapshot())

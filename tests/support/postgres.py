@@ -1,4 +1,5 @@
 """Fresh PostgreSQL databases for tests. Under CI=true an unreachable server fails the run; it is never skipped."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Real uvicorn processes for end-to-end tests."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,9 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_service(name: str, app: str, env: dict[str, str], log_dir: Path, port: int | None = None,
-                  timeout: float = 60.0) -> ServiceProcess:
+def start_service(
+    name: str, app: str, env: dict[str, str], log_dir: Path, port: int | None = None, timeout: float = 60.0
+) -> ServiceProcess:
     """Start `uvicorn <app> --factory` and wait for /healthz. `app` is e.g. tcr_registry.adapters.http.app:create_app."""
     port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -53,9 +55,25 @@ def start_service(name: str, app: str, env: dict[str, str], log_dir: Path, port:
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning", "--timeout-graceful-shutdown", "3"],
-            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "3",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     service = ServiceProcess(name, port, process, log_path)
     deadline = time.monotonic() + timeout

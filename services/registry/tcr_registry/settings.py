@@ -1,4 +1,5 @@
 """The registry's settings, from the environment (TCR_*)."""
+
 from __future__ import annotations
 
 from pathlib import Path

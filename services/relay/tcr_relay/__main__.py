@@ -1,4 +1,5 @@
 """`python -m tcr_relay`: the same as `tcr-relay serve`."""
+
 from tcr_relay.bootstrap import serve
 
 if __name__ == "__main__":

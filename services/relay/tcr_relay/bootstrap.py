@@ -1,4 +1,5 @@
 """The relay's composition root: settings from the environment, the JetStream relay, stop on SIGTERM/Ctrl-C."""
+
 from __future__ import annotations
 
 import asyncio

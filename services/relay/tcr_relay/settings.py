@@ -1,4 +1,5 @@
 """The relay's settings, from the environment (TCR_*)."""
+
 from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict

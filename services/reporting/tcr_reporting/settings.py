@@ -1,4 +1,5 @@
 """Settings from the environment (pydantic-settings); names as in docs/ARCHITECTURE.md."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The subsidy service's settings, from the environment (pydantic-settings)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,13 +21,24 @@ class SubsidySettings(BaseSettings):
     feed_key: str | None = Field(None, description="TCR_FEED_KEY: key to read the registry feed (default admin key)")
     subsidy_follow: bool = Field(True, description="TCR_SUBSIDY_FOLLOW=0 serves reads without following the feed")
     subsidy_page_size: int = Field(1000, ge=1, le=1000, description="TCR_SUBSIDY_PAGE_SIZE: feed page size")
-    subsidy_prefetch: int = Field(4, ge=0, le=8, description="TCR_SUBSIDY_PREFETCH: feed pages read ahead while "
-                                  "one is applied (the registry reads the next pages while this service decides "
-                                  "and writes; 0 = off)")
-    subsidy_batch_pages: int = Field(5, ge=1, le=50, description="TCR_SUBSIDY_BATCH_PAGES: while catching up, "
-                                     "up to this many feed pages are applied in one transaction (1 = one per page)")
-    subsidy_rules_dirs: str = Field(str(DEFAULT_RULES_DIR),
-                                    description="TCR_SUBSIDY_RULES_DIRS: rule set folders, separated by ':'")
+    subsidy_prefetch: int = Field(
+        4,
+        ge=0,
+        le=8,
+        description="TCR_SUBSIDY_PREFETCH: feed pages read ahead while "
+        "one is applied (the registry reads the next pages while this service decides "
+        "and writes; 0 = off)",
+    )
+    subsidy_batch_pages: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="TCR_SUBSIDY_BATCH_PAGES: while catching up, "
+        "up to this many feed pages are applied in one transaction (1 = one per page)",
+    )
+    subsidy_rules_dirs: str = Field(
+        str(DEFAULT_RULES_DIR), description="TCR_SUBSIDY_RULES_DIRS: rule set folders, separated by ':'"
+    )
 
     @property
     def database(self) -> Database:

@@ -3,6 +3,7 @@
 Followers inside tcr and partner systems use the same client, over HTTP, exactly as a partner would.
 It never skips or repeats: every call starts strictly after the position the caller last processed.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -3,6 +3,7 @@
 A `Sink` owns that transaction (a SQLAlchemy projection, or an eventsourcing process application); the
 `Follower` owns the loop: where to start, retries, and the lag figures that /v1/status and /metrics report.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,6 +92,7 @@ class Follower:
 
     async def wait_for(self, position: int, timeout: float = 10.0) -> bool:
         """Wait until the follower has applied `position` (read-your-writes for clients holding TCR-Position)."""
+
         async def reached() -> None:
             async with self._progress:
                 await self._progress.wait_for(lambda: self.status.position >= position)

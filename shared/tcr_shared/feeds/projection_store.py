@@ -1,4 +1,5 @@
 """A SQLAlchemy sink for `Follower`: the projection's writes and the position reached share one transaction."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,9 +32,7 @@ class SqlProjectionSink:
 
     async def position(self) -> int:
         async with self._sessions() as session:
-            value = await session.scalar(
-                select(self._tracking.c.position).where(self._tracking.c.feed == self._feed)
-            )
+            value = await session.scalar(select(self._tracking.c.position).where(self._tracking.c.feed == self._feed))
             return int(value or 0)
 
     async def apply(self, events: Sequence[FeedEvent], position: int) -> None:
@@ -45,9 +44,7 @@ class SqlProjectionSink:
         table = self._tracking
         # Compare-and-set: a second follower process on the same feed cannot apply a page twice.
         updated = await session.execute(
-            table.update()
-            .where(table.c.feed == self._feed, table.c.position < position)
-            .values(position=position)
+            table.update().where(table.c.feed == self._feed, table.c.position < position).values(position=position)
         )
         if updated.rowcount == 1:
             return

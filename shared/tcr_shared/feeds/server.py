@@ -1,5 +1,6 @@
 """The public feed any tcr publisher mounts: `GET /v1/events` (pages, optional long poll) and
 `GET /v1/events/stream` (Server-Sent Events resuming after Last-Event-ID)."""
+
 from __future__ import annotations
 
 import asyncio

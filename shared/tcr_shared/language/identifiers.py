@@ -1,4 +1,5 @@
 """Party identifiers: unified social credit codes (GB 32100) and resident identity numbers (GB 11643)."""
+
 from __future__ import annotations
 
 import hashlib

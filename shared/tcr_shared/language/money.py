@@ -1,4 +1,5 @@
 """Money: yuan as Decimal with two places (fen). Never float."""
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,7 @@ def parse_money(value: object) -> Decimal:
     A JSON number is refused on purpose: binary floats cannot carry fen exactly.
     """
     if not isinstance(value, str):
-        raise MoneyFormatError("money must be a string with two decimals, such as \"1200.00\"")
+        raise MoneyFormatError('money must be a string with two decimals, such as "1200.00"')
     if not _MONEY_TEXT.match(value):
         raise MoneyFormatError(f"{value!r} is not money: expected digits, a point and exactly two decimals")
     return Decimal(value)
@@ -32,3 +33,21 @@ def round_fen(value: Decimal) -> Decimal:
 
 def format_money(value: Decimal) -> str:
     return str(round_fen(value))
+
+
+def to_fen(amount: Decimal) -> int:
+    """Whole fen, exactly (stores and sums keep money as integers); more than two decimals is an error."""
+    fen = amount * 100
+    if fen != fen.to_integral_value():
+        raise MoneyFormatError(f"{amount} has more than two decimals")
+    return int(fen)
+
+
+def from_fen(fen: int) -> Decimal:
+    """Yuan with two places from whole fen."""
+    return Decimal(int(fen)).scaleb(-2)
+
+
+def fen_text(fen: int) -> str:
+    """Whole fen as the wire form of money, e.g. 123456 -> "1234.56"."""
+    return format_money(from_fen(fen))

@@ -1,7 +1,8 @@
 """Dates that decide a policy year are taken in Asia/Shanghai."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -14,4 +15,4 @@ def policy_year(moment: datetime) -> int:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -1,4 +1,5 @@
 """GB/T 2260 region codes: Ningxia's counties and prefectures, and the provincial prefixes elsewhere."""
+
 from __future__ import annotations
 
 import csv
@@ -29,10 +30,7 @@ class Region:
 def ningxia_regions() -> dict[str, Region]:
     text = resources.files("tcr_shared.language").joinpath("data/regions.csv").read_text(encoding="utf-8")
     rows = csv.DictReader(text.splitlines())
-    return {
-        r["code"]: Region(r["code"], r["name_zh"], r["name_en"], r["level"], r["parent"] or None)
-        for r in rows
-    }
+    return {r["code"]: Region(r["code"], r["name_zh"], r["name_en"], r["level"], r["parent"] or None) for r in rows}
 
 
 def counties() -> list[Region]:

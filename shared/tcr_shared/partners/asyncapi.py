@@ -5,6 +5,7 @@
 
 Services serve it with `app.include_router(asyncapi_router())` at `/asyncapi.yaml`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,9 +83,16 @@ def build_document() -> dict[str, Any]:
                 "title": event_type,
                 "allOf": [
                     {"$ref": REF.format(model="CloudEvent")},
-                    {"type": "object", "required": ["data"], "properties": {
-                        "type": {"const": event_type}, "source": {"const": source},
-                        "datacontenttype": {"const": "application/json"}, "data": {"$ref": data_ref}}},
+                    {
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {
+                            "type": {"const": event_type},
+                            "source": {"const": source},
+                            "datacontenttype": {"const": "application/json"},
+                            "data": {"$ref": data_ref},
+                        },
+                    },
                 ],
             }
             messages[name] = {
@@ -103,7 +111,8 @@ def build_document() -> dict[str, Any]:
                 "messages": {name: {"$ref": f"#/components/messages/{name}"}},
             }
             operations[f"publish{name}"] = {
-                "action": "send", "channel": {"$ref": f"#/channels/{channel}"},
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{channel}"},
                 "summary": f"The relay publishes every {event_type} event to JetStream stream TCR.",
                 "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
             }
@@ -114,12 +123,13 @@ def build_document() -> dict[str, Any]:
             "address": None,
             "title": f"Webhooks from the {publisher} service",
             "description": f"POST to the URL of a subscription made with `POST /v1/subscriptions` on the {publisher} "
-                           "service; one event per request, Standard Webhooks signature headers.",
+            "service; one event per request, Standard Webhooks signature headers.",
             "servers": [{"$ref": "#/servers/partnerEndpoint"}],
             "messages": msgs,
         }
         operations[f"deliver{publisher.capitalize()}Webhooks"] = {
-            "action": "send", "channel": {"$ref": f"#/channels/{channel}"},
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{channel}"},
             "summary": f"Deliver {publisher} events to a subscriber, in feed order, at least once.",
             "bindings": {"http": {"method": "POST"}},
             "messages": [{"$ref": f"#/channels/{channel}/messages/{n}"} for n in msgs],
@@ -127,7 +137,7 @@ def build_document() -> dict[str, Any]:
     schemas["DeliveryHeaders"] = {
         "type": "object",
         "description": "Webhooks carry the Standard Webhooks headers; NATS messages carry Nats-Msg-Id, "
-                       "Tcr-Position and Tcr-Source. Both name the event id for de-duplication.",
+        "Tcr-Position and Tcr-Source. Both name the event id for de-duplication.",
         "properties": {
             "webhook-id": {"type": "string", "description": "The event id; the same on every retry and replay"},
             "webhook-timestamp": {"type": "string", "description": "Unix seconds when this attempt was signed"},
@@ -139,15 +149,24 @@ def build_document() -> dict[str, Any]:
     }
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "tcr public events (Ningxia technology contract registry)", "version": VERSION,
-                 "description": DESCRIPTION},
+        "info": {
+            "title": "tcr public events (Ningxia technology contract registry)",
+            "version": VERSION,
+            "description": DESCRIPTION,
+        },
         "defaultContentType": "application/cloudevents+json",
         "servers": {
-            "nats": {"host": "127.0.0.1:4222", "protocol": "nats",
-                     "description": "NATS JetStream; stream TCR (subjects tcr.registry.contract.> and tcr.subsidy.award.>)"},
-            "partnerEndpoint": {"host": "{host}", "protocol": "https",
-                                "description": "The partner's own webhook endpoint (http allowed for local tests)",
-                                "variables": {"host": {"description": "host of the subscription's URL"}}},
+            "nats": {
+                "host": "127.0.0.1:4222",
+                "protocol": "nats",
+                "description": "NATS JetStream; stream TCR (subjects tcr.registry.contract.> and tcr.subsidy.award.>)",
+            },
+            "partnerEndpoint": {
+                "host": "{host}",
+                "protocol": "https",
+                "description": "The partner's own webhook endpoint (http allowed for local tests)",
+                "variables": {"host": {"description": "host of the subscription's URL"}},
+            },
         },
         "channels": channels,
         "operations": operations,
@@ -159,8 +178,10 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-_Dumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
+_Dumper.add_representer(
+    str,
+    lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None),
+)
 
 
 def render() -> str:
@@ -182,7 +203,9 @@ DEFAULT_PATH = Path(__file__).resolve().parents[3] / "docs" / "asyncapi.yaml"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", nargs="?", const=str(DEFAULT_PATH), help="write the file (default docs/asyncapi.yaml)")
+    parser.add_argument(
+        "--write", nargs="?", const=str(DEFAULT_PATH), help="write the file (default docs/asyncapi.yaml)"
+    )
     args = parser.parse_args(argv)
     if args.write:
         Path(args.write).write_text(render(), encoding="utf-8")

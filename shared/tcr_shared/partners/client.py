@@ -18,6 +18,7 @@ Push (webhooks; Standard Webhooks signatures, secret `whsec_...` from POST /v1/s
 
 Events arrive in feed order per subscription; `event.position` increases.
 """
+
 from __future__ import annotations
 
 import binascii
@@ -27,8 +28,8 @@ from pydantic import ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_shared.feeds.client import Backoff, FeedClient, FeedUnavailable
+from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 
 __all__ = ["Backoff", "FeedEvent", "FeedPage", "FeedUnavailable", "InvalidWebhook", "PartnerClient", "verify_webhook"]
 

@@ -3,13 +3,14 @@
 The registry issues keys and stores only their SHA-256; the subsidy and reporting services ask the registry
 (`GET /v1/whoami`) and cache the answer briefly. The bootstrap admin key (TCR_ADMIN_KEY) is known everywhere.
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -51,38 +52,50 @@ def bearer_secret(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        raise Problem(401, "Send your API key as 'Authorization: Bearer <key>'.",
-                      headers={"WWW-Authenticate": 'Bearer realm="tcr"'})
+        raise Problem(
+            401,
+            "Send your API key as 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="tcr"'},
+        )
     return secret.strip()
 
 
-def authenticator(admin_key: str | None, resolve: KeyResolver):
-    """A FastAPI dependency factory: `Depends(auth.require("analyst", "admin"))`."""
+class Authenticator:
+    """The one check of an API key, for every service: `authenticate(secret)` says who it is (or raises a 401
+    problem); `require(*roles)` is the FastAPI dependency that also checks the role (admin always passes)."""
 
-    async def principal_of(request: Request) -> Principal:
-        secret = bearer_secret(request)
-        if admin_key and hmac.compare_digest(secret, admin_key):
+    def __init__(self, admin_key: str | None, resolve: KeyResolver) -> None:
+        self._admin_key = admin_key.encode() if admin_key else None
+        self._resolve = resolve
+
+    async def authenticate(self, secret: str) -> Principal:
+        # Compared as bytes: compare_digest refuses non-ASCII text, and a key is whatever the client sent.
+        if self._admin_key and hmac.compare_digest(secret.encode(), self._admin_key):
             return Principal(key_id=ADMIN_KEY_ID, role="admin")
-        principal = await resolve(secret)
+        principal = await self._resolve(secret)
         if principal is None:
-            raise Problem(401, "This API key is not known or has been revoked.",
-                          headers={"WWW-Authenticate": 'Bearer realm="tcr", error="invalid_token"'})
+            raise Problem(
+                401,
+                "This API key is not known or has been revoked.",
+                headers={"WWW-Authenticate": 'Bearer realm="tcr", error="invalid_token"'},
+            )
         return principal
 
-    def require(*roles: str):
+    def require(self, *roles: str) -> Callable[[Request], Awaitable[Principal]]:
+        """`Depends(auth.require("analyst"))`: the caller's Principal, if its role is one of `roles` or admin."""
         allowed = set(roles) | {"admin"}
 
         async def dependency(request: Request) -> Principal:
-            principal = await principal_of(request)
+            principal = await self.authenticate(bearer_secret(request))
             if principal.role not in allowed:
-                raise Problem(403, f"A key of role '{principal.role}' may not do this; it needs one of: "
-                                   f"{', '.join(sorted(allowed))}.")
+                raise Problem(
+                    403,
+                    f"A key of role '{principal.role}' may not do this; it needs one of: {', '.join(sorted(allowed))}.",
+                )
             request.state.principal = principal
             return principal
 
         return dependency
-
-    return require
 
 
 class RegistryKeyResolver:
@@ -101,13 +114,18 @@ class RegistryKeyResolver:
         try:
             response = await self._client.get(self._url, headers={"Authorization": f"Bearer {secret}"})
         except httpx.TransportError as exc:
-            raise Problem(503, "The registry, which vouches for API keys, cannot be reached; try again shortly.") from exc
+            raise Problem(
+                503, "The registry, which vouches for API keys, cannot be reached; try again shortly."
+            ) from exc
         principal = None
         if response.status_code == 200:
             body = response.json()
             principal = Principal(
-                key_id=body["key_id"], role=body["role"], point_id=body.get("point_id"),
-                jurisdiction=body.get("jurisdiction"), point_number=body.get("point_number"),
+                key_id=body["key_id"],
+                role=body["role"],
+                point_id=body.get("point_id"),
+                jurisdiction=body.get("jurisdiction"),
+                point_number=body.get("point_number"),
             )
         elif response.status_code != 401:
             raise Problem(503, f"The registry answered {response.status_code} when checking the API key.")
@@ -117,7 +135,3 @@ class RegistryKeyResolver:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def roles_text(roles: Iterable[str]) -> str:
-    return ", ".join(roles)

@@ -1,15 +1,19 @@
 """One database URL per service, turned into what each library needs: SQLAlchemy (async and sync, for
 alembic) and the eventsourcing library's environment. PostgreSQL in production; SQLite files by default."""
+
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import BigInteger, Column, Integer, Table, Text, TextClause, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 
 @dataclass(frozen=True)
@@ -17,7 +21,7 @@ class Database:
     url: str
 
     @classmethod
-    def for_service(cls, url: str | None, data_dir: Path, service: str) -> "Database":
+    def for_service(cls, url: str | None, data_dir: Path, service: str) -> Database:
         if url:
             return cls(url)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -52,12 +56,36 @@ class Database:
         config.set_main_option("sqlalchemy.url", self.sync_url.replace("%", "%%"))
         for key, value in options.items():
             config.set_main_option(key, value)
-        command.upgrade(config, "head")
+        with self._migration_lock(str(script_location)):
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def _migration_lock(self, name: str) -> Iterator[None]:
+        """Replicas that start together migrate one at a time: on PostgreSQL a session advisory lock (keyed by the
+        migrations folder) is held around the upgrade, so the second replica finds the schema at head. SQLite
+        serialises writers itself."""
+        if not self.is_postgres:
+            yield
+            return
+        import psycopg
+
+        service = next((part for part in reversed(Path(name).parts) if part.startswith("tcr_")), name)
+        key = int.from_bytes(hashlib.sha256(f"tcr-migrations:{service}".encode()).digest()[:8], "big", signed=True)
+        dsn = self._parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as lock:
+            lock.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def eventsourcing_env(self) -> dict[str, str]:
         if not self.is_postgres:
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": self.sqlite_path,
-                    "SQLITE_LOCK_TIMEOUT": "10"}
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.sqlite_path,
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
         u = self._parsed
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -86,3 +114,58 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+# --- PostgreSQL set-based writes ------------------------------------------------------------------------------
+# A page of rows goes to PostgreSQL in ONE statement, one array per column (unnest), instead of one parameter set
+# per row (executemany): a single round trip, and no per-row parameter processing in SQLAlchemy.
+
+
+def is_postgres(connection: AsyncSession | AsyncConnection) -> bool:
+    return (
+        connection.get_bind().dialect.name == "postgresql"
+        if isinstance(connection, AsyncSession)
+        else connection.dialect.name == "postgresql"
+    )
+
+
+def pg_array_type(column: Column) -> str:
+    if isinstance(column.type, BigInteger):
+        return "BIGINT[]"
+    if isinstance(column.type, Integer):
+        return "INTEGER[]"
+    return "TEXT[]" if isinstance(column.type, Text) else "VARCHAR[]"
+
+
+def pg_unnest(table: Table, names: list[str]) -> str:
+    """`CAST(:a AS T[]), CAST(:b AS U[]), ...` for `unnest(...)` over the named columns of `table`."""
+    return ", ".join(f"CAST(:{n} AS {pg_array_type(table.c[n])})" for n in names)
+
+
+def pg_upsert(table: Table, *, add: tuple[str, ...] = ()) -> TextClause:
+    """INSERT ... SELECT FROM unnest(...) ON CONFLICT (primary key) DO UPDATE: each column is replaced, or, for
+    the columns named in `add`, increased by the new value. Execute with `pg_columns(table, rows)`."""
+    names = [c.name for c in table.columns]
+    keys = [c.name for c in table.primary_key.columns]
+    updates = ", ".join(
+        f"{n} = {table.name}.{n} + EXCLUDED.{n}" if n in add else f"{n} = EXCLUDED.{n}" for n in names if n not in keys
+    )
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({pg_unnest(table, names)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
+def pg_columns(table: Table, rows: list[dict]) -> dict[str, list]:
+    """The parameters of `pg_upsert`: one list per column."""
+    return {c.name: [r[c.name] for r in rows] for c in table.columns}
+
+
+def pg_lookup(table: Table, column: str) -> TextClause:
+    """Rows of `table` whose `column` is one of an array `:keys`, joined against `unnest` rather than written as
+    `= ANY(:keys)`: asyncpg prepares statements and PostgreSQL soon switches to a generic plan, in which
+    `= ANY($1)` cannot hash the array and compares every row with every key; the join is a hash or index lookup
+    whatever the plan."""
+    return text(
+        f"SELECT t.* FROM {table.name} AS t JOIN unnest(CAST(:keys AS VARCHAR[])) AS k(key) ON t.{column} = k.key"
+    )

@@ -1,5 +1,6 @@
 """What every tcr service exposes for operations: JSON logs with a request id, Prometheus metrics,
 /healthz and /readyz, and a refusal of bodies over 1 MiB."""
+
 from __future__ import annotations
 
 import json
@@ -55,11 +56,16 @@ class Metrics:
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("tcr_http_requests_total", "HTTP requests", ["service", "method", "route", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("tcr_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
-                                 registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.requests = Counter(
+            "tcr_http_requests_total", "HTTP requests", ["service", "method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "tcr_http_request_seconds",
+            "HTTP request latency",
+            ["service", "method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
         self.service = service
 
     def counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
@@ -153,19 +159,30 @@ class RequestContext:
             method = scope["method"]
             children = self._children.get((method, route, status))
             if children is None:
-                children = (self.metrics.requests.labels(self.service, method, route, status),
-                            self.metrics.latency.labels(self.service, method, route))
+                children = (
+                    self.metrics.requests.labels(self.service, method, route, status),
+                    self.metrics.latency.labels(self.service, method, route),
+                )
                 self._children[(method, route, status)] = children
             children[0].inc()
             children[1].observe(elapsed)
             if self.access_log.isEnabledFor(logging.INFO):
-                self.access_log.info("request", extra={
-                    "request_id": request_id, "method": method, "path": scope["path"], "status": status,
-                    "duration_ms": round(elapsed * 1000, 2), "service": self.service})
+                self.access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": method,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "service": self.service,
+                    },
+                )
 
 
-def instrument(app: FastAPI, service: str, ready: Callable[[], Awaitable[bool]] | None = None,
-               metrics: Metrics | None = None) -> Metrics:
+def instrument(
+    app: FastAPI, service: str, ready: Callable[[], Awaitable[bool]] | None = None, metrics: Metrics | None = None
+) -> Metrics:
     """Pass `metrics` when the service registered its own counters before the app was built."""
     metrics = metrics or Metrics(service)
     access_log = logging.getLogger(f"tcr.{service}.access")

@@ -1,4 +1,5 @@
 """RFC 9457 problem details for every error a tcr service returns."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,11 +11,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {
-    400: "Malformed request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 406: "Not acceptable", 409: "Conflict with the contract's state",
-    412: "Precondition failed", 413: "Request body too large", 415: "Unsupported media type",
-    422: "Invalid request", 428: "Precondition required", 429: "Too many requests",
-    500: "Internal error", 503: "Service unavailable",
+    400: "Malformed request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict with the contract's state",
+    412: "Precondition failed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    428: "Precondition required",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
 }
 
 

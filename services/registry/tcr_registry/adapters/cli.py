@@ -1,12 +1,13 @@
 """`tcr-registry`: operations on the registry's database (the service itself runs under uvicorn)."""
+
 from __future__ import annotations
 
 import typer
 from rich.console import Console
 
 from tcr_registry.adapters.persistence.migrate import upgrade
-from tcr_registry.settings import RegistrySettings
 from tcr_registry.application.registry import Registry
+from tcr_registry.settings import RegistrySettings
 
 app = typer.Typer(help="tcr registry operations (技术合同登记)", no_args_is_help=True)
 console = Console()

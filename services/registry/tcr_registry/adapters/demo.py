@@ -1,5 +1,6 @@
 """Demo data: a seeded, realistic set of contracts across all 22 counties and several years, registered
 through the application layer (the same commands a registration point's requests run)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,24 +8,29 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import insert, select
 
-from tcr_shared.platform.auth import hash_key
-from tcr_shared.language.identifiers import credit_code_with_check_digit
-from tcr_shared.language.policy_time import SHANGHAI
-from tcr_shared.language.regions import counties, prefecture_of
 from tcr_registry.adapters.persistence.models import api_keys, points
 from tcr_registry.application import commands
 from tcr_registry.application.actor import PointActor
 from tcr_registry.domain.terms import Party, Terms
+from tcr_shared.language.identifiers import credit_code_with_check_digit
+from tcr_shared.language.policy_time import SHANGHAI
+from tcr_shared.language.regions import counties, prefecture_of
+from tcr_shared.platform.auth import hash_key
 
 log = logging.getLogger("tcr.registry.demo")
-JURISDICTIONS = {"6400": "宁夏技术市场 Ningxia Technology Market", "6401": "银川市登记点 Yinchuan",
-                 "6402": "石嘴山市登记点 Shizuishan", "6403": "吴忠市登记点 Wuzhong", "6404": "固原市登记点 Guyuan",
-                 "6405": "中卫市登记点 Zhongwei"}
+JURISDICTIONS = {
+    "6400": "宁夏技术市场 Ningxia Technology Market",
+    "6401": "银川市登记点 Yinchuan",
+    "6402": "石嘴山市登记点 Shizuishan",
+    "6403": "吴忠市登记点 Wuzhong",
+    "6404": "固原市登记点 Guyuan",
+    "6405": "中卫市登记点 Zhongwei",
+}
 DEMO_KEYS = {"analyst": "tcr_demo_analyst", "partner": "tcr_demo_partner"}
 OUTSIDE = ["110108", "310115", "440305", "610113", "320102", "330106"]
 _ORG = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -56,24 +62,42 @@ def build_world(seed: int = 2025) -> DemoWorld:
     enterprises = {}
     for county in counties():
         enterprises[county.code] = [
-            Party(name=f"宁夏{county.name_zh}{rng.choice(trades)}{kind}有限公司", kind="enterprise",
-                  credit_code=_code(rng, "91", county.code), region=county.code)
-            for kind in ("科技", "实业", "新能源")]
+            Party(
+                name=f"宁夏{county.name_zh}{rng.choice(trades)}{kind}有限公司",
+                kind="enterprise",
+                credit_code=_code(rng, "91", county.code),
+                region=county.code,
+            )
+            for kind in ("科技", "实业", "新能源")
+        ]
     institutions = [
         Party(name="宁夏大学", kind="university", credit_code=_code(rng, "12", "640104"), region="640104"),
         Party(name="北方民族大学", kind="university", credit_code=_code(rng, "12", "640106"), region="640106"),
         Party(name="宁夏医科大学", kind="university", credit_code=_code(rng, "12", "640104"), region="640104"),
-        Party(name="宁夏农林科学院", kind="research_institute", credit_code=_code(rng, "12", "640106"), region="640106"),
-        Party(name="宁夏煤炭科学研究所", kind="research_institute", credit_code=_code(rng, "12", "640202"),
-              region="640202"),
-        Party(name="固原市农业科学研究所", kind="research_institute", credit_code=_code(rng, "12", "640402"),
-              region="640402"),
+        Party(
+            name="宁夏农林科学院", kind="research_institute", credit_code=_code(rng, "12", "640106"), region="640106"
+        ),
+        Party(
+            name="宁夏煤炭科学研究所",
+            kind="research_institute",
+            credit_code=_code(rng, "12", "640202"),
+            region="640202",
+        ),
+        Party(
+            name="固原市农业科学研究所",
+            kind="research_institute",
+            credit_code=_code(rng, "12", "640402"),
+            region="640402",
+        ),
     ]
-    outsiders = [Party(name=f"{name}技术有限公司", kind="enterprise", credit_code=_code(rng, "91", region), region=region)
-                 for name, region in zip(["北京中科", "上海张江", "深圳南山", "西安高新", "南京紫金", "杭州西湖"], OUTSIDE)]
+    outsiders = [
+        Party(name=f"{name}技术有限公司", kind="enterprise", credit_code=_code(rng, "91", region), region=region)
+        for name, region in zip(["北京中科", "上海张江", "深圳南山", "西安高新", "南京紫金", "杭州西湖"], OUTSIDE)
+    ]
     outsiders.append(Party(name="Fraunhofer Technology Transfer GmbH", kind="foreign", country="DE"))
-    broker = Party(name="宁夏技术市场服务中心", kind="public_institution", credit_code=_code(rng, "12", "640106"),
-                   region="640106")
+    broker = Party(
+        name="宁夏技术市场服务中心", kind="public_institution", credit_code=_code(rng, "12", "640106"), region="640106"
+    )
     return DemoWorld(rng, enterprises, institutions, outsiders, broker)
 
 
@@ -86,9 +110,13 @@ def _contract(world: DemoWorld, year: int, today: date) -> tuple[Terms, PointAct
     rng = world.rng
     county = rng.choice(counties()).code
     category = rng.choices(["development", "transfer", "licence", "consulting", "service"], [30, 20, 20, 15, 15])[0]
-    sub = {"development": ["commissioned", "cooperative"], "transfer": ["patent", "technical_secret", "other"],
-           "licence": ["patent_exclusive", "patent_ordinary", "technical_secret"], "consulting": [None],
-           "service": [None, "training", "brokerage"]}[category]
+    sub = {
+        "development": ["commissioned", "cooperative"],
+        "transfer": ["patent", "technical_secret", "other"],
+        "licence": ["patent_exclusive", "patent_ordinary", "technical_secret"],
+        "consulting": [None],
+        "service": [None, "training", "brokerage"],
+    }[category]
     roll = rng.random()
     if roll < 0.25:
         seller = rng.choice(world.institutions)
@@ -105,43 +133,73 @@ def _contract(world: DemoWorld, year: int, today: date) -> tuple[Terms, PointAct
     technology_amount = (amount * Decimal(rng.randint(60, 100)) / 100).quantize(Decimal("0.01"))
     last_day = min(date(year, 12, 20), today - timedelta(days=3))
     signed_on = date(year, 1, 5) + timedelta(days=rng.randint(0, max(0, (last_day - date(year, 1, 5)).days)))
-    result_id = f"ZL{year - rng.randint(1, 4)}1{rng.randint(1000000, 9999999)}.{rng.randint(0, 9)}" \
-        if category in ("transfer", "licence") else None
-    terms = Terms(title=f"{rng.choice(['一种', '基于', '面向'])}{rng.choice(['高效', '低碳', '智能', '精准'])}"
-                        f"{rng.choice(['灌溉', '提纯', '检测', '储能', '催化', '育种'])}技术{_label(category)}合同",
-                  category=category, subcategory=rng.choice(sub), signed_on=signed_on, amount=amount,
-                  technology_amount=technology_amount, consideration="equity" if rng.random() < 0.05 else "money",
-                  result_id=result_id, seller=seller, buyer=buyer, intermediary=intermediary)
+    result_id = (
+        f"ZL{year - rng.randint(1, 4)}1{rng.randint(1000000, 9999999)}.{rng.randint(0, 9)}"
+        if category in ("transfer", "licence")
+        else None
+    )
+    terms = Terms(
+        title=f"{rng.choice(['一种', '基于', '面向'])}{rng.choice(['高效', '低碳', '智能', '精准'])}"
+        f"{rng.choice(['灌溉', '提纯', '检测', '储能', '催化', '育种'])}技术{_label(category)}合同",
+        category=category,
+        subcategory=rng.choice(sub),
+        signed_on=signed_on,
+        amount=amount,
+        technology_amount=technology_amount,
+        consideration="equity" if rng.random() < 0.05 else "money",
+        result_id=result_id,
+        seller=seller,
+        buyer=buyer,
+        intermediary=intermediary,
+    )
     anchor = seller if seller.region and seller.region.startswith("64") else buyer
     jurisdiction = prefecture_of(anchor.region)[:4]
     return terms, PointActor("", jurisdiction, "01"), signed_on
 
 
 def _label(category: str) -> str:
-    return {"development": "开发", "transfer": "转让", "licence": "许可", "consulting": "咨询", "service": "服务"}[category]
+    return {"development": "开发", "transfer": "转让", "licence": "许可", "consulting": "咨询", "service": "服务"}[
+        category
+    ]
 
 
 async def _ensure_points_and_keys(service) -> dict[str, str]:
     point_ids: dict[str, str] = {}
     async with service.engine.begin() as conn:
         for jurisdiction, name in JURISDICTIONS.items():
-            existing = await conn.scalar(select(points.c.id).where(points.c.jurisdiction == jurisdiction,
-                                                                   points.c.number == "01"))
+            existing = await conn.scalar(
+                select(points.c.id).where(points.c.jurisdiction == jurisdiction, points.c.number == "01")
+            )
             if existing:
                 point_ids[jurisdiction] = existing
                 continue
             point_id = str(uuid.uuid4())
-            await conn.execute(insert(points).values(id=point_id, number="01", name=name, jurisdiction=jurisdiction,
-                                                     created_by="demo"))
-            await conn.execute(insert(api_keys).values(id=str(uuid.uuid4()), key_hash=hash_key(demo_point_key(jurisdiction)),
-                                                       role="point", point_id=point_id, label=f"demo {name}",
-                                                       created_by="demo"))
+            await conn.execute(
+                insert(points).values(id=point_id, number="01", name=name, jurisdiction=jurisdiction, created_by="demo")
+            )
+            await conn.execute(
+                insert(api_keys).values(
+                    id=str(uuid.uuid4()),
+                    key_hash=hash_key(demo_point_key(jurisdiction)),
+                    role="point",
+                    point_id=point_id,
+                    label=f"demo {name}",
+                    created_by="demo",
+                )
+            )
             point_ids[jurisdiction] = point_id
         for role, secret in DEMO_KEYS.items():
             exists = await conn.scalar(select(api_keys.c.id).where(api_keys.c.key_hash == hash_key(secret)))
             if not exists:
-                await conn.execute(insert(api_keys).values(id=str(uuid.uuid4()), key_hash=hash_key(secret), role=role,
-                                                           label=f"demo {role}", created_by="demo"))
+                await conn.execute(
+                    insert(api_keys).values(
+                        id=str(uuid.uuid4()),
+                        key_hash=hash_key(secret),
+                        role=role,
+                        label=f"demo {role}",
+                        created_by="demo",
+                    )
+                )
     return point_ids
 
 
@@ -152,7 +210,7 @@ async def load_demo(service, count: int | None = None, seed: int = 2025) -> int:
         return 0
     count = count or service.settings.demo_contracts
     world = build_world(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     today = now.astimezone(SHANGHAI).date()
     years = list(range(today.year - 4, today.year + 1))
     plans = []
@@ -161,7 +219,7 @@ async def load_demo(service, count: int | None = None, seed: int = 2025) -> int:
         actor = PointActor(point_ids[actor.jurisdiction], actor.jurisdiction, actor.number)
         plans.append((uuid.uuid5(uuid.NAMESPACE_URL, f"tcr-demo:{seed}:{i}"), terms, actor, signed_on))
     for chunk_start in range(0, len(plans), 50):
-        chunk = plans[chunk_start:chunk_start + 50]
+        chunk = plans[chunk_start : chunk_start + 50]
         await asyncio.gather(*(_life_of(service, world.rng, plan, now) for plan in chunk))
         log.info("demo contracts registered", extra={"service": "registry", "status": chunk_start + len(chunk)})
     return count
@@ -173,26 +231,46 @@ async def _life_of(service, rng: random.Random, plan, now: datetime) -> None:
     submitted_at = datetime.combine(signed_on + timedelta(days=1), time(9, 30), SHANGHAI)
     await service.writer.execute(commands.submit(contract_id, actor, terms, min(submitted_at, now)))
     if fate < 0.06:
-        await service.writer.execute(commands.reject(contract_id, actor, "R03", "合同标的不属于技术合同范围 "
-                                                     "(the subject is not a technology contract)", now, None))
+        await service.writer.execute(
+            commands.reject(
+                contract_id,
+                actor,
+                "R03",
+                "合同标的不属于技术合同范围 (the subject is not a technology contract)",
+                now,
+                None,
+            )
+        )
         return
     if fate < 0.09:
-        await service.writer.execute(commands.withdraw(contract_id, actor, "当事人撤回 (withdrawn by the parties)",
-                                                       now, None))
+        await service.writer.execute(
+            commands.withdraw(contract_id, actor, "当事人撤回 (withdrawn by the parties)", now, None)
+        )
         return
     if fate < 0.14 and signed_on > now.date() - timedelta(days=60):
         return  # still waiting for certification
-    certified_at = min(datetime.combine(signed_on + timedelta(days=rng.randint(2, 20)), time(10, 0), SHANGHAI),
-                       now - timedelta(hours=1))
+    certified_at = min(
+        datetime.combine(signed_on + timedelta(days=rng.randint(2, 20)), time(10, 0), SHANGHAI),
+        now - timedelta(hours=1),
+    )
     review = f"ZJPS-{certified_at.year}-{rng.randint(100, 999)}" if terms.needs_expert_review else None
     await service.writer.execute(commands.certify(contract_id, actor, certified_at, now, None, review, None))
     if fate > 0.95:
-        await service.writer.execute(commands.revoke(contract_id, actor, "合同存在虚假内容 (false statements found)",
-                                                     now, None))
+        await service.writer.execute(
+            commands.revoke(contract_id, actor, "合同存在虚假内容 (false statements found)", now, None)
+        )
     elif fate > 0.90:
         new_amount = (terms.amount * Decimal("1.2")).quantize(Decimal("0.01"))
         changes = {"amount": str(new_amount)}
         needs_review = terms.technology_amount >= Decimal("5000000.00")
-        await service.writer.execute(commands.amend(contract_id, actor, changes, "补充协议增加合同金额 "
-                                                    "(a supplementary agreement raised the price)", now,
-                                                    "ZJPS-AMEND-1" if needs_review else None, None))
+        await service.writer.execute(
+            commands.amend(
+                contract_id,
+                actor,
+                changes,
+                "补充协议增加合同金额 (a supplementary agreement raised the price)",
+                now,
+                "ZJPS-AMEND-1" if needs_review else None,
+                None,
+            )
+        )

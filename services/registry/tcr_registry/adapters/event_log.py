@@ -1,13 +1,14 @@
 """The registry's notification log, read as the public feed."""
+
 from __future__ import annotations
 
 import asyncio
 
 from eventsourcing.utils import resolve_topic
 
-from tcr_shared.language.events.envelope import FeedPage
 from tcr_registry.adapters.public_events import is_public_class, to_feed_event
 from tcr_registry.application.registry import Registry
+from tcr_shared.language.events.envelope import FeedPage
 
 
 class RegistryEventLog:

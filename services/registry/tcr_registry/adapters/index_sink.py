@@ -6,6 +6,7 @@ the transaction rolled back with an ERROR and a traceback in the log, and the fo
 retrying. Here the followers take turns on the tracking row (SELECT ... FOR UPDATE on PostgreSQL) and each
 applies only the events past the position recorded there, so both stay exactly-once and quiet.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -14,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.feeds.projection_store import SqlProjectionSink
+from tcr_shared.language.events.envelope import FeedEvent
 
 
 class SharedIndexSink(SqlProjectionSink):

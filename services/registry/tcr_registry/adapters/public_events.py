@@ -1,19 +1,20 @@
 """Domain events as partners see them: CloudEvents of type tcr.registry.contract.<name>.v1, with the terms
 stripped of personal data. The mapping is the one place the public contract meets the domain."""
+
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, timezone
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
+from tcr_registry.domain.contract import Contract
+from tcr_registry.domain.terms import Party, Terms
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.events.registry import SOURCE
 from tcr_shared.language.identifiers import uuid5_text
 from tcr_shared.language.money import format_money
-from tcr_registry.domain.contract import Contract
-from tcr_registry.domain.terms import Party, Terms
 
 _NAMESPACE = uuid.UUID("6f0c7f1e-6a53-4c35-9d5e-2f3b1a7c9e01")
 
@@ -30,8 +31,6 @@ _TYPES: dict[type, tuple[str, str]] = {
 def event_id(originator_id: uuid.UUID | str, version: int) -> str:
     """Stable across reads, restarts and replays: partners de-duplicate on it."""
     return uuid5_text(_NAMESPACE, f"{originator_id}/{version}")
-
-
 
 
 def is_public(domain_event: Any) -> bool:
@@ -63,7 +62,7 @@ def to_feed_event(domain_event: Any, position: int) -> FeedEvent:
         id=event_id(subject, domain_event.originator_version),
         source=SOURCE,
         type=f"tcr.registry.contract.{names[0]}.v1",
-        time=domain_event.timestamp.astimezone(timezone.utc).isoformat(),
+        time=domain_event.timestamp.astimezone(UTC).isoformat(),
         subject=subject,
         position=position,
         data=data,
@@ -97,8 +96,13 @@ def _public_party(record: Any) -> dict[str, Any]:
     if type(record) is not dict or "name" not in record or "kind" not in record or not _PARTY_FIELDS.issuperset(record):
         return Party(**record).public()
     kind = record["kind"]
-    return {"name": None if kind == "individual" else record["name"], "kind": kind,
-            "credit_code": record.get("credit_code"), "region": record.get("region"), "country": record.get("country")}
+    return {
+        "name": None if kind == "individual" else record["name"],
+        "kind": kind,
+        "credit_code": record.get("credit_code"),
+        "region": record.get("region"),
+        "country": record.get("country"),
+    }
 
 
 def _public_terms(record: dict[str, Any]) -> dict[str, Any]:
@@ -106,10 +110,15 @@ def _public_terms(record: dict[str, Any]) -> dict[str, Any]:
         return Terms.from_record(record).public()
     intermediary = record.get("intermediary")
     return {
-        "title": record["title"], "category": record["category"], "subcategory": record.get("subcategory"),
-        "signed_on": date.fromisoformat(record["signed_on"]).isoformat(), "amount": _money(record["amount"]),
-        "technology_amount": _money(record["technology_amount"]), "consideration": record["consideration"],
-        "seller": _public_party(record["seller"]), "buyer": _public_party(record["buyer"]),
+        "title": record["title"],
+        "category": record["category"],
+        "subcategory": record.get("subcategory"),
+        "signed_on": date.fromisoformat(record["signed_on"]).isoformat(),
+        "amount": _money(record["amount"]),
+        "technology_amount": _money(record["technology_amount"]),
+        "consideration": record["consideration"],
+        "seller": _public_party(record["seller"]),
+        "buyer": _public_party(record["buyer"]),
         "result_id": record.get("result_id"),
         "intermediary": _public_party(intermediary) if intermediary else None,
     }
@@ -120,17 +129,30 @@ def _data(e: Any, personal: bool, contract_id: str | None = None) -> dict[str, A
     if isinstance(e, Contract.Submitted):
         data.update(point_id=e.point_id, submitted_at=e.submitted_at)
     elif isinstance(e, Contract.Certified):
-        data.update(registration_number=e.registration_number, certified_at=e.certified_at,
-                    policy_year=e.policy_year, expert_review_ref=e.expert_review_ref)
+        data.update(
+            registration_number=e.registration_number,
+            certified_at=e.certified_at,
+            policy_year=e.policy_year,
+            expert_review_ref=e.expert_review_ref,
+        )
     elif isinstance(e, Contract.Rejected):
         data.update(reason_code=e.reason_code, reason=e.reason, rejected_at=e.rejected_at)
     elif isinstance(e, Contract.Withdrawn):
         data.update(reason=e.reason, withdrawn_at=e.withdrawn_at)
     elif isinstance(e, Contract.Amended):
-        data.update(reason=e.reason, changed_fields=e.changed_fields, amended_at=e.amended_at,
-                    previous_terms=_terms(e.previous_terms, personal),
-                    registration_number=e.registration_number, policy_year=e.policy_year)
+        data.update(
+            reason=e.reason,
+            changed_fields=e.changed_fields,
+            amended_at=e.amended_at,
+            previous_terms=_terms(e.previous_terms, personal),
+            registration_number=e.registration_number,
+            policy_year=e.policy_year,
+        )
     elif isinstance(e, Contract.Revoked):
-        data.update(reason=e.reason, revoked_at=e.revoked_at, registration_number=e.registration_number,
-                    policy_year=e.policy_year)
+        data.update(
+            reason=e.reason,
+            revoked_at=e.revoked_at,
+            registration_number=e.registration_number,
+            policy_year=e.policy_year,
+        )
     return data

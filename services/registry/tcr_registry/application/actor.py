@@ -1,4 +1,5 @@
 """Who is acting: a registration point, with its jurisdiction."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 class PointActor:
     point_id: str
     jurisdiction: str  # 6401 ... 6405, or 6400 for the whole region
-    number: str        # two digits
+    number: str  # two digits
 
     @property
     def registration_prefix(self) -> str:

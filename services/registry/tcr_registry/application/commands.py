@@ -1,5 +1,6 @@
 """The registry's commands. Each returns a function of a UnitOfWork, run by the writer thread, so that
 commands on the same contract or registration book never interleave within a process."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from tcr_shared.language.policy_time import policy_year
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound, StaleVersion
 from tcr_registry.application.writer import UnitOfWork
@@ -17,6 +17,7 @@ from tcr_registry.domain.errors import OutsideJurisdiction
 from tcr_registry.domain.jurisdiction import may_register
 from tcr_registry.domain.registration_book import RegistrationBook
 from tcr_registry.domain.terms import Terms
+from tcr_shared.language.policy_time import policy_year
 
 Command = Callable[[UnitOfWork], Contract]
 
@@ -35,9 +36,15 @@ def submit(contract_id: UUID, actor: PointActor, terms: Terms, at: datetime) -> 
     return run
 
 
-def certify(contract_id: UUID, actor: PointActor, certified_at: datetime, now: datetime,
-            technology_amount: Decimal | None, expert_review_ref: str | None,
-            expected_version: int | None) -> Command:
+def certify(
+    contract_id: UUID,
+    actor: PointActor,
+    certified_at: datetime,
+    now: datetime,
+    technology_amount: Decimal | None,
+    expert_review_ref: str | None,
+    expected_version: int | None,
+) -> Command:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         terms = contract.check_certifiable(certified_at, now, technology_amount, expert_review_ref)
@@ -53,8 +60,9 @@ def certify(contract_id: UUID, actor: PointActor, certified_at: datetime, now: d
     return run
 
 
-def reject(contract_id: UUID, actor: PointActor, reason_code: str, reason: str, at: datetime,
-           expected_version: int | None) -> Command:
+def reject(
+    contract_id: UUID, actor: PointActor, reason_code: str, reason: str, at: datetime, expected_version: int | None
+) -> Command:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         contract.reject(reason_code, reason, at)
@@ -63,8 +71,9 @@ def reject(contract_id: UUID, actor: PointActor, reason_code: str, reason: str, 
     return run
 
 
-def withdraw(contract_id: UUID, actor: PointActor, reason: str | None, at: datetime,
-             expected_version: int | None) -> Command:
+def withdraw(
+    contract_id: UUID, actor: PointActor, reason: str | None, at: datetime, expected_version: int | None
+) -> Command:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         contract.withdraw(reason, at)
@@ -73,8 +82,15 @@ def withdraw(contract_id: UUID, actor: PointActor, reason: str | None, at: datet
     return run
 
 
-def amend(contract_id: UUID, actor: PointActor, changes: dict[str, Any], reason: str, at: datetime,
-          expert_review_ref: str | None, expected_version: int | None) -> Command:
+def amend(
+    contract_id: UUID,
+    actor: PointActor,
+    changes: dict[str, Any],
+    reason: str,
+    at: datetime,
+    expert_review_ref: str | None,
+    expected_version: int | None,
+) -> Command:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         # amend() validates the new terms first; a refusal after it discards this command's copy of the contract.

@@ -1,4 +1,5 @@
 """Application-level refusals (the domain's own are in tcr_registry.domain.errors)."""
+
 from __future__ import annotations
 
 

@@ -1,5 +1,6 @@
 """The registry as an eventsourcing application: the contract and registration-book aggregates in one
 event store, whose notification log is the public feed's source."""
+
 from __future__ import annotations
 
 from eventsourcing.application import Application

@@ -5,6 +5,7 @@ that is not yet committed (no event skipped). One lock per request caps throughp
 one lock per batch keeps the guarantee and multiplies throughput (group commit). A command that fails
 fails alone; a batch that conflicts with another process is re-run command by command.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,12 @@ class UnitOfWork:
     """The aggregates one command reads and changes. It works on copies, so a command that raises
     leaves nothing behind."""
 
-    def __init__(self, load: Callable[[UUID], Aggregate | None],
-                 peek: Callable[[UUID], bool] = lambda _aggregate_id: False, careful: bool = True) -> None:
+    def __init__(
+        self,
+        load: Callable[[UUID], Aggregate | None],
+        peek: Callable[[UUID], bool] = lambda _aggregate_id: False,
+        careful: bool = True,
+    ) -> None:
         self._load = load
         self._peek = peek
         self._careful = careful
@@ -98,8 +103,13 @@ _OK, _FAILED, _RECHECK = object(), object(), object()
 class Writer:
     CONFLICT_ATTEMPTS = 30  # another writer on the same hot aggregate (a registration book) may win a few times
 
-    def __init__(self, app: Registry, on_commit: Callable[[int, int], None] = lambda _position, _count: None,
-                 max_batch: int = 512, cache_size: int = 20_000) -> None:
+    def __init__(
+        self,
+        app: Registry,
+        on_commit: Callable[[int, int], None] = lambda _position, _count: None,
+        max_batch: int = 512,
+        cache_size: int = 20_000,
+    ) -> None:
         self._app = app
         self._on_commit = on_commit
         self._max_batch = max_batch
@@ -216,8 +226,9 @@ class Writer:
             except AggregateNotFoundError:
                 return None
 
-        uow = UnitOfWork(load, peek=lambda aggregate_id: aggregate_id in staged or aggregate_id in self._cache,
-                         careful=fresh)
+        uow = UnitOfWork(
+            load, peek=lambda aggregate_id: aggregate_id in staged or aggregate_id in self._cache, careful=fresh
+        )
         try:
             job.result = job.command(uow)
         except Exception as exc:

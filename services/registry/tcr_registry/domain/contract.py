@@ -1,5 +1,6 @@
 """The technology contract: submitted, then certified or rejected or withdrawn; a certified one may be
 amended or revoked. Every change is an event; nothing is ever deleted."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -8,10 +9,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from tcr_shared.language.money import format_money
-from tcr_shared.language.policy_time import SHANGHAI, policy_year
 from tcr_registry.domain.errors import InvalidTerms, NotAllowedInState
 from tcr_registry.domain.terms import Terms
+from tcr_shared.language.money import format_money
+from tcr_shared.language.policy_time import SHANGHAI, policy_year
 
 SUBMITTED, CERTIFIED, REJECTED, WITHDRAWN, REVOKED = "submitted", "certified", "rejected", "withdrawn", "revoked"
 STATUS_LABELS = {
@@ -23,8 +24,7 @@ STATUS_LABELS = {
 }
 
 
-_PAST = {"certify": "certified", "reject": "rejected", "withdraw": "withdrawn", "amend": "amended",
-         "revoke": "revoked"}
+_PAST = {"certify": "certified", "reject": "rejected", "withdraw": "withdrawn", "amend": "amended", "revoke": "revoked"}
 
 
 class Contract(Aggregate):
@@ -47,7 +47,7 @@ class Contract(Aggregate):
         def upcast_v1_v2(state: dict) -> None:
             state["expert_review_ref"] = None
 
-        def apply(self, contract: "Contract") -> None:
+        def apply(self, contract: Contract) -> None:
             contract.status = CERTIFIED
             contract.registration_number = self.registration_number
             contract.certified_at = self.certified_at
@@ -61,7 +61,7 @@ class Contract(Aggregate):
         rejected_at: str
         terms: dict
 
-        def apply(self, contract: "Contract") -> None:
+        def apply(self, contract: Contract) -> None:
             contract.status = REJECTED
 
     class Withdrawn(Aggregate.Event):
@@ -69,7 +69,7 @@ class Contract(Aggregate):
         withdrawn_at: str
         terms: dict
 
-        def apply(self, contract: "Contract") -> None:
+        def apply(self, contract: Contract) -> None:
             contract.status = WITHDRAWN
 
     class Amended(Aggregate.Event):
@@ -83,7 +83,7 @@ class Contract(Aggregate):
         policy_year: int | None
         expert_review_ref: str | None = None
 
-        def apply(self, contract: "Contract") -> None:
+        def apply(self, contract: Contract) -> None:
             contract.terms_record = self.terms
             if self.expert_review_ref:
                 contract.expert_review_ref = self.expert_review_ref
@@ -97,7 +97,7 @@ class Contract(Aggregate):
         registration_number: str
         policy_year: int
 
-        def apply(self, contract: "Contract") -> None:
+        def apply(self, contract: Contract) -> None:
             contract.status = REVOKED
 
     def __init__(self, point_id: str, terms: dict, submitted_at: str) -> None:
@@ -115,13 +115,15 @@ class Contract(Aggregate):
         return Terms.from_record(self.terms_record)
 
     @classmethod
-    def submit(cls, contract_id, point_id: str, terms: Terms, at: datetime) -> "Contract":
+    def submit(cls, contract_id, point_id: str, terms: Terms, at: datetime) -> Contract:
         terms.validate(today=at.astimezone(SHANGHAI).date())
-        return cls._create(cls.Submitted, id=contract_id, point_id=point_id, terms=terms.to_record(),
-                           submitted_at=at.isoformat())
+        return cls._create(
+            cls.Submitted, id=contract_id, point_id=point_id, terms=terms.to_record(), submitted_at=at.isoformat()
+        )
 
-    def check_certifiable(self, certified_at: datetime, now: datetime, technology_amount: Decimal | None,
-                          expert_review_ref: str | None) -> Terms:
+    def check_certifiable(
+        self, certified_at: datetime, now: datetime, technology_amount: Decimal | None, expert_review_ref: str | None
+    ) -> Terms:
         """Everything certify() checks, without changing anything: the caller issues a number only after."""
         self._require(SUBMITTED, "certify")
         terms = self.terms
@@ -134,23 +136,34 @@ class Contract(Aggregate):
         if certified_at.astimezone(SHANGHAI).date() < terms.signed_on:
             errors.append(("certified_at", "must not be before the contract was signed (signed_on)"))
         if terms.needs_expert_review and not expert_review_ref:
-            errors.append(("expert_review_ref",
-                           "is required when the technology amount is 5,000,000.00 or more (national rules, 2026)"))
+            errors.append(
+                (
+                    "expert_review_ref",
+                    "is required when the technology amount is 5,000,000.00 or more (national rules, 2026)",
+                )
+            )
         if errors:
             raise InvalidTerms(errors)
         return terms
 
-    def certify(self, registration_number: str, certified_at: datetime, terms: Terms,
-                expert_review_ref: str | None) -> None:
+    def certify(
+        self, registration_number: str, certified_at: datetime, terms: Terms, expert_review_ref: str | None
+    ) -> None:
         self._require(SUBMITTED, "certify")
-        self.trigger_event(self.Certified, registration_number=registration_number,
-                           certified_at=certified_at.isoformat(), policy_year=policy_year(certified_at),
-                           terms=terms.to_record(), expert_review_ref=expert_review_ref)
+        self.trigger_event(
+            self.Certified,
+            registration_number=registration_number,
+            certified_at=certified_at.isoformat(),
+            policy_year=policy_year(certified_at),
+            terms=terms.to_record(),
+            expert_review_ref=expert_review_ref,
+        )
 
     def reject(self, reason_code: str, reason: str, at: datetime) -> None:
         self._require(SUBMITTED, "reject")
-        self.trigger_event(self.Rejected, reason_code=reason_code, reason=reason, rejected_at=at.isoformat(),
-                           terms=self.terms_record)
+        self.trigger_event(
+            self.Rejected, reason_code=reason_code, reason=reason, rejected_at=at.isoformat(), terms=self.terms_record
+        )
 
     def withdraw(self, reason: str | None, at: datetime) -> None:
         self._require(SUBMITTED, "withdraw")
@@ -166,16 +179,30 @@ class Contract(Aggregate):
             raise InvalidTerms([("changes", "the amendment changes nothing")])
         if self.status == CERTIFIED and after.needs_expert_review and not (expert_review_ref or self.expert_review_ref):
             raise InvalidTerms([("expert_review_ref", "is required when the technology amount reaches 5,000,000.00")])
-        self.trigger_event(self.Amended, reason=reason, terms=after.to_record(), previous_terms=before.to_record(),
-                           changed_fields=changed, amended_at=at.isoformat(), status=self.status,
-                           registration_number=self.registration_number, policy_year=self.policy_year,
-                           expert_review_ref=expert_review_ref)
+        self.trigger_event(
+            self.Amended,
+            reason=reason,
+            terms=after.to_record(),
+            previous_terms=before.to_record(),
+            changed_fields=changed,
+            amended_at=at.isoformat(),
+            status=self.status,
+            registration_number=self.registration_number,
+            policy_year=self.policy_year,
+            expert_review_ref=expert_review_ref,
+        )
         return after
 
     def revoke(self, reason: str, at: datetime) -> None:
         self._require(CERTIFIED, "revoke")
-        self.trigger_event(self.Revoked, reason=reason, revoked_at=at.isoformat(), terms=self.terms_record,
-                           registration_number=self.registration_number, policy_year=self.policy_year)
+        self.trigger_event(
+            self.Revoked,
+            reason=reason,
+            revoked_at=at.isoformat(),
+            terms=self.terms_record,
+            registration_number=self.registration_number,
+            policy_year=self.policy_year,
+        )
 
     def _require(self, allowed: str | tuple[str, ...], action: str) -> None:
         allowed = (allowed,) if isinstance(allowed, str) else allowed

@@ -1,4 +1,5 @@
 """What can go wrong in the registry's domain, in words a registration point understands."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Which registration point may register which contract (tcr rule)."""
+
 from __future__ import annotations
 
 from tcr_registry.domain.terms import Terms

@@ -1,4 +1,5 @@
 """The register of one point for one year: registration numbers, gap-free, in order of certification."""
+
 from __future__ import annotations
 
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -19,7 +20,7 @@ class RegistrationBook(Aggregate):
         contract_id: str
         sequence: int
 
-        def apply(self, book: "RegistrationBook") -> None:
+        def apply(self, book: RegistrationBook) -> None:
             book.last_sequence = self.sequence
 
     def __init__(self, point_id: str, prefix: str, year: int) -> None:
@@ -33,7 +34,7 @@ class RegistrationBook(Aggregate):
         return uuid5(NAMESPACE_URL, f"tcr:registration-book:{point_id}:{year}")
 
     @classmethod
-    def open(cls, point_id: str, prefix: str, year: int) -> "RegistrationBook":
+    def open(cls, point_id: str, prefix: str, year: int) -> RegistrationBook:
         return cls._create(cls.Opened, id=cls.id_for(point_id, year), point_id=point_id, prefix=prefix, year=year)
 
     def issue(self, contract_id: str) -> str:

@@ -1,4 +1,5 @@
 """A contract's terms: parties, category and amounts, and the rules they must satisfy."""
+
 from __future__ import annotations
 
 import re
@@ -7,14 +8,24 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from tcr_registry.domain.categories import SUBCATEGORIES
+from tcr_registry.domain.errors import InvalidTerms
 from tcr_shared.language.identifiers import credit_code_problem, id_number_problem
 from tcr_shared.language.money import format_money, parse_money
 from tcr_shared.language.regions import is_in_ningxia, is_known_region
-from tcr_registry.domain.categories import SUBCATEGORIES
-from tcr_registry.domain.errors import InvalidTerms
 
-PARTY_KINDS = frozenset({"enterprise", "university", "research_institute", "public_institution", "government",
-                         "social_organisation", "individual", "foreign"})
+PARTY_KINDS = frozenset(
+    {
+        "enterprise",
+        "university",
+        "research_institute",
+        "public_institution",
+        "government",
+        "social_organisation",
+        "individual",
+        "foreign",
+    }
+)
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 EXPERT_REVIEW_THRESHOLD = Decimal("5000000.00")
 
@@ -38,14 +49,25 @@ class Party:
         return is_in_ningxia(self.region)
 
     def record(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "credit_code": self.credit_code, "region": self.region,
-                "country": self.country, "id_number": self.id_number}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "credit_code": self.credit_code,
+            "region": self.region,
+            "country": self.country,
+            "id_number": self.id_number,
+        }
 
     def public(self) -> dict[str, Any]:
         """The party as partners see it: an individual's name and identity number are personal data."""
         personal = self.kind == "individual"
-        return {"name": None if personal else self.name, "kind": self.kind, "credit_code": self.credit_code,
-                "region": self.region, "country": self.country}
+        return {
+            "name": None if personal else self.name,
+            "kind": self.kind,
+            "credit_code": self.credit_code,
+            "region": self.region,
+            "country": self.country,
+        }
 
     def problems(self, field: str) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
@@ -101,20 +123,32 @@ class Terms:
     # --- serialisation: events store terms as plain JSON values (money as two-decimal strings) ---
     def to_record(self) -> dict[str, Any]:
         return {
-            "title": self.title, "category": self.category, "subcategory": self.subcategory,
-            "signed_on": self.signed_on.isoformat(), "amount": format_money(self.amount),
-            "technology_amount": format_money(self.technology_amount), "consideration": self.consideration,
-            "seller": self.seller.record(), "buyer": self.buyer.record(), "result_id": self.result_id,
+            "title": self.title,
+            "category": self.category,
+            "subcategory": self.subcategory,
+            "signed_on": self.signed_on.isoformat(),
+            "amount": format_money(self.amount),
+            "technology_amount": format_money(self.technology_amount),
+            "consideration": self.consideration,
+            "seller": self.seller.record(),
+            "buyer": self.buyer.record(),
+            "result_id": self.result_id,
             "intermediary": self.intermediary.record() if self.intermediary else None,
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Terms":
+    def from_record(cls, record: dict[str, Any]) -> Terms:
         return cls(
-            title=record["title"], category=record["category"], subcategory=record.get("subcategory"),
-            signed_on=date.fromisoformat(record["signed_on"]), amount=Decimal(record["amount"]),
-            technology_amount=Decimal(record["technology_amount"]), consideration=record["consideration"],
-            seller=Party(**record["seller"]), buyer=Party(**record["buyer"]), result_id=record.get("result_id"),
+            title=record["title"],
+            category=record["category"],
+            subcategory=record.get("subcategory"),
+            signed_on=date.fromisoformat(record["signed_on"]),
+            amount=Decimal(record["amount"]),
+            technology_amount=Decimal(record["technology_amount"]),
+            consideration=record["consideration"],
+            seller=Party(**record["seller"]),
+            buyer=Party(**record["buyer"]),
+            result_id=record.get("result_id"),
             intermediary=Party(**record["intermediary"]) if record.get("intermediary") else None,
         )
 
@@ -132,7 +166,7 @@ class Terms:
     def needs_expert_review(self) -> bool:
         return self.technology_amount >= EXPERT_REVIEW_THRESHOLD
 
-    def with_changes(self, changes: dict[str, Any]) -> "Terms":
+    def with_changes(self, changes: dict[str, Any]) -> Terms:
         """Terms after an amendment. Party changes are limited to names and regions."""
         updates: dict[str, Any] = {}
         for key in ("title", "category", "subcategory"):
@@ -149,7 +183,7 @@ class Terms:
                 updates[role] = replace(party, **changes[role])
         return replace(self, **updates)
 
-    def changed_fields(self, other: "Terms") -> list[str]:
+    def changed_fields(self, other: Terms) -> list[str]:
         mine, theirs = self.to_record(), other.to_record()
         changed = []
         for key, value in mine.items():

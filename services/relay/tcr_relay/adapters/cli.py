@@ -1,4 +1,5 @@
 """`tcr-relay`: the NATS JetStream relay's command line."""
+
 from __future__ import annotations
 
 import typer
@@ -17,7 +18,8 @@ def serve() -> None:
 @app.command()
 def version() -> None:
     """Print the relay's version."""
-    from importlib.metadata import PackageNotFoundError, version as dist_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
     try:
         typer.echo(dist_version("tcr"))

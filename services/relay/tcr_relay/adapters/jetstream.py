@@ -13,10 +13,10 @@ retried with the same `Nats-Msg-Id`, which JetStream de-duplicates within `dupli
 never holds a later event without the earlier ones. Keep the stream's retention such that the last message per
 subject survives (the defaults do).
 """
+
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 
@@ -25,12 +25,13 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from tcr_relay.settings import SOURCES, RelaySettings
+from tcr_shared.feeds.client import Backoff, FeedClient
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.events.privacy import encode_event
-from tcr_shared.feeds.client import Backoff, FeedClient
-from tcr_relay.settings import SOURCES, RelaySettings
 
 log = logging.getLogger("tcr.relay")
+
 
 def subject_for(prefix: str, event_type: str) -> str:
     """tcr.registry.contract.certified.v1 -> <prefix>.registry.contract.certified.v1"""
@@ -42,8 +43,12 @@ def subject_for(prefix: str, event_type: str) -> str:
 
 async def ensure_stream(js: JetStreamContext, settings: RelaySettings) -> None:
     subjects = [f"{settings.nats_subject_prefix}.{s}.>" for s in SOURCES.values()]
-    config = StreamConfig(name=settings.nats_stream, subjects=subjects, storage=StorageType.FILE,
-                          duplicate_window=settings.nats_duplicate_window)
+    config = StreamConfig(
+        name=settings.nats_stream,
+        subjects=subjects,
+        storage=StorageType.FILE,
+        duplicate_window=settings.nats_duplicate_window,
+    )
     try:
         await js.add_stream(config)
     except BadRequestError:  # exists with another configuration: make sure our subjects are there
@@ -62,7 +67,7 @@ async def last_published_position(js: JetStreamContext, stream: str, prefix: str
     except NotFoundError:
         return 0
     position = 0
-    for subject in (info.state.subjects or {}):
+    for subject in info.state.subjects or {}:
         try:
             message = await js.get_last_msg(stream, subject)
         except NotFoundError:
@@ -80,8 +85,9 @@ class SourceStatus:
     errors: list[str] = field(default_factory=list)
 
 
-async def relay_source(js: JetStreamContext, settings: RelaySettings, source: str, feed: FeedClient,
-                       status: SourceStatus) -> None:
+async def relay_source(
+    js: JetStreamContext, settings: RelaySettings, source: str, feed: FeedClient, status: SourceStatus
+) -> None:
     prefix, stream = settings.nats_subject_prefix, settings.nats_stream
     status.position = await last_published_position(js, stream, prefix, source)
     log.info("relay %s: resuming after position %s", source, status.position)
@@ -93,11 +99,16 @@ async def relay_source(js: JetStreamContext, settings: RelaySettings, source: st
         status.position = max(status.position, page.next_after)
 
 
-async def _publish(js: JetStreamContext, stream: str, prefix: str, source: str, event: FeedEvent,
-                   status: SourceStatus) -> None:
+async def _publish(
+    js: JetStreamContext, stream: str, prefix: str, source: str, event: FeedEvent, status: SourceStatus
+) -> None:
     subject = subject_for(prefix, event.type)
-    headers = {"Nats-Msg-Id": event.id, "Tcr-Position": str(event.position), "Tcr-Source": source,
-               "Content-Type": "application/cloudevents+json"}
+    headers = {
+        "Nats-Msg-Id": event.id,
+        "Tcr-Position": str(event.position),
+        "Tcr-Source": source,
+        "Content-Type": "application/cloudevents+json",
+    }
     payload = encode_event(event).encode()
     backoff = Backoff(initial=0.2, maximum=10.0)
     while True:
@@ -122,8 +133,13 @@ async def run(settings: RelaySettings | None = None) -> None:
     backoff = Backoff(initial=0.5, maximum=15.0)
     while True:
         try:
-            nc = await nats.connect(settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1.0,
-                                    connect_timeout=5, name="tcr-relay")
+            nc = await nats.connect(
+                settings.nats_url,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1.0,
+                connect_timeout=5,
+                name="tcr-relay",
+            )
             break
         except Exception as exc:
             log.warning("relay: NATS at %s unreachable (%r); retrying", settings.nats_url, exc)
@@ -136,10 +152,17 @@ async def run(settings: RelaySettings | None = None) -> None:
         for source, url in settings.source_urls().items():
             feed = FeedClient(url, settings.key)
             feeds.append(feed)
-            tasks.append(asyncio.create_task(relay_source(js, settings, source, feed, SourceStatus(source)),
-                                             name=f"relay-{source}"))
-        log.info("relay: publishing %s to stream %s at %s", ", ".join(settings.source_urls()), settings.nats_stream,
-                 settings.nats_url)
+            tasks.append(
+                asyncio.create_task(
+                    relay_source(js, settings, source, feed, SourceStatus(source)), name=f"relay-{source}"
+                )
+            )
+        log.info(
+            "relay: publishing %s to stream %s at %s",
+            ", ".join(settings.source_urls()),
+            settings.nats_stream,
+            settings.nats_url,
+        )
         await asyncio.gather(*tasks)
     finally:
         for feed in feeds:

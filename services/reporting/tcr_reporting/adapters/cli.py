@@ -6,6 +6,7 @@
 
 Rebuild applies the feeds page by page through the same sink the service uses (figures and position in one
 transaction). Stop the service first: two writers of one projection would race."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,11 +26,19 @@ app = typer.Typer(help="tcr reporting service: projection maintenance", no_args_
 console = Console(stderr=True)
 
 
-def _settings(database_url: str | None, registry_url: str | None, subsidy_url: str | None,
-              feed_key: str | None) -> Settings:
-    overrides = {k: v for k, v in {
-        "reporting_database_url": database_url, "registry_url": registry_url, "subsidy_url": subsidy_url,
-        "feed_key": feed_key}.items() if v}
+def _settings(
+    database_url: str | None, registry_url: str | None, subsidy_url: str | None, feed_key: str | None
+) -> Settings:
+    overrides = {
+        k: v
+        for k, v in {
+            "reporting_database_url": database_url,
+            "registry_url": registry_url,
+            "subsidy_url": subsidy_url,
+            "feed_key": feed_key,
+        }.items()
+        if v
+    }
     return Settings(**overrides)
 
 
@@ -70,8 +79,14 @@ async def _rebuild(settings: Settings, skip_subsidy: bool) -> dict[str, int]:
         feeds = [("registry", settings.registry_url, registry_sink(engine))]
         if not skip_subsidy:
             feeds.append(("subsidy", settings.subsidy_url, subsidy_sink(engine)))
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
             for name, url, sink in feeds:
                 client = FeedClient(url, key)
                 try:
@@ -79,8 +94,10 @@ async def _rebuild(settings: Settings, skip_subsidy: bool) -> dict[str, int]:
                 except (FeedUnavailable, httpx.HTTPStatusError) as exc:
                     if name == "registry":
                         raise
-                    console.print(f"[yellow]{name} feed unavailable ({exc}); the service will catch up "
-                                  f"from 0 when it starts[/yellow]")
+                    console.print(
+                        f"[yellow]{name} feed unavailable ({exc}); the service will catch up "
+                        f"from 0 when it starts[/yellow]"
+                    )
                     counts[name] = 0
                 finally:
                     await client.aclose()
@@ -107,8 +124,10 @@ def rebuild(
         console.print(f"[red]the registry feed cannot be read: {exc}[/red]")
         raise typer.Exit(2) from exc
     except httpx.HTTPStatusError as exc:
-        console.print(f"[red]the feed refused the request: HTTP {exc.response.status_code} "
-                      f"({exc.request.url}); check TCR_FEED_KEY / TCR_ADMIN_KEY[/red]")
+        console.print(
+            f"[red]the feed refused the request: HTTP {exc.response.status_code} "
+            f"({exc.request.url}); check TCR_FEED_KEY / TCR_ADMIN_KEY[/red]"
+        )
         raise typer.Exit(2) from exc
 
 

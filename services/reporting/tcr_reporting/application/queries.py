@@ -3,6 +3,7 @@
 Answers are cached per projection version (the positions the followers have applied), so repeated requests
 between two events cost a dictionary lookup; any applied page changes the version and empties the cache.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,11 @@ class SideFigures:
         entry[2] += technology
 
     def as_json(self, with_categories: bool = True) -> dict[str, Any]:
-        body: dict[str, Any] = {"count": self.count, "amount": fen_text(self.amount),
-                                "technology_amount": fen_text(self.technology_amount)}
+        body: dict[str, Any] = {
+            "count": self.count,
+            "amount": fen_text(self.amount),
+            "technology_amount": fen_text(self.technology_amount),
+        }
         if with_categories:
             body["by_category"] = {
                 c: {"count": v[0], "amount": fen_text(v[1]), "technology_amount": fen_text(v[2])}
@@ -61,15 +65,19 @@ class RegionYear:
         return sum(self.subsidies.values())
 
     def subsidies_json(self) -> dict[str, Any]:
-        return {"total": fen_text(self.subsidy_total),
-                "by_programme": {p: fen_text(v) for p, v in self.subsidies.items()}}
+        return {
+            "total": fen_text(self.subsidy_total),
+            "by_programme": {p: fen_text(v) for p, v in self.subsidies.items()},
+        }
 
     def flat(self) -> dict[str, int]:
         """The figures of the annual report, in fen (amounts) and units (counts)."""
         return {
-            "outflow_count": self.outflow.count, "outflow_amount": self.outflow.amount,
+            "outflow_count": self.outflow.count,
+            "outflow_amount": self.outflow.amount,
             "outflow_technology_amount": self.outflow.technology_amount,
-            "inflow_count": self.inflow.count, "inflow_amount": self.inflow.amount,
+            "inflow_count": self.inflow.count,
+            "inflow_amount": self.inflow.amount,
             "inflow_technology_amount": self.inflow.technology_amount,
             "subsidies_total": self.subsidy_total,
             **{f"subsidies_{p}": v for p, v in self.subsidies.items()},
@@ -77,8 +85,14 @@ class RegionYear:
 
 
 REPORT_FIELDS = (
-    "outflow_count", "outflow_amount", "outflow_technology_amount", "inflow_count", "inflow_amount",
-    "inflow_technology_amount", "subsidies_total", *(f"subsidies_{p}" for p in PROGRAMMES),
+    "outflow_count",
+    "outflow_amount",
+    "outflow_technology_amount",
+    "inflow_count",
+    "inflow_amount",
+    "inflow_technology_amount",
+    "subsidies_total",
+    *(f"subsidies_{p}" for p in PROGRAMMES),
 )
 COUNT_FIELDS = frozenset({"outflow_count", "inflow_count"})
 
@@ -105,8 +119,14 @@ def region_json(region: Region) -> dict[str, Any]:
 
 
 class ReportingQueries:
-    def __init__(self, store: Store, version: Callable[[], Awaitable[tuple]], clock: Callable[[], datetime],
-                 *, cache: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        version: Callable[[], Awaitable[tuple]],
+        clock: Callable[[], datetime],
+        *,
+        cache: bool = True,
+    ) -> None:
         self._use_cache = cache
         self._store = store
         self._version = version
@@ -148,27 +168,46 @@ class ReportingQueries:
             region = ningxia_regions()[code]
             figures = (await self._table([code], [year])).get((code, year), RegionYear())
             return {
-                "region": code, "name": region.name, "level": region.level, "year": year,
-                "outflow": figures.outflow.as_json(), "inflow": figures.inflow.as_json(),
+                "region": code,
+                "name": region.name,
+                "level": region.level,
+                "year": year,
+                "outflow": figures.outflow.as_json(),
+                "inflow": figures.inflow.as_json(),
                 "subsidies": figures.subsidies_json(),
             }
+
         return await self._cached(("metrics", code, year), compute)
 
     async def metrics_json(self, code: str, year: int) -> bytes:
         """The metrics, serialised once per projection version (the hot path of the API)."""
+
         async def compute() -> bytes:
             return json.dumps(await self.metrics(code, year), ensure_ascii=False, separators=(",", ":")).encode()
+
         return await self._cached(("metrics-json", code, year), compute)
 
     async def trend(self, code: str) -> list[dict[str, Any]]:
         """The region's figures for every year that has any."""
+
         async def compute() -> list[dict[str, Any]]:
             years = await self._store.years()
             table = await self._table([code], years) if years else {}
-            return [{"year": y, **{k: field_text(k, v) for k, v in table.get((code, y), RegionYear()).flat().items()},
-                     "by_category": {side: {c: fen_text(v[1]) for c, v in getattr(
-                         table.get((code, y), RegionYear()), side).by_category.items()} for side in (OUTFLOW, INFLOW)}}
-                    for y in years]
+            return [
+                {
+                    "year": y,
+                    **{k: field_text(k, v) for k, v in table.get((code, y), RegionYear()).flat().items()},
+                    "by_category": {
+                        side: {
+                            c: fen_text(v[1])
+                            for c, v in getattr(table.get((code, y), RegionYear()), side).by_category.items()
+                        }
+                        for side in (OUTFLOW, INFLOW)
+                    },
+                }
+                for y in years
+            ]
+
         return await self._cached(("trend", code), compute)
 
     async def years(self) -> list[int]:
@@ -182,25 +221,39 @@ class ReportingQueries:
             table = await self._table(codes, [year, year - 1])
 
             def entries(y: int) -> list[RankEntry]:
-                return [RankEntry(c, table.get((c, y), RegionYear()).outflow.amount,
-                                  table.get((c, y), RegionYear()).inflow.amount) for c in codes]
+                return [
+                    RankEntry(
+                        c, table.get((c, y), RegionYear()).outflow.amount, table.get((c, y), RegionYear()).inflow.amount
+                    )
+                    for c in codes
+                ]
 
             known = ningxia_regions()
             items = []
             for r in ranking(entries(year), entries(year - 1)):
                 figures = table.get((r.region, year), RegionYear())
                 region = known[r.region]
-                items.append({
-                    "rank": r.rank, "region": r.region, "name": region.name,
-                    "prefecture": region.parent if level == "county" else None,
-                    "outflow": figures.outflow.as_json(with_categories=False),
-                    "inflow": figures.inflow.as_json(with_categories=False),
-                    "previous_rank": r.previous_rank, "rank_change": r.change,
-                })
-            return {"year": year, "previous_year": year - 1, "level": level,
-                    "order": "outflow amount descending, then inflow amount descending; equal figures share a rank",
-                    "rank_change": "previous rank minus this rank: positive moved up",
-                    "items": items}
+                items.append(
+                    {
+                        "rank": r.rank,
+                        "region": r.region,
+                        "name": region.name,
+                        "prefecture": region.parent if level == "county" else None,
+                        "outflow": figures.outflow.as_json(with_categories=False),
+                        "inflow": figures.inflow.as_json(with_categories=False),
+                        "previous_rank": r.previous_rank,
+                        "rank_change": r.change,
+                    }
+                )
+            return {
+                "year": year,
+                "previous_year": year - 1,
+                "level": level,
+                "order": "outflow amount descending, then inflow amount descending; equal figures share a rank",
+                "rank_change": "previous rank minus this rank: positive moved up",
+                "items": items,
+            }
+
         return await self._cached(("rankings", year, level), compute)
 
     # --- annual report -----------------------------------------------------------------------------------
@@ -230,9 +283,12 @@ class ReportingQueries:
                 prefecture_lines.append(entry)
             now = self._clock()
             return {
-                "year": year, "previous_year": year - 1,
-                "title": {"zh": f"{year}年度技术合同登记统计报告（县级考核）",
-                          "en": f"Technology contract registration report {year} (county assessment)"},
+                "year": year,
+                "previous_year": year - 1,
+                "title": {
+                    "zh": f"{year}年度技术合同登记统计报告（县级考核）",
+                    "en": f"Technology contract registration report {year} (county assessment)",
+                },
                 "provisional": is_provisional(year, now),
                 "due_date": due_date(year).isoformat(),
                 "generated_at": now.isoformat(timespec="seconds"),
@@ -240,6 +296,7 @@ class ReportingQueries:
                 "region": line(NINGXIA),
                 "prefectures": prefecture_lines,
             }
+
         report = dict(await self._cached(("report", year), compute))
         if positions is not None:
             report["as_of"] = positions

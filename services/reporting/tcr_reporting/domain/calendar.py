@@ -1,5 +1,6 @@
 """Report calendar (clause 十六): the report for year Y is due by 31 January of Y+1, and a report for a year
 that has not ended (in Asia/Shanghai) is provisional."""
+
 from __future__ import annotations
 
 from datetime import date, datetime

@@ -4,6 +4,7 @@ category (or programme). Pure Python: the projection feeds events in; persistenc
 Money is counted in integer fen here (exact, and cheap to sum in SQL on both backends); it becomes a Decimal
 with two places at the edge (`fen_to_decimal`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
@@ -22,9 +23,13 @@ CATEGORIES = ("development", "transfer", "licence", "consulting", "service")
 PROGRAMMES = ("import", "export_enterprise", "export_institution", "brokerage")
 
 REGISTRY_PREFIX = "tcr.registry.contract."
-AWARD_TYPES = frozenset({
-    "tcr.subsidy.award.decided.v1", "tcr.subsidy.award.adjusted.v1", "tcr.subsidy.award.clawed_back.v1",
-})
+AWARD_TYPES = frozenset(
+    {
+        "tcr.subsidy.award.decided.v1",
+        "tcr.subsidy.award.adjusted.v1",
+        "tcr.subsidy.award.clawed_back.v1",
+    }
+)
 # The contract statuses in which a contract counts: only certified (amended contracts stay certified).
 COUNTING_STATUS = "certified"
 
@@ -97,7 +102,7 @@ class CountedAward:
     award_fen: int
 
     @classmethod
-    def from_event(cls, data: Mapping[str, Any]) -> "CountedAward":
+    def from_event(cls, data: Mapping[str, Any]) -> CountedAward:
         programme = data.get("programme")
         year = data.get("policy_year")
         if programme not in PROGRAMMES or not isinstance(year, int):
@@ -172,7 +177,7 @@ class FigureDeltas:
             for key, count, amount, technology in after.contributions():
                 self.add(key, count, amount, technology)
 
-    def move_award(self, before: "CountedAward | None", after: "CountedAward | None") -> None:
+    def move_award(self, before: CountedAward | None, after: CountedAward | None) -> None:
         """Subtract what an award counted for, add what it counts for now (net of claw-backs)."""
         if before == after:
             return
@@ -198,6 +203,20 @@ def region_level(code: str) -> str:
 
 
 __all__ = [
-    "AWARD_TYPES", "CATEGORIES", "CountedContract", "FigureDeltas", "FigureError", "INFLOW", "NINGXIA", "OUTFLOW",
-    "PROGRAMMES", "SIDES", "SUBSIDY", "areas_of", "counted_after", "fen_text", "fen_to_decimal", "to_fen",
+    "AWARD_TYPES",
+    "CATEGORIES",
+    "CountedContract",
+    "FigureDeltas",
+    "FigureError",
+    "INFLOW",
+    "NINGXIA",
+    "OUTFLOW",
+    "PROGRAMMES",
+    "SIDES",
+    "SUBSIDY",
+    "areas_of",
+    "counted_after",
+    "fen_text",
+    "fen_to_decimal",
+    "to_fen",
 ]

@@ -1,6 +1,7 @@
 """Ranking (tcr rule from the spec): counties (or prefectures) by outflow amount, then inflow amount, both
 descending. Regions equal on both share a rank (standard competition ranking: 1, 2, 2, 4); the listing order
 among equals is by code. The change in rank is previous rank minus current rank: positive means moved up."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,6 +47,14 @@ def ranking(current: list[RankEntry], previous: list[RankEntry]) -> list[Ranked]
     for region in sorted(now, key=lambda r: (now[r], r)):
         entry = by_region[region]
         prev = before.get(region)
-        result.append(Ranked(region, now[region], entry.outflow_fen, entry.inflow_fen, prev,
-                             None if prev is None else prev - now[region]))
+        result.append(
+            Ranked(
+                region,
+                now[region],
+                entry.outflow_fen,
+                entry.inflow_fen,
+                prev,
+                None if prev is None else prev - now[region],
+            )
+        )
     return result

@@ -1,4 +1,5 @@
 """`tcr-subsidy`: rebuild the projection from zero, verify a rebuild equals the live state, migrate."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,27 +10,34 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tcr_shared.platform.database import Database
 from tcr_shared.feeds.client import FeedClient
+from tcr_shared.platform.database import Database
 from tcr_subsidy.adapters.persistence.migrate import upgrade
 from tcr_subsidy.adapters.persistence.queries import Queries
-from tcr_subsidy.settings import SubsidySettings
 from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection
 from tcr_subsidy.application.rebuild import replay, wipe
 from tcr_subsidy.domain.awards import Engine
 from tcr_subsidy.domain.rules import RuleBook
+from tcr_subsidy.settings import SubsidySettings
 
 app = typer.Typer(help="tcr subsidy service: rebuild and verify the award projection.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("registry position"), TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("registry position"),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
-async def _replay_into(database: Database, settings: SubsidySettings, up_to: int | None, page_size: int,
-                       label: str) -> int:
+async def _replay_into(
+    database: Database, settings: SubsidySettings, up_to: int | None, page_size: int, label: str
+) -> int:
     db = database.async_engine()
     feed = FeedClient(settings.registry_url, settings.registry_feed_key, page_size=page_size)
     projection = AwardProjection(Engine(RuleBook.from_directory(*settings.rules_dirs)))
@@ -122,13 +130,18 @@ def verify(
             else:
                 same = False
                 first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-                console.print(f"  {name}: [red]differs[/red] (live {len(a)} rows, rebuilt {len(b)}; first "
-                              f"difference at row {first})")
+                console.print(
+                    f"  {name}: [red]differs[/red] (live {len(a)} rows, rebuilt {len(b)}; first "
+                    f"difference at row {first})"
+                )
         return same
 
     ok = asyncio.run(run())
-    console.print("[green]verified: the rebuilt state equals the live one[/green]" if ok
-                  else "[red]the rebuilt state differs from the live one[/red]")
+    console.print(
+        "[green]verified: the rebuilt state equals the live one[/green]"
+        if ok
+        else "[red]the rebuilt state differs from the live one[/red]"
+    )
     raise typer.Exit(0 if ok else 1)
 
 

@@ -1,4 +1,5 @@
 """Rebuilding the projection from zero, and checking that a rebuild equals the live state."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -21,8 +22,15 @@ async def wipe(db: AsyncEngine) -> None:
         await conn.execute(delete(t.feed_tracking).where(t.feed_tracking.c.feed == REGISTRY_FEED))
 
 
-async def replay(db: AsyncEngine, projection: AwardProjection, feed: FeedClient, *, up_to: int | None = None,
-                 page_size: int = 1000, progress: Progress | None = None) -> int:
+async def replay(
+    db: AsyncEngine,
+    projection: AwardProjection,
+    feed: FeedClient,
+    *,
+    up_to: int | None = None,
+    page_size: int = 1000,
+    progress: Progress | None = None,
+) -> int:
     """Apply the registry feed from the recorded position up to `up_to` (default: the head when a page comes
     back empty), page by page, each page in one transaction with its position. Returns the position reached."""
     sink = NotifyingSink(db, projection, lambda: None)

@@ -4,6 +4,7 @@
 returns the award events it decided. Everything is deterministic: the same events in the same order give the same
 state and the same award events (ids included), to the fen.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -179,8 +180,9 @@ def award_id_for(contract_id: str, programme: str, beneficiary: str) -> str:
     return _uuid5(f"{contract_id}|{programme}|{beneficiary}")
 
 
-def cap_key_for(rule: ProgrammeRule, beneficiary: str, year: int, result_id: str | None,
-                contract_id: str) -> tuple[str, str | None]:
+def cap_key_for(
+    rule: ProgrammeRule, beneficiary: str, year: int, result_id: str | None, contract_id: str
+) -> tuple[str, str | None]:
     if rule.cap_scope == "policy_year":
         return f"{rule.programme}|{beneficiary}|year:{year}", None
     project = f"result:{result_id}" if result_id else f"contract:{contract_id}"
@@ -191,14 +193,23 @@ def _pct(rate: Decimal) -> str:
     return f"{(rate * 100).normalize():f}%"
 
 
-def candidates(rs: RuleSet, terms: ContractTerms, contract_id: str,
-               year: int) -> tuple[list[Candidate], list[dict[str, Any]]]:
+def candidates(
+    rs: RuleSet, terms: ContractTerms, contract_id: str, year: int
+) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """Which parties this contract entitles under which programme, and why every other one was not."""
     considered: list[dict[str, Any]] = []
     if terms.category not in rs.eligible_categories:
-        considered.append({"programme": None, "party": None, "eligible": False, "reason": (
-            f"category {terms.category} earns no subsidy under {rs.id} "
-            f"(only {', '.join(rs.eligible_categories)} do)")})
+        considered.append(
+            {
+                "programme": None,
+                "party": None,
+                "eligible": False,
+                "reason": (
+                    f"category {terms.category} earns no subsidy under {rs.id} "
+                    f"(only {', '.join(rs.eligible_categories)} do)"
+                ),
+            }
+        )
         return [], considered
     found: list[Candidate] = []
     taken: dict[str, str] = {}
@@ -209,8 +220,9 @@ def candidates(rs: RuleSet, terms: ContractTerms, contract_id: str,
             continue  # no intermediary: brokerage is not considered at all
         if party.kind not in rule.kinds:
             if rule.role == "intermediary" or _could_be(rs, rule.role, party.kind) is None:
-                entry["reason"] = (f"{rule.role} is of kind {party.kind}; {rule.programme} needs "
-                                   f"{' or '.join(rule.kinds)}")
+                entry["reason"] = (
+                    f"{rule.role} is of kind {party.kind}; {rule.programme} needs {' or '.join(rule.kinds)}"
+                )
                 considered.append(entry)
             continue
         if not party.region or not party.region.startswith(rs.region_prefix):
@@ -223,8 +235,10 @@ def candidates(rs: RuleSet, terms: ContractTerms, contract_id: str,
             considered.append(entry)
             continue
         if party.credit_code in taken:
-            entry["reason"] = (f"no stacking (clause 十五): {party.credit_code} already benefits under "
-                               f"{taken[party.credit_code]} for this contract")
+            entry["reason"] = (
+                f"no stacking (clause 十五): {party.credit_code} already benefits under "
+                f"{taken[party.credit_code]} for this contract"
+            )
             considered.append(entry)
             continue
         base = Decimal(getattr(terms, rule.base))
@@ -297,10 +311,15 @@ class Engine:
             for rs in self.rulebook.rule_sets:
                 for rule in rs.programmes:
                     party = terms.get(rule.role)
-                    if (isinstance(party, dict) and party.get("credit_code") and party.get("kind") in rule.kinds
-                            and str(party.get("region") or "").startswith(rs.region_prefix)):
-                        keys.add(cap_key_for(rule, party["credit_code"], year, terms.get("result_id"),
-                                             event.contract_id)[0])
+                    if (
+                        isinstance(party, dict)
+                        and party.get("credit_code")
+                        and party.get("kind") in rule.kinds
+                        and str(party.get("region") or "").startswith(rs.region_prefix)
+                    ):
+                        keys.add(
+                            cap_key_for(rule, party["credit_code"], year, terms.get("result_id"), event.contract_id)[0]
+                        )
         return keys
 
     # -- the decision ---------------------------------------------------------------------------------------
@@ -329,9 +348,12 @@ class Engine:
         record = state.contracts.get(event.contract_id)
         status = {SUBMITTED: "submitted", REJECTED: "rejected", WITHDRAWN: "withdrawn"}[event.type]
         if record is None:
-            record = ContractRecord(event.contract_id, status, cause_position=event.position,
-                                    explanation=f"not certified (status {status}); only certified contracts earn "
-                                                f"subsidies")
+            record = ContractRecord(
+                event.contract_id,
+                status,
+                cause_position=event.position,
+                explanation=f"not certified (status {status}); only certified contracts earn subsidies",
+            )
         elif record.status in ("certified", "revoked"):
             return  # a late or out-of-order event cannot undo a certification
         else:
@@ -348,28 +370,44 @@ class Engine:
         certified_at = datetime.fromisoformat(event.data["certified_at"])
         year = policy_year(certified_at)
         registration_number = event.data.get("registration_number")
-        record = ContractRecord(event.contract_id, "certified", registration_number, year,
-                                certified_at=event.data["certified_at"], result_id=terms.result_id,
-                                cause_position=event.position)
+        record = ContractRecord(
+            event.contract_id,
+            "certified",
+            registration_number,
+            year,
+            certified_at=event.data["certified_at"],
+            result_id=terms.result_id,
+            cause_position=event.position,
+        )
         rs = self.rulebook.in_force_at(certified_at)
         if rs is None:
-            record.explanation = (f"no rule set was in force on {certified_at.astimezone(SHANGHAI).date()} "
-                                  f"(Asia/Shanghai)")
+            record.explanation = (
+                f"no rule set was in force on {certified_at.astimezone(SHANGHAI).date()} (Asia/Shanghai)"
+            )
             state.mark_contract(record)
             return []
         record.rule_set = rs.id
         found, considered = candidates(rs, terms, event.contract_id, year)
         record.considered = considered
         out = [self._decide(state, event, rs, c, year, registration_number, "certified") for c in found]
-        record.explanation = (f"{len(out)} award(s) decided under {rs.id}" if out else explain_none(considered))
+        record.explanation = f"{len(out)} award(s) decided under {rs.id}" if out else explain_none(considered)
         state.mark_contract(record)
         return out
 
-    def _decide(self, state: State, event: RegistryEvent, rs: RuleSet, c: Candidate, year: int,
-                registration_number: str | None, why: str) -> AwardEvent:
+    def _decide(
+        self,
+        state: State,
+        event: RegistryEvent,
+        rs: RuleSet,
+        c: Candidate,
+        year: int,
+        registration_number: str | None,
+        why: str,
+    ) -> AwardEvent:
         rule, party = c.rule, c.party
-        usage = state.cap(c.cap_key, rule.programme, party.credit_code or "", year if c.project is None else None,
-                          c.project)
+        usage = state.cap(
+            c.cap_key, rule.programme, party.credit_code or "", year if c.project is None else None, c.project
+        )
         before = usage.used
         amount = min(c.entitlement, max(ZERO, rule.cap - before))
         usage.used = before + amount
@@ -377,12 +415,27 @@ class Engine:
         status = "full" if amount == c.entitlement else "capped"
         award = Award(
             award_id=award_id_for(event.contract_id, rule.programme, party.credit_code or ""),
-            contract_id=event.contract_id, registration_number=registration_number,
-            beneficiary=party.credit_code or "", beneficiary_name=party.name, beneficiary_kind=party.kind,
-            beneficiary_region=party.region or "", programme=rule.programme, policy_year=year, rule_set=rs.id,
-            clause=rule.clause, cap_key=c.cap_key, project=c.project, base=c.base, rate=rule.rate,
-            entitlement=c.entitlement, award=amount, status=status, cap=rule.cap, explanation="",
-            decided_position=event.position, updated_position=event.position,
+            contract_id=event.contract_id,
+            registration_number=registration_number,
+            beneficiary=party.credit_code or "",
+            beneficiary_name=party.name,
+            beneficiary_kind=party.kind,
+            beneficiary_region=party.region or "",
+            programme=rule.programme,
+            policy_year=year,
+            rule_set=rs.id,
+            clause=rule.clause,
+            cap_key=c.cap_key,
+            project=c.project,
+            base=c.base,
+            rate=rule.rate,
+            entitlement=c.entitlement,
+            award=amount,
+            status=status,
+            cap=rule.cap,
+            explanation="",
+            decided_position=event.position,
+            updated_position=event.position,
         )
         award.explanation = self._explain(award, event, before, usage.used, ZERO, why)
         state.add_award(award)
@@ -422,23 +475,33 @@ class Engine:
         record.result_id = terms.result_id
         record.cause_position = event.position
         live = [a for a in state.awards_of(event.contract_id) if a.status != "clawed_back"]
-        record.explanation = (f"{len(live)} award(s) under {rs.id} after amendment" if live
-                              else explain_none(considered))
+        record.explanation = f"{len(live)} award(s) under {rs.id} after amendment" if live else explain_none(considered)
         state.mark_contract(record)
         return out
 
-    def _adjust(self, state: State, award: Award, c: Candidate, event: RegistryEvent,
-                registration_number: str | None) -> AwardEvent | None:
+    def _adjust(
+        self, state: State, award: Award, c: Candidate, event: RegistryEvent, registration_number: str | None
+    ) -> AwardEvent | None:
         rule = c.rule
-        usage = state.cap(award.cap_key, award.programme, award.beneficiary, award.policy_year
-                          if award.project is None else None, award.project)
+        usage = state.cap(
+            award.cap_key,
+            award.programme,
+            award.beneficiary,
+            award.policy_year if award.project is None else None,
+            award.project,
+        )
         before = usage.used
         previous = award.award
         new = min(c.entitlement, max(ZERO, award.cap - before + previous))
         status = "full" if new == c.entitlement else "capped"
-        changed = (new != previous or c.entitlement != award.entitlement or status != award.status
-                   or c.party.name != award.beneficiary_name or (c.party.region or "") != award.beneficiary_region
-                   or c.party.kind != award.beneficiary_kind)
+        changed = (
+            new != previous
+            or c.entitlement != award.entitlement
+            or status != award.status
+            or c.party.name != award.beneficiary_name
+            or (c.party.region or "") != award.beneficiary_region
+            or c.party.kind != award.beneficiary_kind
+        )
         if not changed:
             return None
         usage.used = before - previous + new
@@ -461,8 +524,11 @@ class Engine:
                 record.cause_position = event.position
                 state.mark_contract(record)
             return []
-        out = [self._claw_back(state, a, event, f"revoked: {event.data.get('reason', '')}".strip())
-               for a in state.awards_of(event.contract_id) if not (a.status == "clawed_back" and a.award == ZERO)]
+        out = [
+            self._claw_back(state, a, event, f"revoked: {event.data.get('reason', '')}".strip())
+            for a in state.awards_of(event.contract_id)
+            if not (a.status == "clawed_back" and a.award == ZERO)
+        ]
         record.status = "revoked"
         record.cause_position = event.position
         record.explanation = f"revoked at registry position {event.position}; every award clawed back"
@@ -470,8 +536,13 @@ class Engine:
         return out
 
     def _claw_back(self, state: State, award: Award, event: RegistryEvent, why: str) -> AwardEvent:
-        usage = state.cap(award.cap_key, award.programme, award.beneficiary, award.policy_year
-                          if award.project is None else None, award.project)
+        usage = state.cap(
+            award.cap_key,
+            award.programme,
+            award.beneficiary,
+            award.policy_year if award.project is None else None,
+            award.project,
+        )
         before = usage.used
         previous = award.award
         usage.used = before - previous
@@ -484,41 +555,72 @@ class Engine:
         return self._event(CLAWED_BACK, award, event, before, usage.used, -previous, previous)
 
     # -- explanation and event ----------------------------------------------------------------------------
-    def _explain(self, a: Award, event: RegistryEvent, before: Decimal, after: Decimal, previous: Decimal,
-                 why: str) -> str:
-        scope = (f"per beneficiary per policy year {a.policy_year}" if a.project is None
-                 else f"per beneficiary per project {a.project}, over all years")
+    def _explain(
+        self, a: Award, event: RegistryEvent, before: Decimal, after: Decimal, previous: Decimal, why: str
+    ) -> str:
+        scope = (
+            f"per beneficiary per policy year {a.policy_year}"
+            if a.project is None
+            else f"per beneficiary per project {a.project}, over all years"
+        )
         cause = f"Cause: {event.type} {event.id} at registry position {event.position}."
         if a.status == "clawed_back":
-            return (f"{a.programme} (clause {a.clause}, rule set {a.rule_set}) for {a.beneficiary}: award "
-                    f"{format_money(previous)} clawed back to 0.00 ({why}). Cap {format_money(a.cap)} {scope}: "
-                    f"used {format_money(before)} before, {format_money(after)} after. {cause}")
+            return (
+                f"{a.programme} (clause {a.clause}, rule set {a.rule_set}) for {a.beneficiary}: award "
+                f"{format_money(previous)} clawed back to 0.00 ({why}). Cap {format_money(a.cap)} {scope}: "
+                f"used {format_money(before)} before, {format_money(after)} after. {cause}"
+            )
         rule = self._rule(a.rule_set, a.programme)
-        rule_text = (f"base {rule.base if rule else 'amount'} "
-                     f"{format_money(a.base)} x rate {a.rate} ({_pct(a.rate)}) = entitlement "
-                     f"{format_money(a.entitlement)} (half-up to the fen)")
+        rule_text = (
+            f"base {rule.base if rule else 'amount'} "
+            f"{format_money(a.base)} x rate {a.rate} ({_pct(a.rate)}) = entitlement "
+            f"{format_money(a.entitlement)} (half-up to the fen)"
+        )
         left = a.cap - before + previous
         if why == "certified" or why == "amended" and previous == ZERO and a.decided_position == event.position:
             formula = f"award = min(entitlement, cap left {format_money(max(ZERO, a.cap - before))})"
         else:
-            formula = (f"award = min(entitlement, cap left {format_money(max(ZERO, a.cap - before))} + "
-                       f"current award {format_money(previous)} = {format_money(max(ZERO, left))})")
-        return (f"{a.programme} (clause {a.clause}, rule set {a.rule_set}), policy year {a.policy_year}: "
-                f"{a.beneficiary} ({a.beneficiary_kind}, {a.beneficiary_region}); {rule_text}; {formula} = "
-                f"{format_money(a.award)} ({a.status}). Cap {format_money(a.cap)} {scope}: used "
-                f"{format_money(before)} before, {format_money(after)} after. {cause}")
+            formula = (
+                f"award = min(entitlement, cap left {format_money(max(ZERO, a.cap - before))} + "
+                f"current award {format_money(previous)} = {format_money(max(ZERO, left))})"
+            )
+        return (
+            f"{a.programme} (clause {a.clause}, rule set {a.rule_set}), policy year {a.policy_year}: "
+            f"{a.beneficiary} ({a.beneficiary_kind}, {a.beneficiary_region}); {rule_text}; {formula} = "
+            f"{format_money(a.award)} ({a.status}). Cap {format_money(a.cap)} {scope}: used "
+            f"{format_money(before)} before, {format_money(after)} after. {cause}"
+        )
 
     @staticmethod
-    def _event(type_: str, a: Award, event: RegistryEvent, before: Decimal, after: Decimal, delta: Decimal,
-               previous: Decimal | None) -> AwardEvent:
+    def _event(
+        type_: str,
+        a: Award,
+        event: RegistryEvent,
+        before: Decimal,
+        after: Decimal,
+        delta: Decimal,
+        previous: Decimal | None,
+    ) -> AwardEvent:
         data: dict[str, Any] = {
-            "award_id": a.award_id, "contract_id": a.contract_id, "registration_number": a.registration_number,
-            "beneficiary": a.beneficiary, "beneficiary_name": a.beneficiary_name,
-            "beneficiary_kind": a.beneficiary_kind, "beneficiary_region": a.beneficiary_region,
-            "programme": a.programme, "policy_year": a.policy_year, "rule_set": a.rule_set, "clause": a.clause,
-            "base": format_money(a.base), "rate": str(a.rate), "entitlement": format_money(a.entitlement),
-            "award": format_money(a.award), "delta": format_money(delta if delta != 0 else ZERO), "status": a.status,
-            "cap": format_money(a.cap), "cap_used_before": format_money(before),
+            "award_id": a.award_id,
+            "contract_id": a.contract_id,
+            "registration_number": a.registration_number,
+            "beneficiary": a.beneficiary,
+            "beneficiary_name": a.beneficiary_name,
+            "beneficiary_kind": a.beneficiary_kind,
+            "beneficiary_region": a.beneficiary_region,
+            "programme": a.programme,
+            "policy_year": a.policy_year,
+            "rule_set": a.rule_set,
+            "clause": a.clause,
+            "base": format_money(a.base),
+            "rate": str(a.rate),
+            "entitlement": format_money(a.entitlement),
+            "award": format_money(a.award),
+            "delta": format_money(delta if delta != 0 else ZERO),
+            "status": a.status,
+            "cap": format_money(a.cap),
+            "cap_used_before": format_money(before),
             "cap_used_after": format_money(after),
             "cause": {"event_id": event.id, "event_type": event.type, "position": event.position},
             "explanation": a.explanation,

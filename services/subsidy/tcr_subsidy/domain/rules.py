@@ -4,6 +4,7 @@ A rule set is a YAML file (services/subsidy/rules/*.yaml). The rule set that dec
 the latest `effective_from` on or before the contract's certification date in Asia/Shanghai. Amendments and
 revocations are decided under the rule set that decided the certification.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_right
@@ -42,9 +43,14 @@ class ProgrammeRule:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "programme": self.programme, "clause": self.clause, "beneficiary_role": self.role,
-            "beneficiary_kinds": list(self.kinds), "base": self.base, "rate": str(self.rate),
-            "cap": str(self.cap), "cap_scope": self.cap_scope,
+            "programme": self.programme,
+            "clause": self.clause,
+            "beneficiary_role": self.role,
+            "beneficiary_kinds": list(self.kinds),
+            "base": self.base,
+            "rate": str(self.rate),
+            "cap": str(self.cap),
+            "cap_scope": self.cap_scope,
         }
 
 
@@ -62,7 +68,9 @@ class RuleSet:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "title": self.title, "effective_from": self.effective_from.isoformat(),
+            "id": self.id,
+            "title": self.title,
+            "effective_from": self.effective_from.isoformat(),
             "eligible_categories": list(self.eligible_categories),
             "beneficiary_region_prefix": self.region_prefix,
             "programmes": [p.as_dict() for p in self.programmes],
@@ -110,14 +118,25 @@ def parse_rule_set(raw: dict[str, Any], where: str = "rule set") -> RuleSet:
             rate = _decimal(p["rate"], f"{at}.rate")
             if rate > 1:
                 raise RuleSetError(f"{at}.rate must not exceed 1")
-            programmes.append(ProgrammeRule(
-                programme=name, clause=str(p["clause"]), role=p["role"], kinds=tuple(p["kinds"]),
-                base=p["base"], rate=rate, cap=_decimal(p["cap"], f"{at}.cap", places=FEN), cap_scope=p["cap_scope"],
-            ))
+            programmes.append(
+                ProgrammeRule(
+                    programme=name,
+                    clause=str(p["clause"]),
+                    role=p["role"],
+                    kinds=tuple(p["kinds"]),
+                    base=p["base"],
+                    rate=rate,
+                    cap=_decimal(p["cap"], f"{at}.cap", places=FEN),
+                    cap_scope=p["cap_scope"],
+                )
+            )
         return RuleSet(
-            id=rs_id, title=str(raw.get("title", rs_id)), effective_from=effective,
+            id=rs_id,
+            title=str(raw.get("title", rs_id)),
+            effective_from=effective,
             eligible_categories=tuple(raw["eligible_categories"]),
-            region_prefix=str(raw.get("beneficiary_region_prefix", "64")), programmes=tuple(programmes),
+            region_prefix=str(raw.get("beneficiary_region_prefix", "64")),
+            programmes=tuple(programmes),
         )
     except KeyError as exc:
         raise RuleSetError(f"{where}: missing key {exc.args[0]!r}") from exc
@@ -141,7 +160,7 @@ class RuleBook:
         self._by_id = {r.id: r for r in ordered}
 
     @classmethod
-    def from_directory(cls, *directories: Path) -> "RuleBook":
+    def from_directory(cls, *directories: Path) -> RuleBook:
         found: list[RuleSet] = []
         for directory in directories:
             for path in sorted(Path(directory).glob("*.yaml")):
@@ -150,7 +169,7 @@ class RuleBook:
         return cls(found)
 
     @classmethod
-    def default(cls) -> "RuleBook":
+    def default(cls) -> RuleBook:
         return cls.from_directory(DEFAULT_RULES_DIR)
 
     def by_id(self, rule_set_id: str) -> RuleSet:

@@ -2,6 +2,7 @@
 
 These pydantic models are the single source for the feed, the webhooks, NATS messages and the AsyncAPI document.
 """
+
 from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_shared.language.events.registry import (
     REGISTRY_EVENT_TYPES,

@@ -1,4 +1,5 @@
 """CloudEvents 1.0 (JSON format) envelope with the tcr extension attribute `position`."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,7 @@
 The publishers already leave individuals' names and identity numbers out of their feeds; everything that pushes
 events to partners passes each event through `scrub` as well, so a mistake upstream cannot leak them.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Every contract event carries `terms`: the contract's terms after the event, so a consumer never needs an
 earlier event to understand a later one. Individuals' names and identity numbers are never part of it.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -11,8 +12,14 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 PartyKind = Literal[
-    "enterprise", "university", "research_institute", "public_institution",
-    "government", "social_organisation", "individual", "foreign",
+    "enterprise",
+    "university",
+    "research_institute",
+    "public_institution",
+    "government",
+    "social_organisation",
+    "individual",
+    "foreign",
 ]
 Category = Literal["development", "transfer", "licence", "consulting", "service"]
 ContractStatus = Literal["submitted", "certified", "rejected", "withdrawn", "revoked"]

@@ -3,6 +3,7 @@
 Each event states the award of one beneficiary under one programme for one contract after the decision,
 and `delta`, the change in the net amount paid, so a consumer can keep totals by adding deltas.
 """
+
 from __future__ import annotations
 
 from typing import Literal

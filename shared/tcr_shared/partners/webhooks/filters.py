@@ -11,6 +11,7 @@ of the codes (registry events: seller, buyer, intermediary, and for amendments t
 so a partner learns that a contract left its area); subsidy events match on the beneficiary's region. No regions
 means every region.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,17 +49,23 @@ def type_matches(pattern: str, event_type: str) -> bool:
 def validate_event_types(patterns: Sequence[str], known: Iterable[str]) -> list[str]:
     known = list(known)
     if not patterns:
-        raise FilterError("event_types", "give at least one event type or pattern (for example 'tcr.registry.contract.*')")
+        raise FilterError(
+            "event_types", "give at least one event type or pattern (for example 'tcr.registry.contract.*')"
+        )
     cleaned: list[str] = []
     for i, pattern in enumerate(patterns):
         field = f"event_types.{i}"
         if not isinstance(pattern, str) or not _PATTERN_CHARS.match(pattern) or "**" in pattern:
-            raise FilterError(field, f"'{pattern}' is not a dotted event type or pattern ('*' stands for whole segments)")
+            raise FilterError(
+                field, f"'{pattern}' is not a dotted event type or pattern ('*' stands for whole segments)"
+            )
         for segment in pattern.split("."):
             if "*" in segment and segment != "*":
                 raise FilterError(field, f"'{pattern}': '*' must stand for a whole segment, not part of one")
         if not any(type_matches(pattern, t) for t in known):
-            raise FilterError(field, f"'{pattern}' matches no event type this service publishes: {', '.join(sorted(known))}")
+            raise FilterError(
+                field, f"'{pattern}' matches no event type this service publishes: {', '.join(sorted(known))}"
+            )
         if pattern not in cleaned:
             cleaned.append(pattern)
     return cleaned
@@ -71,11 +78,15 @@ def validate_regions(codes: Sequence[str] | None) -> list[str]:
     for i, code in enumerate(codes):
         field = f"regions.{i}"
         if not isinstance(code, str) or not code.isdigit() or len(code) not in (4, 6):
-            raise FilterError(field, f"'{code}' is not a region code: give a prefecture (4 digits, e.g. 6401) "
-                                     "or a county (6 digits, e.g. 640205)")
+            raise FilterError(
+                field,
+                f"'{code}' is not a region code: give a prefecture (4 digits, e.g. 6401) "
+                "or a county (6 digits, e.g. 640205)",
+            )
         if code.startswith("64"):
             known = code in ("6400", "640000") or (
-                f"{code}00" in ningxia_regions() if len(code) == 4 else code in ningxia_regions())
+                f"{code}00" in ningxia_regions() if len(code) == 4 else code in ningxia_regions()
+            )
         else:
             known = code[:2] in PROVINCE_PREFIXES and (len(code) == 4 or is_known_region(code))
         if not known:

@@ -2,6 +2,7 @@
 
 A partner sees and changes only the subscriptions its own key created (others answer 404); an admin sees all.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,14 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tcr_shared.platform.auth import Principal
-from tcr_shared.platform.problems import Problem, field_error
+from tcr_shared.feeds.server import EventLog
 from tcr_shared.partners.webhooks.filters import FilterError, validate_event_types, validate_regions
 from tcr_shared.partners.webhooks.settings import WebhookSettings
-from tcr_shared.feeds.server import EventLog
 from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
 from tcr_shared.partners.webhooks.worker import DeliveryWorker, aware, utcnow
+from tcr_shared.platform.auth import Principal
+from tcr_shared.platform.problems import Problem, field_error
 
 
 class SubscriptionCreate(BaseModel):
@@ -57,12 +58,19 @@ def _iso(value: datetime | None) -> str | None:
 
 def subscription_view(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": row["id"], "url": row["url"], "description": row["description"],
-        "event_types": row["event_types"], "regions": row["regions"],
-        "status": row["status"], "paused_reason": row["paused_reason"],
-        "position": row["position"], "failed_attempts": row["failed_attempts"],
-        "next_retry_at": _iso(row["next_retry_at"]), "last_delivered_at": _iso(row["last_delivered_at"]),
-        "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
+        "id": row["id"],
+        "url": row["url"],
+        "description": row["description"],
+        "event_types": row["event_types"],
+        "regions": row["regions"],
+        "status": row["status"],
+        "paused_reason": row["paused_reason"],
+        "position": row["position"],
+        "failed_attempts": row["failed_attempts"],
+        "next_retry_at": _iso(row["next_retry_at"]),
+        "last_delivered_at": _iso(row["last_delivered_at"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
     }
 
 
@@ -77,7 +85,7 @@ def subscriptions_router(
     settings: WebhookSettings | None = None,
     prefix: str = "/v1/subscriptions",
 ) -> APIRouter:
-    """`require` is the service's `authenticator(admin_key, resolver)`; `event_types` what this service publishes."""
+    """`require` is the service's `Authenticator(...).require`; `event_types` what this service publishes."""
     known_types = sorted(event_types)
     settings = settings or (worker.settings if worker else WebhookSettings())
     s, d = tables.subscriptions, tables.deliveries
@@ -95,7 +103,9 @@ def subscriptions_router(
             raise Problem(422, f"url: {exc}", errors=[field_error("url", str(exc))]) from exc
         return url
 
-    def validated_filters(types: list[str] | None, regions: list[str] | None) -> tuple[list[str] | None, list[str] | None]:
+    def validated_filters(
+        types: list[str] | None, regions: list[str] | None
+    ) -> tuple[list[str] | None, list[str] | None]:
         try:
             types = validate_event_types(types, known_types) if types is not None else None
             regions = validate_regions(regions) if regions is not None else None
@@ -109,8 +119,11 @@ def subscriptions_router(
             return head
         text = str(value)
         if not text.isdigit():
-            raise Problem(422, f'{field}: give "now" or a position (a non-negative integer)',
-                          errors=[field_error(field, 'give "now" or a position (a non-negative integer)')])
+            raise Problem(
+                422,
+                f'{field}: give "now" or a position (a non-negative integer)',
+                errors=[field_error(field, 'give "now" or a position (a non-negative integer)')],
+            )
         position = int(text)
         if position > head:
             message = f"position {position} is beyond the last event ({head})"
@@ -139,10 +152,23 @@ def subscriptions_router(
         position = await position_of(body.start, "start")
         now = utcnow()
         row = {
-            "id": f"sub_{uuid.uuid4().hex}", "owner": principal.key_id, "url": url, "description": body.description,
-            "event_types": types, "regions": regions, "secret": new_webhook_secret(), "status": "active",
-            "paused_reason": None, "position": position, "generation": 0, "failing_since": None,
-            "failed_attempts": 0, "next_retry_at": None, "last_delivered_at": None, "created_at": now, "updated_at": now,
+            "id": f"sub_{uuid.uuid4().hex}",
+            "owner": principal.key_id,
+            "url": url,
+            "description": body.description,
+            "event_types": types,
+            "regions": regions,
+            "secret": new_webhook_secret(),
+            "status": "active",
+            "paused_reason": None,
+            "position": position,
+            "generation": 0,
+            "failing_since": None,
+            "failed_attempts": 0,
+            "next_retry_at": None,
+            "last_delivered_at": None,
+            "created_at": now,
+            "updated_at": now,
         }
         async with engine.begin() as conn:
             await conn.execute(s.insert().values(**row))
@@ -177,7 +203,9 @@ def subscriptions_router(
         if "description" in body.model_fields_set:
             values["description"] = body.description
         if body.status == "active" and row["status"] != "active":
-            values.update(status="active", paused_reason=None, failed_attempts=0, failing_since=None, next_retry_at=None)
+            values.update(
+                status="active", paused_reason=None, failed_attempts=0, failing_since=None, next_retry_at=None
+            )
         elif body.status == "paused" and row["status"] != "paused":
             values.update(status="paused", paused_reason="paused by the subscriber", next_retry_at=None)
         return subscription_view(await write(sub_id, **values))
@@ -188,8 +216,11 @@ def subscriptions_router(
         await write(sub_id, status="deleted", next_retry_at=None)
         return Response(status_code=204)
 
-    @router.post("/{sub_id}/replay", status_code=202,
-                 summary="Deliver again every matching event from position `from` (inclusive) onwards")
+    @router.post(
+        "/{sub_id}/replay",
+        status_code=202,
+        summary="Deliver again every matching event from position `from` (inclusive) onwards",
+    )
     async def replay(sub_id: str, from_: str = Query(..., alias="from"), principal: Principal = partner) -> dict:
         await owned(sub_id, principal)
         first = await position_of(from_, "from")
@@ -200,16 +231,32 @@ def subscriptions_router(
     async def deliveries(sub_id: str, limit: int = Query(50, ge=1, le=1000), principal: Principal = partner) -> dict:
         row = await owned(sub_id, principal)
         async with engine.connect() as conn:
-            rows = (await conn.execute(
-                select(d).where(d.c.subscription_id == sub_id).order_by(d.c.id.desc()).limit(limit))).mappings().all()
+            rows = (
+                (
+                    await conn.execute(
+                        select(d).where(d.c.subscription_id == sub_id).order_by(d.c.id.desc()).limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
         return {
             "subscription": subscription_view(row),
-            "deliveries": [{
-                "webhook_id": r["webhook_id"], "event_type": r["event_type"], "position": r["event_position"],
-                "attempt": r["attempt"], "attempted_at": _iso(r["attempted_at"]), "status_code": r["status_code"],
-                "outcome": r["outcome"], "error": r["error"], "duration_ms": r["duration_ms"],
-                "next_retry_at": _iso(r["next_retry_at"]),
-            } for r in rows],
+            "deliveries": [
+                {
+                    "webhook_id": r["webhook_id"],
+                    "event_type": r["event_type"],
+                    "position": r["event_position"],
+                    "attempt": r["attempt"],
+                    "attempted_at": _iso(r["attempted_at"]),
+                    "status_code": r["status_code"],
+                    "outcome": r["outcome"],
+                    "error": r["error"],
+                    "duration_ms": r["duration_ms"],
+                    "next_retry_at": _iso(r["next_retry_at"]),
+                }
+                for r in rows
+            ],
         }
 
     return router

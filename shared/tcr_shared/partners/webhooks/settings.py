@@ -1,4 +1,5 @@
 """Webhook delivery settings (environment, prefix TCR_WEBHOOK_). Tests shorten the retry timings."""
+
 from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -7,13 +8,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class WebhookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TCR_WEBHOOK_", extra="ignore")
 
-    retry_initial: float = 5.0          # first retry after ~5 s
-    retry_max: float = 36_000.0         # a single wait never exceeds 10 h
-    retry_window: float = 259_200.0     # give up (pause the subscription) after ~3 days of failures
-    retry_jitter: float = 0.25          # each wait is drawn from [d*(1-j), d*(1+j)]
-    timeout: float = 10.0               # per request (connect + send + read); slower counts as a failure
-    concurrency: int = 32               # requests in flight at once, over all subscriptions
-    poll_interval: float = 1.0          # how often a caught-up subscription looks for new events without a wake-up
-    batch: int = 100                    # events read from the log at a time, per subscription
-    allow_loopback: bool = True         # production: TCR_WEBHOOK_ALLOW_LOOPBACK=0
-    deliveries_kept: int = 1000         # delivery attempts kept per subscription (older ones are pruned)
+    retry_initial: float = 5.0  # first retry after ~5 s
+    retry_max: float = 36_000.0  # a single wait never exceeds 10 h
+    retry_window: float = 259_200.0  # give up (pause the subscription) after ~3 days of failures
+    retry_jitter: float = 0.25  # each wait is drawn from [d*(1-j), d*(1+j)]
+    timeout: float = 10.0  # per request (connect + send + read); slower counts as a failure
+    concurrency: int = 32  # requests in flight at once, over all subscriptions
+    poll_interval: float = 1.0  # how often a caught-up subscription looks for new events without a wake-up
+    batch: int = 100  # events read from the log at a time, per subscription
+    allow_loopback: bool = True  # production: TCR_WEBHOOK_ALLOW_LOOPBACK=0
+    deliveries_kept: int = 1000  # delivery attempts kept per subscription (older ones are pruned)

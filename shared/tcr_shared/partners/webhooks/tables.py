@@ -5,12 +5,23 @@
 
 alembic autogenerate then picks them up; a hand-written migration can call `create_webhook_tables(op)`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
 )
 
 SUBSCRIPTIONS = "webhook_subscriptions"
@@ -66,8 +77,9 @@ def webhook_tables(metadata: MetaData) -> WebhookTables:
     if SUBSCRIPTIONS in metadata.tables:
         return WebhookTables(metadata.tables[SUBSCRIPTIONS], metadata.tables[DELIVERIES])
     subscriptions = Table(SUBSCRIPTIONS, metadata, *_subscription_columns())
-    deliveries = Table(DELIVERIES, metadata, *_delivery_columns(),
-                       Index("ix_webhook_deliveries_subscription", "subscription_id", "id"))
+    deliveries = Table(
+        DELIVERIES, metadata, *_delivery_columns(), Index("ix_webhook_deliveries_subscription", "subscription_id", "id")
+    )
     return WebhookTables(subscriptions, deliveries)
 
 

@@ -12,6 +12,7 @@ Decision (documented in docs/partners.md):
 Deliveries connect to the addresses that were checked (the host name travels in the Host header and TLS SNI), so a
 DNS answer that changes between the check and the connection (DNS rebinding) cannot redirect a delivery.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -85,8 +86,7 @@ async def check_url(url: str, *, allow_loopback: bool = True, resolve_timeout: f
     except ValueError:
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), resolve_timeout)
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), resolve_timeout)
         except (OSError, TimeoutError) as exc:
             raise UnsafeUrl(f"the host '{host}' does not resolve: {exc}") from exc
         addresses = []
@@ -95,7 +95,7 @@ async def check_url(url: str, *, allow_loopback: bool = True, resolve_timeout: f
             if ip not in addresses:
                 addresses.append(ip)
         if not addresses:
-            raise UnsafeUrl(f"the host '{host}' does not resolve")
+            raise UnsafeUrl(f"the host '{host}' does not resolve") from None
     for address in addresses:
         problem = _address_problem(address, allow_loopback)
         if problem:

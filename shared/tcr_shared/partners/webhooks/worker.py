@@ -12,10 +12,10 @@ Isolation: every subscription has its own task; a request holds one of `concurre
 seconds; registration never waits for a webhook (the worker only reads the log). Run one worker per database (the
 service process that owns the database); two workers on one database would deliver twice.
 """
+
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -29,12 +29,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 
+from tcr_shared.feeds.server import EventLog, NewEventsSignal
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.events.privacy import encode_event
-from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.partners.webhooks.filters import SubscriptionFilter
 from tcr_shared.partners.webhooks.settings import WebhookSettings
-from tcr_shared.feeds.server import EventLog
 from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
 
@@ -99,7 +98,8 @@ class DeliveryWorker:
         self.signal = signal
         self.settings = settings or WebhookSettings()
         self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(self.settings.timeout), follow_redirects=False,
+            timeout=httpx.Timeout(self.settings.timeout),
+            follow_redirects=False,
             limits=httpx.Limits(max_connections=self.settings.concurrency * 2, max_keepalive_connections=64),
         )
         self._owns_client = client is None
@@ -117,10 +117,12 @@ class DeliveryWorker:
         (`instrument(...)` returns it as `metrics.registry`)."""
         from prometheus_client import Counter, Gauge
 
-        self._attempts_metric = Counter("tcr_webhook_attempts", "Webhook delivery attempts by outcome", ["outcome"],
-                                        registry=registry)
-        Gauge("tcr_webhook_subscriptions_running", "Subscriptions with a delivery task",
-              registry=registry).set_function(lambda: sum(not t.done() for t in self._tasks.values()))
+        self._attempts_metric = Counter(
+            "tcr_webhook_attempts", "Webhook delivery attempts by outcome", ["outcome"], registry=registry
+        )
+        Gauge(
+            "tcr_webhook_subscriptions_running", "Subscriptions with a delivery task", registry=registry
+        ).set_function(lambda: sum(not t.done() for t in self._tasks.values()))
 
     def _count(self, outcome: str) -> None:
         if outcome == "delivered":
@@ -176,8 +178,13 @@ class DeliveryWorker:
 
     async def _sync_tasks(self) -> None:
         async with self.engine.connect() as conn:
-            active = set((await conn.execute(
-                select(self.t.subscriptions.c.id).where(self.t.subscriptions.c.status == "active"))).scalars())
+            active = set(
+                (
+                    await conn.execute(
+                        select(self.t.subscriptions.c.id).where(self.t.subscriptions.c.status == "active")
+                    )
+                ).scalars()
+            )
         for sub_id, task in list(self._tasks.items()):
             if task.done() or sub_id not in active:
                 if not task.done():
@@ -189,7 +196,11 @@ class DeliveryWorker:
     # -- one subscription ------------------------------------------------------------------------------------
     async def _load(self, sub_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(self.t.subscriptions).where(self.t.subscriptions.c.id == sub_id))).mappings().first()
+            row = (
+                (await conn.execute(select(self.t.subscriptions).where(self.t.subscriptions.c.id == sub_id)))
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     async def _update(self, sub: dict[str, Any], *, attempt: dict[str, Any] | None = None, **values: Any) -> None:
@@ -199,15 +210,23 @@ class DeliveryWorker:
         values["updated_at"] = utcnow()
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                update(s).where(s.c.id == sub["id"], s.c.generation == sub["generation"], s.c.status == "active").values(**values))
+                update(s)
+                .where(s.c.id == sub["id"], s.c.generation == sub["generation"], s.c.status == "active")
+                .values(**values)
+            )
             if result.rowcount != 1:
                 await conn.rollback()
                 raise _Superseded()
             if attempt is not None:
                 inserted = await conn.execute(d.insert().values(subscription_id=sub["id"], **attempt))
                 if inserted.inserted_primary_key[0] % 100 == 0:  # now and then keep only the newest `deliveries_kept`
-                    cutoff = await conn.scalar(select(d.c.id).where(d.c.subscription_id == sub["id"])
-                                               .order_by(d.c.id.desc()).offset(self.settings.deliveries_kept).limit(1))
+                    cutoff = await conn.scalar(
+                        select(d.c.id)
+                        .where(d.c.subscription_id == sub["id"])
+                        .order_by(d.c.id.desc())
+                        .offset(self.settings.deliveries_kept)
+                        .limit(1)
+                    )
                     if cutoff is not None:
                         await conn.execute(delete(d).where(d.c.subscription_id == sub["id"], d.c.id <= cutoff))
         sub.update(values)
@@ -278,25 +297,44 @@ class DeliveryWorker:
             outcome = await self._send(sub, event.id, body)
             now = utcnow()
             if outcome.ok:
-                await self._update(sub, position=event.position, failed_attempts=0, failing_since=None,
-                                   next_retry_at=None, last_delivered_at=now,
-                                   attempt=_attempt(event, attempt, attempted_at, outcome, "delivered", None))
+                await self._update(
+                    sub,
+                    position=event.position,
+                    failed_attempts=0,
+                    failing_since=None,
+                    next_retry_at=None,
+                    last_delivered_at=now,
+                    attempt=_attempt(event, attempt, attempted_at, outcome, "delivered", None),
+                )
                 self._count("delivered")
                 return True
             self._count("failed")
             failing_since = aware(sub["failing_since"]) or now
             if (now - failing_since).total_seconds() >= self.settings.retry_window:
-                reason = (f"paused after {attempt} failed attempts over {_duration(now - failing_since)} to deliver "
-                          f"event {event.id} (position {event.position}); last error: {outcome.error}")
-                await self._update(sub, status="paused", paused_reason=reason, next_retry_at=None,
-                                   failed_attempts=attempt, failing_since=failing_since,
-                                   attempt=_attempt(event, attempt, attempted_at, outcome, "paused", None))
+                reason = (
+                    f"paused after {attempt} failed attempts over {_duration(now - failing_since)} to deliver "
+                    f"event {event.id} (position {event.position}); last error: {outcome.error}"
+                )
+                await self._update(
+                    sub,
+                    status="paused",
+                    paused_reason=reason,
+                    next_retry_at=None,
+                    failed_attempts=attempt,
+                    failing_since=failing_since,
+                    attempt=_attempt(event, attempt, attempted_at, outcome, "paused", None),
+                )
                 log.warning("webhook subscription %s %s", sub["id"], reason)
                 return False
             wait = retry_delay(attempt, self.settings)
             retry_at = now + timedelta(seconds=wait)
-            await self._update(sub, failed_attempts=attempt, failing_since=failing_since, next_retry_at=retry_at,
-                               attempt=_attempt(event, attempt, attempted_at, outcome, "failed", retry_at))
+            await self._update(
+                sub,
+                failed_attempts=attempt,
+                failing_since=failing_since,
+                next_retry_at=retry_at,
+                attempt=_attempt(event, attempt, attempted_at, outcome, "failed", retry_at),
+            )
             await asyncio.sleep(wait)
 
     async def _send(self, sub: dict[str, Any], webhook_id: str, body: str) -> _Outcome:
@@ -314,8 +352,9 @@ class DeliveryWorker:
                 host = f"[{address}]" if ":" in address else address
                 pinned = urlunsplit((parts.scheme, f"{host}:{checked.port}", parts.path or "/", parts.query, ""))
                 try:
-                    async with self._client.stream("POST", pinned, content=body.encode(), headers=headers,
-                                                   extensions=extensions) as response:
+                    async with self._client.stream(
+                        "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
+                    ) as response:
                         status = response.status_code
                         snippet = b""
                         if not 200 <= status < 300:  # a little of the answer for the deliveries log, not all of it
@@ -337,11 +376,21 @@ class DeliveryWorker:
         return _Outcome(ok, status, error, _ms(started))
 
 
-def _attempt(event: FeedEvent, attempt: int, when: datetime, outcome: _Outcome, result: str,
-             retry_at: datetime | None) -> dict[str, Any]:
-    return dict(webhook_id=event.id, event_type=event.type, event_position=event.position, attempt=attempt,
-                attempted_at=when, status_code=outcome.status_code, outcome=result, error=outcome.error,
-                duration_ms=round(outcome.duration_ms, 2), next_retry_at=retry_at)
+def _attempt(
+    event: FeedEvent, attempt: int, when: datetime, outcome: _Outcome, result: str, retry_at: datetime | None
+) -> dict[str, Any]:
+    return dict(
+        webhook_id=event.id,
+        event_type=event.type,
+        event_position=event.position,
+        attempt=attempt,
+        attempted_at=when,
+        status_code=outcome.status_code,
+        outcome=result,
+        error=outcome.error,
+        duration_ms=round(outcome.duration_ms, 2),
+        next_retry_at=retry_at,
+    )
 
 
 def _ms(started: float) -> float:

@@ -1,38 +1,39 @@
 """The registry's FastAPI app: `uvicorn tcr_registry.adapters.http.app:create_app --factory`."""
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
 from uuid import UUID
 
 from fastapi import FastAPI
 
-from tcr_shared.partners.asyncapi import asyncapi_router
-from tcr_shared.platform.auth import authenticator
-from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
-from tcr_shared.feeds.server import NewEventsSignal, feed_router
-from tcr_shared.feeds.follower import Follower
-from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, Metrics, configure_logging, instrument
-from tcr_shared.platform.problems import install_problem_handlers
-from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router
 from tcr_registry.adapters import contract_index
 from tcr_registry.adapters.event_log import RegistryEventLog
-from tcr_registry.adapters.index_sink import SharedIndexSink
 from tcr_registry.adapters.http.admin import admin_router
 from tcr_registry.adapters.http.contracts import contracts_router
 from tcr_registry.adapters.http.errors import install_domain_errors
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
 from tcr_registry.adapters.http.keys import KeyStore
+from tcr_registry.adapters.index_sink import SharedIndexSink
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
-from tcr_registry.settings import RegistrySettings
 from tcr_registry.application.errors import ContractNotFound
 from tcr_registry.application.registry import Registry
 from tcr_registry.application.writer import DiscardingWriter, Writer
 from tcr_registry.domain.contract import Contract
+from tcr_registry.settings import RegistrySettings
+from tcr_shared.feeds.follower import Follower
+from tcr_shared.feeds.server import NewEventsSignal, feed_router
+from tcr_shared.feeds.sources import LocalFeed
+from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
+from tcr_shared.partners.asyncapi import asyncapi_router
+from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router
+from tcr_shared.platform.auth import Authenticator
+from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, Metrics, configure_logging, instrument
+from tcr_shared.platform.problems import install_problem_handlers
 
 log = logging.getLogger("tcr.registry")
 
@@ -46,7 +47,8 @@ class RegistryService:
         self.signal = NewEventsSignal()
         self.engine = self.database.async_engine()
         self.keys = KeyStore(self.engine)
-        self.require = authenticator(settings.admin_key, self.keys)
+        self.auth = Authenticator(settings.admin_key, self.keys)
+        self.require = self.auth.require
         self.idempotency = IdempotencyRecords(self.engine)
         self.app: Registry | None = None
         self.writer: Writer | DiscardingWriter | None = None
@@ -65,13 +67,17 @@ class RegistryService:
         self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env())
         self.event_log = RegistryEventLog(self.app)
         if self.settings.persistence:
-            self.writer = Writer(self.app, on_commit=self._committed, max_batch=self.settings.writer_batch,
-                                 cache_size=self.settings.writer_cache)
+            self.writer = Writer(
+                self.app,
+                on_commit=self._committed,
+                max_batch=self.settings.writer_batch,
+                cache_size=self.settings.writer_cache,
+            )
             self.writer.start()
         else:
             self.writer = DiscardingWriter()
         sink = SharedIndexSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
-        self.index_follower = Follower("registry-contract-index", _LocalFeed(self.event_log, self.signal), sink)
+        self.index_follower = Follower("registry-contract-index", LocalFeed(self.event_log, self.signal), sink)
 
     def _committed(self, position: int, appended: int) -> None:
         self.events_appended.inc(appended)
@@ -94,28 +100,6 @@ class RegistryService:
         if not isinstance(contract, Contract):
             raise ContractNotFound(str(contract_id))
         return contract
-
-
-class _LocalFeed:
-    """The registry's own log as a page source for its contract index (no HTTP round trip needed)."""
-
-    COALESCE_SECONDS = 0.1
-
-    def __init__(self, event_log: RegistryEventLog, signal: NewEventsSignal) -> None:
-        self._log = event_log
-        self._signal = signal
-
-    async def follow(self, after: int) -> AsyncIterator:
-        from tcr_shared.feeds.server import read_waiting
-
-        position = after
-        while True:
-            page = await read_waiting(self._log, self._signal, position, 1000, 5.0)
-            yield page
-            position = page.next_after
-            if len(page.events) < 100:
-                # Under load, let events gather: one page of hundreds costs little more than a page of one.
-                await asyncio.sleep(self.COALESCE_SECONDS)
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
@@ -145,9 +129,13 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             await service.stop()
             log.info("registry stopped", extra={"service": "registry"})
 
-    app = FastAPI(title="tcr registry 技术合同认定登记", version="1.0.0", lifespan=lifespan,
-                  telemetry=NATIVE_TELEMETRY_OFF,
-                  description="Registration and certification of technology contracts; the public event feed.")
+    app = FastAPI(
+        title="tcr registry 技术合同认定登记",
+        version="1.0.0",
+        lifespan=lifespan,
+        telemetry=NATIVE_TELEMETRY_OFF,
+        description="Registration and certification of technology contracts; the public event feed.",
+    )
     app.state.service = service
     install_problem_handlers(app)
     install_domain_errors(app)
@@ -160,9 +148,16 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.include_router(feed_router(_LazyLog(service), service.signal, reader, heartbeat=settings.sse_heartbeat))
     app.include_router(contracts_router(service))
     app.include_router(admin_router(service))
-    app.include_router(subscriptions_router(engine=service.engine, tables=webhooks, source=_LazyLog(service),
-                                            event_types=REGISTRY_EVENT_TYPES, require=service.require,
-                                            worker=service.webhooks))
+    app.include_router(
+        subscriptions_router(
+            engine=service.engine,
+            tables=webhooks,
+            source=_LazyLog(service),
+            event_types=REGISTRY_EVENT_TYPES,
+            require=service.require,
+            worker=service.webhooks,
+        )
+    )
     app.include_router(asyncapi_router())
     service.webhooks.register_metrics(metrics.registry)
     return app

@@ -1,20 +1,17 @@
 """/v1/contracts: what registration points do, and what readers may see."""
+
 from __future__ import annotations
 
 import asyncio
 import base64
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import or_, select
 
-from tcr_shared.platform.auth import Principal
-from tcr_shared.language.money import parse_money
-from tcr_shared.platform.problems import Problem
-from tcr_shared.language.regions import area_prefix
 from tcr_registry.adapters.http import schemas
 from tcr_registry.adapters.http.views import contract_view, etag, parse_if_match
 from tcr_registry.adapters.persistence.models import contract_index
@@ -25,6 +22,10 @@ from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound
 from tcr_registry.domain.contract import Contract
 from tcr_registry.domain.jurisdiction import may_register
 from tcr_registry.domain.terms import Party, Terms
+from tcr_shared.language.money import parse_money
+from tcr_shared.language.regions import area_prefix
+from tcr_shared.platform.auth import Principal
+from tcr_shared.platform.problems import Problem
 
 _IDEMPOTENT_NAMESPACE = uuid.UUID("0b5e2c55-1f2d-4bb8-9a57-1c0d5b0f3a11")
 
@@ -37,10 +38,19 @@ def _terms(body: schemas.ContractIn) -> Terms:
     def party(p: schemas.PartyIn | None) -> Party | None:
         return None if p is None else Party(**p.model_dump())
 
-    return Terms(title=body.title, category=body.category, subcategory=body.subcategory, signed_on=body.signed_on,
-                 amount=parse_money(body.amount), technology_amount=parse_money(body.technology_amount),
-                 consideration=body.consideration, result_id=body.result_id, seller=party(body.seller),
-                 buyer=party(body.buyer), intermediary=party(body.intermediary))
+    return Terms(
+        title=body.title,
+        category=body.category,
+        subcategory=body.subcategory,
+        signed_on=body.signed_on,
+        amount=parse_money(body.amount),
+        technology_amount=parse_money(body.technology_amount),
+        consideration=body.consideration,
+        result_id=body.result_id,
+        seller=party(body.seller),
+        buyer=party(body.buyer),
+        intermediary=party(body.intermediary),
+    )
 
 
 def _contract_id(raw: str) -> uuid.UUID:
@@ -63,8 +73,10 @@ def contracts_router(service) -> APIRouter:
         # require() always admits admins, but registering is a point's act: it needs a jurisdiction and the
         # point number that registration numbers carry (an admin key acting here used to crash with a 500).
         if principal.point_id is None or principal.jurisdiction is None:
-            raise Problem(403, "Only a registration point's key may register or change contracts; "
-                               "an admin key reads and administers.")
+            raise Problem(
+                403,
+                "Only a registration point's key may register or change contracts; an admin key reads and administers.",
+            )
         return principal
 
     def written(contract: Contract, position: int | None, status: int = 200, **headers: str) -> JSONResponse:
@@ -92,31 +104,55 @@ def contracts_router(service) -> APIRouter:
         except AlreadySubmitted:
             # The first attempt committed but its answer was lost: answer as it would have.
             contract = await service.load(contract_id)
-            return written(contract, None, 201, **{"Location": f"/v1/contracts/{contract.id}",
-                                                   "Idempotent-Replayed": "true"})
+            return written(
+                contract, None, 201, **{"Location": f"/v1/contracts/{contract.id}", "Idempotent-Replayed": "true"}
+            )
 
     @router.post("/{contract_id}/certify", summary="Certify: issue the registration number")
-    async def certify(contract_id: str, request: Request, body: schemas.CertifyIn | None = None,
-                      principal: Principal = Depends(point)):
+    async def certify(
+        contract_id: str, request: Request, body: schemas.CertifyIn | None = None, principal: Principal = Depends(point)
+    ):
         body = body or schemas.CertifyIn()
         now = _now()
         amount = parse_money(body.technology_amount) if body.technology_amount is not None else None
-        command = commands.certify(_contract_id(contract_id), _actor(principal), body.certified_at or now, now,
-                                   amount, body.expert_review_ref, parse_if_match(request.headers.get("if-match")))
+        command = commands.certify(
+            _contract_id(contract_id),
+            _actor(principal),
+            body.certified_at or now,
+            now,
+            amount,
+            body.expert_review_ref,
+            parse_if_match(request.headers.get("if-match")),
+        )
         return await execute(request, principal, command)
 
     @router.post("/{contract_id}/reject", summary="Refuse registration (不予登记)")
     async def reject(contract_id: str, body: schemas.RejectIn, request: Request, principal: Principal = Depends(point)):
-        command = commands.reject(_contract_id(contract_id), _actor(principal), body.reason_code, body.reason, _now(),
-                                  parse_if_match(request.headers.get("if-match")))
+        command = commands.reject(
+            _contract_id(contract_id),
+            _actor(principal),
+            body.reason_code,
+            body.reason,
+            _now(),
+            parse_if_match(request.headers.get("if-match")),
+        )
         return await execute(request, principal, command)
 
     @router.post("/{contract_id}/withdraw", summary="Withdraw a submitted contract")
-    async def withdraw(contract_id: str, request: Request, body: schemas.WithdrawIn | None = None,
-                       principal: Principal = Depends(point)):
+    async def withdraw(
+        contract_id: str,
+        request: Request,
+        body: schemas.WithdrawIn | None = None,
+        principal: Principal = Depends(point),
+    ):
         body = body or schemas.WithdrawIn()
-        command = commands.withdraw(_contract_id(contract_id), _actor(principal), body.reason, _now(),
-                                    parse_if_match(request.headers.get("if-match")))
+        command = commands.withdraw(
+            _contract_id(contract_id),
+            _actor(principal),
+            body.reason,
+            _now(),
+            parse_if_match(request.headers.get("if-match")),
+        )
         return await execute(request, principal, command)
 
     @router.post("/{contract_id}/amend", summary="Amend amounts, category, title or parties' names and regions")
@@ -124,16 +160,31 @@ def contracts_router(service) -> APIRouter:
         # exclude_unset, not exclude_none: `"subcategory": null` is a change (e.g. licence -> consulting).
         changes = body.changes.model_dump(exclude_unset=True)
         if not changes:
-            raise Problem(422, "An amendment needs at least one change.",
-                          errors=[{"field": "changes", "message": "no change given"}])
-        command = commands.amend(_contract_id(contract_id), _actor(principal), changes, body.reason, _now(),
-                                 body.expert_review_ref, parse_if_match(request.headers.get("if-match")))
+            raise Problem(
+                422,
+                "An amendment needs at least one change.",
+                errors=[{"field": "changes", "message": "no change given"}],
+            )
+        command = commands.amend(
+            _contract_id(contract_id),
+            _actor(principal),
+            changes,
+            body.reason,
+            _now(),
+            body.expert_review_ref,
+            parse_if_match(request.headers.get("if-match")),
+        )
         return await execute(request, principal, command)
 
     @router.post("/{contract_id}/revoke", summary="Revoke a certified contract (reason required)")
     async def revoke(contract_id: str, body: schemas.RevokeIn, request: Request, principal: Principal = Depends(point)):
-        command = commands.revoke(_contract_id(contract_id), _actor(principal), body.reason, _now(),
-                                  parse_if_match(request.headers.get("if-match")))
+        command = commands.revoke(
+            _contract_id(contract_id),
+            _actor(principal),
+            body.reason,
+            _now(),
+            parse_if_match(request.headers.get("if-match")),
+        )
         return await execute(request, principal, command)
 
     @router.get("/{contract_id}", summary="One contract; ETag is its version")
@@ -148,11 +199,20 @@ def contracts_router(service) -> APIRouter:
         contract = await service.load(cid)
         _check_can_read(principal, contract)
         domain_events = await asyncio.to_thread(lambda: list(service.app.events.get(cid)))
-        return {"contract_id": str(cid), "events": [
-            {"id": event_id(e.originator_id, e.originator_version), "version": e.originator_version,
-             "type": public_type(e), "time": e.timestamp.astimezone(timezone.utc).isoformat(),
-             "data": event_data(e, personal=_personal(principal))}
-            for e in domain_events if is_public(e)]}
+        return {
+            "contract_id": str(cid),
+            "events": [
+                {
+                    "id": event_id(e.originator_id, e.originator_version),
+                    "version": e.originator_version,
+                    "type": public_type(e),
+                    "time": e.timestamp.astimezone(UTC).isoformat(),
+                    "data": event_data(e, personal=_personal(principal)),
+                }
+                for e in domain_events
+                if is_public(e)
+            ],
+        }
 
     @router.get("", summary="List contracts, oldest first, filtered")
     async def list_contracts(
@@ -186,8 +246,10 @@ def contracts_router(service) -> APIRouter:
             rows = (await conn.execute(query)).all()
         more = len(rows) > limit
         rows = rows[:limit]
-        return {"contracts": [r.summary for r in rows],
-                "next_page_token": _encode_token(rows[-1].first_position) if more else None}
+        return {
+            "contracts": [r.summary for r in rows],
+            "next_page_token": _encode_token(rows[-1].first_position) if more else None,
+        }
 
     return router
 
@@ -209,12 +271,13 @@ def _decode_token(token: str) -> int:
             raise ValueError
         return int(value)
     except (ValueError, UnicodeDecodeError):
-        raise Problem(422, "page_token is not one this service issued.",
-                      errors=[{"field": "page_token", "message": "invalid"}]) from None
+        raise Problem(
+            422, "page_token is not one this service issued.", errors=[{"field": "page_token", "message": "invalid"}]
+        ) from None
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 __all__ = ["contracts_router", "ContractNotFound"]

@@ -1,20 +1,22 @@
 """How domain and application refusals answer over HTTP."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from tcr_shared.platform.problems import Problem, problem_response
 from tcr_registry.application.errors import ContractNotFound, StaleVersion
 from tcr_registry.application.writer import Conflict
 from tcr_registry.domain.errors import InvalidTerms, NotAllowedInState, OutsideJurisdiction
+from tcr_shared.platform.problems import Problem, problem_response
 
 
 def install_domain_errors(app: FastAPI) -> None:
     @app.exception_handler(InvalidTerms)
     async def _invalid(request: Request, exc: InvalidTerms):
         errors = [{"field": f, "message": m} for f, m in exc.errors]
-        return problem_response(Problem(422, f"The contract breaks {len(errors)} rule(s): {exc}", errors=errors),
-                                request)
+        return problem_response(
+            Problem(422, f"The contract breaks {len(errors)} rule(s): {exc}", errors=errors), request
+        )
 
     @app.exception_handler(NotAllowedInState)
     async def _state(request: Request, exc: NotAllowedInState):

@@ -1,4 +1,5 @@
 """Idempotency-Key: a retry with the same key and body replays the first answer; with another body, 422."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +13,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tcr_registry.adapters.persistence.models import idempotency_records
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem
-from tcr_registry.adapters.persistence.models import idempotency_records
 
 REPLAYED_HEADERS = ("location", "etag", "tcr-position")
 
@@ -24,14 +25,18 @@ class IdempotencyRecords:
         self._engine = engine
         self._locks: dict[tuple[str, str], list] = {}  # [lock, users]
 
-    async def run(self, request: Request, principal: Principal,
-                  handle: Callable[[], Awaitable[JSONResponse]]) -> Response:
+    async def run(
+        self, request: Request, principal: Principal, handle: Callable[[], Awaitable[JSONResponse]]
+    ) -> Response:
         key = request.headers.get("idempotency-key")
         if key is None:
             return await handle()
         if not 1 <= len(key) <= 200:
-            raise Problem(422, "Idempotency-Key must be 1 to 200 characters.",
-                          errors=[{"field": "Idempotency-Key", "message": "1 to 200 characters"}])
+            raise Problem(
+                422,
+                "Idempotency-Key must be 1 to 200 characters.",
+                errors=[{"field": "Idempotency-Key", "message": "1 to 200 characters"}],
+            )
         fingerprint = hashlib.sha256(
             request.method.encode() + request.url.path.encode() + b"\n" + await request.body()
         ).hexdigest()
@@ -62,9 +67,11 @@ class IdempotencyRecords:
     @staticmethod
     def _replay(earlier, fingerprint: str) -> Response:
         if earlier.request_hash != fingerprint:
-            raise Problem(422, "This Idempotency-Key was already used with a different request body; "
-                               "use a new key for a new request.",
-                          errors=[{"field": "Idempotency-Key", "message": "reused with a different body"}])
+            raise Problem(
+                422,
+                "This Idempotency-Key was already used with a different request body; use a new key for a new request.",
+                errors=[{"field": "Idempotency-Key", "message": "reused with a different body"}],
+            )
         headers = dict(earlier.headers, **{"Idempotent-Replayed": "true"})
         return JSONResponse(earlier.body, status_code=earlier.status_code, headers=headers)
 
@@ -72,8 +79,15 @@ class IdempotencyRecords:
         headers = {k: v for k, v in response.headers.items() if k.lower() in REPLAYED_HEADERS}
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(idempotency_records).values(
-                    key_id=key_id, idempotency_key=key, request_hash=fingerprint,
-                    status_code=response.status_code, body=json.loads(response.body), headers=headers))
+                await conn.execute(
+                    insert(idempotency_records).values(
+                        key_id=key_id,
+                        idempotency_key=key,
+                        request_hash=fingerprint,
+                        status_code=response.status_code,
+                        body=json.loads(response.body),
+                        headers=headers,
+                    )
+                )
         except IntegrityError:
             pass  # another process stored the same key first; its record stands

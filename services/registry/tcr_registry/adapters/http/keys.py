@@ -1,4 +1,5 @@
 """API keys issued by the registry, resolved from their SHA-256 with a short-lived cache."""
+
 from __future__ import annotations
 
 import time
@@ -6,8 +7,8 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tcr_shared.platform.auth import Principal, hash_key
 from tcr_registry.adapters.persistence.models import api_keys, points
+from tcr_shared.platform.auth import Principal, hash_key
 
 CACHE_SECONDS = 30.0
 
@@ -39,5 +40,6 @@ class KeyStore:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return Principal(key_id=row.id, role=row.role, point_id=row.point_id, jurisdiction=row.jurisdiction,
-                         point_number=row.number)
+        return Principal(
+            key_id=row.id, role=row.role, point_id=row.point_id, jurisdiction=row.jurisdiction, point_number=row.number
+        )

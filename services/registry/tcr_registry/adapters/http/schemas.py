@@ -1,5 +1,6 @@
 """Request bodies. Shapes and types are checked here; the domain checks the rules (categories, credit codes,
 regions, amounts that must add up) so that the same rules hold for every way a contract arrives."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -16,8 +17,16 @@ def _money(value: object) -> str:
 
 
 Money = Annotated[str, BeforeValidator(_money), Field(examples=["9000000.00"])]
-PartyKind = Literal["enterprise", "university", "research_institute", "public_institution", "government",
-                    "social_organisation", "individual", "foreign"]
+PartyKind = Literal[
+    "enterprise",
+    "university",
+    "research_institute",
+    "public_institution",
+    "government",
+    "social_organisation",
+    "individual",
+    "foreign",
+]
 
 
 class Strict(BaseModel):
@@ -92,8 +101,9 @@ class ChangesIn(Strict):
 
     @model_validator(mode="after")
     def _nulls(self):
-        _no_explicit_nulls(self, ("title", "category", "amount", "technology_amount", "seller", "buyer",
-                                  "intermediary"))
+        _no_explicit_nulls(
+            self, ("title", "category", "amount", "technology_amount", "seller", "buyer", "intermediary")
+        )
         return self
 
 

@@ -1,10 +1,11 @@
 """What the registry answers about a contract."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from tcr_registry.domain.contract import STATUS_LABELS, Contract
 from tcr_registry.domain.categories import CATEGORY_LABELS
+from tcr_registry.domain.contract import STATUS_LABELS, Contract
 
 
 def contract_view(contract: Contract, *, personal: bool) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """Run the registry's alembic migrations (on start, and from the migration Job in deploy/)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,9 +1,22 @@
 """Relational state beside the event store: points, API keys, idempotency records, and the contract index
 (a projection of the registry's own log, for listing and filtering)."""
+
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, Index, Integer, MetaData, Numeric, String, Table,
-                        UniqueConstraint, func)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+)
 
 from tcr_shared.feeds.projection_store import tracking_table
 from tcr_shared.partners.webhooks import webhook_tables
@@ -11,7 +24,8 @@ from tcr_shared.partners.webhooks import webhook_tables
 metadata = MetaData()
 
 points = Table(
-    "points", metadata,
+    "points",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("number", String(2), nullable=False),
     Column("name", String(200), nullable=False),
@@ -22,7 +36,8 @@ points = Table(
 )
 
 api_keys = Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("role", String(16), nullable=False),
@@ -34,7 +49,8 @@ api_keys = Table(
 )
 
 idempotency_records = Table(
-    "idempotency_records", metadata,
+    "idempotency_records",
+    metadata,
     Column("key_id", String(64), primary_key=True),
     Column("idempotency_key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
@@ -45,7 +61,8 @@ idempotency_records = Table(
 )
 
 contract_index = Table(
-    "contract_index", metadata,
+    "contract_index",
+    metadata,
     Column("contract_id", String(36), primary_key=True),
     Column("first_position", BigInteger, nullable=False),
     Column("point_id", String(36), nullable=False),

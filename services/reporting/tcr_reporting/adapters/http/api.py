@@ -1,4 +1,5 @@
 """The reporting API under /v1 (analyst or admin key)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -9,8 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from tcr_reporting.adapters.http.exports import report_csv, report_xlsx
 from tcr_reporting.adapters.http.negotiation import CSV, JSON, XLSX, negotiate
 from tcr_reporting.domain.calendar import MIN_YEAR, current_year, year_in_range
-from tcr_shared.platform.problems import Problem, field_error
 from tcr_shared.language.regions import ningxia_regions
+from tcr_shared.platform.problems import Problem, field_error
 
 
 def _runtime(request: Request):
@@ -20,16 +21,20 @@ def _runtime(request: Request):
 def check_year(year: int, runtime, field: str = "year") -> int:
     now = runtime.clock()
     if not year_in_range(year, now):
-        raise Problem(422, f"year {year} is out of range: figures exist for {MIN_YEAR} to {current_year(now)} "
-                           f"(policy years in Asia/Shanghai).",
-                      errors=[field_error(field, f"must be between {MIN_YEAR} and {current_year(now)}")])
+        raise Problem(
+            422,
+            f"year {year} is out of range: figures exist for {MIN_YEAR} to {current_year(now)} "
+            f"(policy years in Asia/Shanghai).",
+            errors=[field_error(field, f"must be between {MIN_YEAR} and {current_year(now)}")],
+        )
     return year
 
 
 def check_region(code: str) -> str:
     if code not in ningxia_regions():
-        raise Problem(404, f"'{code}' is not a Ningxia county, prefecture or region code (GB/T 2260); "
-                           "see GET /v1/regions.")
+        raise Problem(
+            404, f"'{code}' is not a Ningxia county, prefecture or region code (GB/T 2260); see GET /v1/regions."
+        )
     return code
 
 
@@ -41,45 +46,82 @@ def api_router(require) -> APIRouter:
     reader = require("analyst", "admin")
     router = APIRouter(prefix="/v1", dependencies=[Depends(reader)])
 
-    @router.get("/regions", tags=["regions"], summary="Ningxia's counties, prefectures and the region",
-                dependencies=[Depends(json_only)])
+    @router.get(
+        "/regions",
+        tags=["regions"],
+        summary="Ningxia's counties, prefectures and the region",
+        dependencies=[Depends(json_only)],
+    )
     async def regions() -> dict:
-        return {"regions": [{"region": r.code, "name": r.name, "level": r.level, "parent": r.parent}
-                            for r in ningxia_regions().values()]}
+        return {
+            "regions": [
+                {"region": r.code, "name": r.name, "level": r.level, "parent": r.parent}
+                for r in ningxia_regions().values()
+            ]
+        }
 
-    @router.get("/regions/{code}/metrics", tags=["metrics"], dependencies=[Depends(json_only)],
-                summary="Outflow, inflow and subsidies of a county, prefecture or the region in a policy year")
-    async def metrics(request: Request, code: str = Path(description="GB/T 2260 code, e.g. 640104, 640100, 640000"),
-                      year: int | None = Query(None, description="Policy year (default: this year)")) -> Response:
+    @router.get(
+        "/regions/{code}/metrics",
+        tags=["metrics"],
+        dependencies=[Depends(json_only)],
+        summary="Outflow, inflow and subsidies of a county, prefecture or the region in a policy year",
+    )
+    async def metrics(
+        request: Request,
+        code: str = Path(description="GB/T 2260 code, e.g. 640104, 640100, 640000"),
+        year: int | None = Query(None, description="Policy year (default: this year)"),
+    ) -> Response:
         runtime = _runtime(request)
         check_region(code)
         year = check_year(year if year is not None else current_year(runtime.clock()), runtime)
         return Response(await runtime.queries.metrics_json(code, year), media_type="application/json")
 
-    @router.get("/regions/{code}/trend", tags=["metrics"], dependencies=[Depends(json_only)],
-                summary="A region's figures for every year that has any")
+    @router.get(
+        "/regions/{code}/trend",
+        tags=["metrics"],
+        dependencies=[Depends(json_only)],
+        summary="A region's figures for every year that has any",
+    )
     async def trend(request: Request, code: str) -> dict:
         check_region(code)
-        return {"region": code, "name": ningxia_regions()[code].name,
-                "years": await _runtime(request).queries.trend(code)}
+        return {
+            "region": code,
+            "name": ningxia_regions()[code].name,
+            "years": await _runtime(request).queries.trend(code),
+        }
 
-    @router.get("/rankings", tags=["rankings"], dependencies=[Depends(json_only)],
-                summary="Counties or prefectures by outflow amount, then inflow amount, with change in rank")
-    async def rankings(request: Request, year: int | None = Query(None),
-                       level: Literal["county", "prefecture"] = Query("county")) -> JSONResponse:
+    @router.get(
+        "/rankings",
+        tags=["rankings"],
+        dependencies=[Depends(json_only)],
+        summary="Counties or prefectures by outflow amount, then inflow amount, with change in rank",
+    )
+    async def rankings(
+        request: Request, year: int | None = Query(None), level: Literal["county", "prefecture"] = Query("county")
+    ) -> JSONResponse:
         runtime = _runtime(request)
         year = check_year(year if year is not None else current_year(runtime.clock()), runtime)
         return JSONResponse(await runtime.queries.rankings(year, level))
 
-    @router.get("/reports/annual/{year}", tags=["reports"],
-                summary="The annual report (clause 十六) as JSON, CSV (UTF-8 with BOM) or XLSX",
-                responses={200: {"content": {JSON: {}, CSV: {}, XLSX: {}}}})
-    async def annual_report(request: Request, year: int,
-                            format: Literal["json", "csv", "xlsx"] | None = Query(
-                                None, description="Overrides Accept (for download links)")) -> Response:
+    @router.get(
+        "/reports/annual/{year}",
+        tags=["reports"],
+        summary="The annual report (clause 十六) as JSON, CSV (UTF-8 with BOM) or XLSX",
+        responses={200: {"content": {JSON: {}, CSV: {}, XLSX: {}}}},
+    )
+    async def annual_report(
+        request: Request,
+        year: int,
+        format: Literal["json", "csv", "xlsx"] | None = Query(
+            None, description="Overrides Accept (for download links)"
+        ),
+    ) -> Response:
         runtime = _runtime(request)
-        media = {"json": JSON, "csv": CSV, "xlsx": XLSX}[format] if format else \
-            negotiate(request.headers.get("accept"), [JSON, CSV, XLSX])
+        media = (
+            {"json": JSON, "csv": CSV, "xlsx": XLSX}[format]
+            if format
+            else negotiate(request.headers.get("accept"), [JSON, CSV, XLSX])
+        )
         check_year(year, runtime)
         report = await runtime.queries.annual_report(year, positions=runtime.positions())
         headers = {"TCR-Provisional": "true" if report["provisional"] else "false", "Vary": "Accept"}
@@ -92,8 +134,12 @@ def api_router(require) -> APIRouter:
             return Response(report_xlsx(report), media_type=XLSX, headers=headers)
         return JSONResponse(report, headers=headers)
 
-    @router.get("/status", tags=["status"], dependencies=[Depends(json_only)],
-                summary="Per followed feed: position applied, publisher head, lag, errors")
+    @router.get(
+        "/status",
+        tags=["status"],
+        dependencies=[Depends(json_only)],
+        summary="Per followed feed: position applied, publisher head, lag, errors",
+    )
     async def status(request: Request) -> dict:
         runtime = _runtime(request)
         return {"service": "reporting", "feeds": {name: feed.status() for name, feed in runtime.feeds.items()}}

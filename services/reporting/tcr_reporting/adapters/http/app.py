@@ -2,6 +2,7 @@
 
 On start: migrations, then two followers (registry contracts, subsidy awards), each applying pages of events
 and its position in one transaction through the shared `SqlProjectionSink`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,9 +26,9 @@ from tcr_reporting.adapters.persistence.store import FigureStore
 from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY
 from tcr_reporting.application.queries import ReportingQueries
 from tcr_reporting.settings import Settings
+from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform import auth
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
-from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform.problems import install_problem_handlers
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -59,13 +60,19 @@ def build_runtime(settings: Settings) -> Runtime:
     store = FigureStore(engine)
     key = settings.effective_feed_key
     feeds = {
-        FEED_REGISTRY: followed_feed(FEED_REGISTRY, settings.registry_url, key, registry_sink(engine),
-                                     settings.feed_wait),
-        FEED_SUBSIDY: followed_feed(FEED_SUBSIDY, settings.subsidy_url, key, subsidy_sink(engine),
-                                    settings.feed_wait),
+        FEED_REGISTRY: followed_feed(
+            FEED_REGISTRY, settings.registry_url, key, registry_sink(engine), settings.feed_wait
+        ),
+        FEED_SUBSIDY: followed_feed(FEED_SUBSIDY, settings.subsidy_url, key, subsidy_sink(engine), settings.feed_wait),
     }
-    runtime = Runtime(settings=settings, engine=engine, store=store, queries=None, feeds=feeds,  # type: ignore[arg-type]
-                      resolver=auth.RegistryKeyResolver(settings.registry_url))
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        store=store,
+        queries=None,
+        feeds=feeds,  # type: ignore[arg-type]
+        resolver=auth.RegistryKeyResolver(settings.registry_url),
+    )
     runtime.queries = ReportingQueries(store, runtime.version, lambda: runtime.clock(), cache=settings.query_cache)
     return runtime
 
@@ -100,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="tcr reporting",
         version="1.0.0",
         description="County assessment metrics (clause 七), the annual report (clause 十六) and a dashboard, "
-                    "projected from the registry's and the subsidy service's feeds.",
+        "projected from the registry's and the subsidy service's feeds.",
         lifespan=lifespan,
         telemetry=NATIVE_TELEMETRY_OFF,
     )
@@ -119,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # added before instrument(): it runs inside RequestContext (request id, metrics, access log)
         app.add_middleware(MetricsFastPath, runtime=runtime)
     instrument(app, "reporting", ready)
-    require = auth.authenticator(settings.admin_key, runtime.resolver)
+    require = auth.Authenticator(settings.admin_key, runtime.resolver).require
     app.include_router(api_router(require))
     app.include_router(dashboard_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

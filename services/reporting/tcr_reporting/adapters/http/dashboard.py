@@ -5,6 +5,7 @@ tables and chart data in place (no reload).
 
 Browsers cannot send a Bearer header on navigation, so the dashboard signs in once with the same key (analyst
 or admin) and keeps it in an HttpOnly, SameSite=Strict cookie."""
+
 from __future__ import annotations
 
 import hmac
@@ -19,22 +20,28 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from tcr_reporting.domain.calendar import current_year, is_provisional
 from tcr_reporting.domain.figures import CATEGORIES, PROGRAMMES
+from tcr_shared.language.regions import NINGXIA, ningxia_regions, prefectures
 from tcr_shared.platform.auth import ADMIN_KEY_ID, Principal
 from tcr_shared.platform.problems import Problem
-from tcr_shared.language.regions import NINGXIA, ningxia_regions, prefectures
 
 COOKIE = "tcr_reporting_key"
 CATEGORY_LABELS = {
-    "development": "技术开发 Development", "transfer": "技术转让 Transfer", "licence": "技术许可 Licence",
-    "consulting": "技术咨询 Consulting", "service": "技术服务 Service",
+    "development": "技术开发 Development",
+    "transfer": "技术转让 Transfer",
+    "licence": "技术许可 Licence",
+    "consulting": "技术咨询 Consulting",
+    "service": "技术服务 Service",
 }
 PROGRAMME_LABELS = {
-    "import": "技术引进 Import (buyers)", "export_enterprise": "企业技术输出 Export, enterprises",
+    "import": "技术引进 Import (buyers)",
+    "export_enterprise": "企业技术输出 Export, enterprises",
     "export_institution": "高校院所技术输出 Export, universities & institutes",
     "brokerage": "技术中介 Brokerage",
 }
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 def _money(text: str) -> str:
@@ -99,7 +106,7 @@ def _chart(chart_id: str, title: str, spec: dict[str, Any], table: str, *, tall:
     spec_json = json.dumps(spec, ensure_ascii=False).replace("</", "<\\/")
     return f"""<section class="panel" id="panel-{chart_id}">
   <h2>{title}</h2>
-  <div class="chart{' tall' if tall else ''}" id="chart-{chart_id}" data-spec="spec-{chart_id}" role="img"
+  <div class="chart{" tall" if tall else ""}" id="chart-{chart_id}" data-spec="spec-{chart_id}" role="img"
        aria-label="{escape(title)}"></div>
   <script type="application/json" id="spec-{chart_id}" data-refresh>{spec_json}</script>
   <details class="data" open><summary>数据表 Data table</summary>
@@ -111,8 +118,11 @@ def _chart(chart_id: str, title: str, spec: dict[str, Any], table: str, *, tall:
 def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
     head = "".join(f"<th>{h}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f'<td{" class=num" if i >= numeric_from else ""}>{cell}</td>' for i, cell in enumerate(row))
-        + "</tr>" for row in rows)
+        "<tr>"
+        + "".join(f"<td{' class=num' if i >= numeric_from else ''}>{cell}</td>" for i, cell in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -129,14 +139,15 @@ async def _context(request: Request, year: int | None) -> tuple[Any, int, list[i
 
 
 def _nav(years: list[int], year: int, base: str) -> str:
-    links = " ".join(
-        f'<a href="{base}?year={y}" class="{"current" if y == year else ""}">{y}</a>' for y in years)
-    return (f'<span class="years">年度 Year: {links or year}</span>'
-            f' <span class="downloads">年报 Annual report {year}: '
-            f'<a href="/v1/reports/annual/{year}?format=xlsx">XLSX</a> · '
-            f'<a href="/v1/reports/annual/{year}?format=csv">CSV</a> · '
-            f'<a href="/v1/reports/annual/{year}?format=json">JSON</a></span>'
-            f' <a href="/logout" class="logout">退出 Sign out</a>')
+    links = " ".join(f'<a href="{base}?year={y}" class="{"current" if y == year else ""}">{y}</a>' for y in years)
+    return (
+        f'<span class="years">年度 Year: {links or year}</span>'
+        f' <span class="downloads">年报 Annual report {year}: '
+        f'<a href="/v1/reports/annual/{year}?format=xlsx">XLSX</a> · '
+        f'<a href="/v1/reports/annual/{year}?format=csv">CSV</a> · '
+        f'<a href="/v1/reports/annual/{year}?format=json">JSON</a></span>'
+        f' <a href="/logout" class="logout">退出 Sign out</a>'
+    )
 
 
 def _headline(metrics: dict[str, Any], feeds: dict[str, Any]) -> str:
@@ -148,16 +159,22 @@ def _headline(metrics: dict[str, Any], feeds: dict[str, Any]) -> str:
         f'<div class="card" id="card-{key}"><div class="label">{label}</div>'
         f'<div class="value" data-figure="{key}-amount">¥ {_money(amount)}</div>'
         f'<div class="sub"><span data-figure="{key}-count">{count}</span> 份合同 contracts</div></div>'
-        for label, amount, count, key in cards)
-    html += (f'<div class="card" id="card-subsidies"><div class="label">奖补 Subsidies</div>'
-             f'<div class="value" data-figure="subsidies-total">¥ {_money(metrics["subsidies"]["total"])}</div>'
-             f'<div class="sub">净额（扣除追回） net of claw-backs</div></div>')
+        for label, amount, count, key in cards
+    )
+    html += (
+        f'<div class="card" id="card-subsidies"><div class="label">奖补 Subsidies</div>'
+        f'<div class="value" data-figure="subsidies-total">¥ {_money(metrics["subsidies"]["total"])}</div>'
+        f'<div class="sub">净额（扣除追回） net of claw-backs</div></div>'
+    )
     status = " · ".join(
-        f'{escape(name)}: {feed["position"]}/{feed["head"]}'
+        f"{escape(name)}: {feed['position']}/{feed['head']}"
         + (f' <span class="down">{escape(str(feed["error"]))}</span>' if feed.get("error") else "")
-        for name, feed in feeds.items())
-    return (f'<section class="headline" id="headline" data-refresh>{html}'
-            f'<p class="feeds">数据源位置 Feed positions (applied/head): {status}</p></section>')
+        for name, feed in feeds.items()
+    )
+    return (
+        f'<section class="headline" id="headline" data-refresh>{html}'
+        f'<p class="feeds">数据源位置 Feed positions (applied/head): {status}</p></section>'
+    )
 
 
 def dashboard_router() -> APIRouter:
@@ -165,7 +182,9 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/login")
     async def login_form(request: Request, next: str = "/", failed: int = 0) -> HTMLResponse:
-        message = '<p class="down">密钥无效 The key is not valid for reporting (analyst or admin).</p>' if failed else ""
+        message = (
+            '<p class="down">密钥无效 The key is not valid for reporting (analyst or admin).</p>' if failed else ""
+        )
         body = f"""<section class="panel login"><h2>登录 Sign in</h2>{message}
 <form method="post" action="/login">
   <input type="hidden" name="next" value="{escape(next)}">
@@ -199,8 +218,10 @@ def dashboard_router() -> APIRouter:
         if await _principal(request) is None:
             raise Problem(401, "Sign in at /login.")
         runtime = request.app.state.runtime
-        return JSONResponse({"version": ",".join(str(v) for v in await runtime.queries.version())},
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {"version": ",".join(str(v) for v in await runtime.queries.version())},
+            headers={"Cache-Control": "no-store"},
+        )
 
     @router.get("/")
     async def overview(request: Request, year: int | None = None) -> Response:
@@ -213,60 +234,163 @@ def dashboard_router() -> APIRouter:
         county_rank = await queries.rankings(year, "county")
         prefecture_rank = await queries.rankings(year, "prefecture")
         feeds = {name: feed.status() for name, feed in runtime.feeds.items()}
-        badge = (' <span class="badge">临时数据 provisional: the year has not ended</span>'
-                 if is_provisional(year, runtime.clock()) else "")
-        sections = [f'<h1>{year} 年度总览 <span>Overview {year}</span>{badge}</h1>', _headline(region, feeds)]
+        badge = (
+            ' <span class="badge">临时数据 provisional: the year has not ended</span>'
+            if is_provisional(year, runtime.clock())
+            else ""
+        )
+        sections = [f"<h1>{year} 年度总览 <span>Overview {year}</span>{badge}</h1>", _headline(region, feeds)]
 
         # Region totals by year
-        spec = {"type": "bar", "x": [str(t["year"]) for t in trend], "unit": "元 yuan",
-                "series": [{"name": "技术输出 Outflow", "data": [t["outflow_amount"] for t in trend]},
-                           {"name": "技术吸纳 Inflow", "data": [t["inflow_amount"] for t in trend]},
-                           {"name": "奖补 Subsidies", "data": [t["subsidies_total"] for t in trend]}]}
-        rows = [[str(t["year"]), str(t["outflow_count"]), _money(t["outflow_amount"]), str(t["inflow_count"]),
-                 _money(t["inflow_amount"]), _money(t["subsidies_total"])] for t in trend]
-        sections.append(_chart("totals", "全区历年合计 <span>Region totals by year</span>", spec, _table(
-            ["年度 Year", "输出合同 Outflow contracts", "输出成交额 Outflow amount", "吸纳合同 Inflow contracts",
-             "吸纳成交额 Inflow amount", "奖补 Subsidies"], rows)))
+        spec = {
+            "type": "bar",
+            "x": [str(t["year"]) for t in trend],
+            "unit": "元 yuan",
+            "series": [
+                {"name": "技术输出 Outflow", "data": [t["outflow_amount"] for t in trend]},
+                {"name": "技术吸纳 Inflow", "data": [t["inflow_amount"] for t in trend]},
+                {"name": "奖补 Subsidies", "data": [t["subsidies_total"] for t in trend]},
+            ],
+        }
+        rows = [
+            [
+                str(t["year"]),
+                str(t["outflow_count"]),
+                _money(t["outflow_amount"]),
+                str(t["inflow_count"]),
+                _money(t["inflow_amount"]),
+                _money(t["subsidies_total"]),
+            ]
+            for t in trend
+        ]
+        sections.append(
+            _chart(
+                "totals",
+                "全区历年合计 <span>Region totals by year</span>",
+                spec,
+                _table(
+                    [
+                        "年度 Year",
+                        "输出合同 Outflow contracts",
+                        "输出成交额 Outflow amount",
+                        "吸纳合同 Inflow contracts",
+                        "吸纳成交额 Inflow amount",
+                        "奖补 Subsidies",
+                    ],
+                    rows,
+                ),
+            )
+        )
 
         # County ranking
         items = county_rank["items"]
-        spec = {"type": "bar", "horizontal": True, "unit": "元 yuan",
-                "x": [f'{i["rank"]}. {i["name"]["zh"]}' for i in items],
-                "series": [{"name": "技术输出 Outflow", "data": [i["outflow"]["amount"] for i in items]},
-                           {"name": "技术吸纳 Inflow", "data": [i["inflow"]["amount"] for i in items]}]}
+        spec = {
+            "type": "bar",
+            "horizontal": True,
+            "unit": "元 yuan",
+            "x": [f"{i['rank']}. {i['name']['zh']}" for i in items],
+            "series": [
+                {"name": "技术输出 Outflow", "data": [i["outflow"]["amount"] for i in items]},
+                {"name": "技术吸纳 Inflow", "data": [i["inflow"]["amount"] for i in items]},
+            ],
+        }
         known = ningxia_regions()
-        rows = [[str(i["rank"]), _change(i["rank_change"]),
-                 f'<a href="/counties/{i["region"]}?year={year}">{escape(i["name"]["zh"])} {escape(i["name"]["en"])}</a>',
-                 escape(known[i["prefecture"]].name_zh), str(i["outflow"]["count"]), _money(i["outflow"]["amount"]),
-                 str(i["inflow"]["count"]), _money(i["inflow"]["amount"])] for i in items]
-        sections.append(_chart("ranking", f"县区排名 {year} <span>County ranking (outflow, then inflow)</span>",
-                               spec, _table(["排名 Rank", f"较{year - 1} vs {year - 1}", "县区 County",
-                                             "地市 Prefecture", "输出合同 Outflow contracts",
-                                             "输出成交额 Outflow amount", "吸纳合同 Inflow contracts",
-                                             "吸纳成交额 Inflow amount"], rows, numeric_from=4), tall=True))
+        rows = [
+            [
+                str(i["rank"]),
+                _change(i["rank_change"]),
+                f'<a href="/counties/{i["region"]}?year={year}">{escape(i["name"]["zh"])} {escape(i["name"]["en"])}</a>',
+                escape(known[i["prefecture"]].name_zh),
+                str(i["outflow"]["count"]),
+                _money(i["outflow"]["amount"]),
+                str(i["inflow"]["count"]),
+                _money(i["inflow"]["amount"]),
+            ]
+            for i in items
+        ]
+        sections.append(
+            _chart(
+                "ranking",
+                f"县区排名 {year} <span>County ranking (outflow, then inflow)</span>",
+                spec,
+                _table(
+                    [
+                        "排名 Rank",
+                        f"较{year - 1} vs {year - 1}",
+                        "县区 County",
+                        "地市 Prefecture",
+                        "输出合同 Outflow contracts",
+                        "输出成交额 Outflow amount",
+                        "吸纳合同 Inflow contracts",
+                        "吸纳成交额 Inflow amount",
+                    ],
+                    rows,
+                    numeric_from=4,
+                ),
+                tall=True,
+            )
+        )
 
         # Prefectures: outflow vs inflow
         by_code = {i["region"]: i for i in prefecture_rank["items"]}
         ordered = [by_code[p.code] for p in prefectures()]
-        spec = {"type": "bar", "unit": "元 yuan", "x": [f'{i["name"]["zh"]} {i["name"]["en"]}' for i in ordered],
-                "series": [{"name": "技术输出 Outflow", "data": [i["outflow"]["amount"] for i in ordered]},
-                           {"name": "技术吸纳 Inflow", "data": [i["inflow"]["amount"] for i in ordered]}]}
-        rows = [[f'{escape(i["name"]["zh"])} {escape(i["name"]["en"])}', str(i["rank"]),
-                 str(i["outflow"]["count"]), _money(i["outflow"]["amount"]), str(i["inflow"]["count"]),
-                 _money(i["inflow"]["amount"])] for i in ordered]
-        sections.append(_chart("prefectures", f"地市技术输出与吸纳 {year} <span>Outflow vs inflow per prefecture</span>",
-                               spec, _table(["地市 Prefecture", "排名 Rank", "输出合同 Outflow contracts",
-                                             "输出成交额 Outflow amount", "吸纳合同 Inflow contracts",
-                                             "吸纳成交额 Inflow amount"], rows)))
+        spec = {
+            "type": "bar",
+            "unit": "元 yuan",
+            "x": [f"{i['name']['zh']} {i['name']['en']}" for i in ordered],
+            "series": [
+                {"name": "技术输出 Outflow", "data": [i["outflow"]["amount"] for i in ordered]},
+                {"name": "技术吸纳 Inflow", "data": [i["inflow"]["amount"] for i in ordered]},
+            ],
+        }
+        rows = [
+            [
+                f"{escape(i['name']['zh'])} {escape(i['name']['en'])}",
+                str(i["rank"]),
+                str(i["outflow"]["count"]),
+                _money(i["outflow"]["amount"]),
+                str(i["inflow"]["count"]),
+                _money(i["inflow"]["amount"]),
+            ]
+            for i in ordered
+        ]
+        sections.append(
+            _chart(
+                "prefectures",
+                f"地市技术输出与吸纳 {year} <span>Outflow vs inflow per prefecture</span>",
+                spec,
+                _table(
+                    [
+                        "地市 Prefecture",
+                        "排名 Rank",
+                        "输出合同 Outflow contracts",
+                        "输出成交额 Outflow amount",
+                        "吸纳合同 Inflow contracts",
+                        "吸纳成交额 Inflow amount",
+                    ],
+                    rows,
+                ),
+            )
+        )
 
         # Subsidies by programme
         by_programme = region["subsidies"]["by_programme"]
-        spec = {"type": "pie", "unit": "元 yuan", "x": [PROGRAMME_LABELS[p] for p in PROGRAMMES],
-                "series": [{"name": "奖补 Subsidies", "data": [by_programme[p] for p in PROGRAMMES]}]}
+        spec = {
+            "type": "pie",
+            "unit": "元 yuan",
+            "x": [PROGRAMME_LABELS[p] for p in PROGRAMMES],
+            "series": [{"name": "奖补 Subsidies", "data": [by_programme[p] for p in PROGRAMMES]}],
+        }
         rows = [[PROGRAMME_LABELS[p], _money(by_programme[p])] for p in PROGRAMMES]
-        rows.append(["<strong>合计 Total</strong>", f'<strong>{_money(region["subsidies"]["total"])}</strong>'])
-        sections.append(_chart("subsidies", f"奖补（按项目） {year} <span>Subsidies by programme</span>", spec,
-                               _table(["项目 Programme", "金额 Amount (元)"], rows)))
+        rows.append(["<strong>合计 Total</strong>", f"<strong>{_money(region['subsidies']['total'])}</strong>"])
+        sections.append(
+            _chart(
+                "subsidies",
+                f"奖补（按项目） {year} <span>Subsidies by programme</span>",
+                spec,
+                _table(["项目 Programme", "金额 Amount (元)"], rows),
+            )
+        )
         return _page(f"{year} 总览 Overview", "\n".join(sections), version, nav=_nav(years, year, "/"))
 
     @router.get("/counties/{code}")
@@ -282,38 +406,117 @@ def dashboard_router() -> APIRouter:
         trend = await queries.trend(code)
         feeds = {name: feed.status() for name, feed in runtime.feeds.items()}
         parent = ningxia_regions().get(region.parent or "")
-        crumbs = (f'<p class="crumbs"><a href="/?year={year}">总览 Overview</a> › '
-                  + (f'{escape(parent.name_zh)} {escape(parent.name_en)} › ' if parent else "")
-                  + f'{escape(region.name_zh)}</p>')
-        sections = [crumbs, f'<h1>{escape(region.name_zh)} <span>{escape(region.name_en)} · {code} · {year}</span></h1>',
-                    _headline(metrics, feeds)]
-        spec = {"type": "line", "unit": "元 yuan", "x": [str(t["year"]) for t in trend],
-                "series": [{"name": "技术输出 Outflow", "data": [t["outflow_amount"] for t in trend]},
-                           {"name": "技术吸纳 Inflow", "data": [t["inflow_amount"] for t in trend]},
-                           {"name": "奖补 Subsidies", "data": [t["subsidies_total"] for t in trend]}]}
-        rows = [[str(t["year"]), str(t["outflow_count"]), _money(t["outflow_amount"]),
-                 _money(t["outflow_technology_amount"]), str(t["inflow_count"]), _money(t["inflow_amount"]),
-                 _money(t["inflow_technology_amount"]), _money(t["subsidies_total"])] for t in trend]
-        sections.append(_chart("trend", "历年趋势 <span>Trend by year</span>", spec, _table(
-            ["年度 Year", "输出合同 Outflow contracts", "输出成交额 Outflow amount", "输出技术交易额 Outflow tech.",
-             "吸纳合同 Inflow contracts", "吸纳成交额 Inflow amount", "吸纳技术交易额 Inflow tech.",
-             "奖补 Subsidies"], rows)))
+        crumbs = (
+            f'<p class="crumbs"><a href="/?year={year}">总览 Overview</a> › '
+            + (f"{escape(parent.name_zh)} {escape(parent.name_en)} › " if parent else "")
+            + f"{escape(region.name_zh)}</p>"
+        )
+        sections = [
+            crumbs,
+            f"<h1>{escape(region.name_zh)} <span>{escape(region.name_en)} · {code} · {year}</span></h1>",
+            _headline(metrics, feeds),
+        ]
+        spec = {
+            "type": "line",
+            "unit": "元 yuan",
+            "x": [str(t["year"]) for t in trend],
+            "series": [
+                {"name": "技术输出 Outflow", "data": [t["outflow_amount"] for t in trend]},
+                {"name": "技术吸纳 Inflow", "data": [t["inflow_amount"] for t in trend]},
+                {"name": "奖补 Subsidies", "data": [t["subsidies_total"] for t in trend]},
+            ],
+        }
+        rows = [
+            [
+                str(t["year"]),
+                str(t["outflow_count"]),
+                _money(t["outflow_amount"]),
+                _money(t["outflow_technology_amount"]),
+                str(t["inflow_count"]),
+                _money(t["inflow_amount"]),
+                _money(t["inflow_technology_amount"]),
+                _money(t["subsidies_total"]),
+            ]
+            for t in trend
+        ]
+        sections.append(
+            _chart(
+                "trend",
+                "历年趋势 <span>Trend by year</span>",
+                spec,
+                _table(
+                    [
+                        "年度 Year",
+                        "输出合同 Outflow contracts",
+                        "输出成交额 Outflow amount",
+                        "输出技术交易额 Outflow tech.",
+                        "吸纳合同 Inflow contracts",
+                        "吸纳成交额 Inflow amount",
+                        "吸纳技术交易额 Inflow tech.",
+                        "奖补 Subsidies",
+                    ],
+                    rows,
+                ),
+            )
+        )
         out_cat, in_cat = metrics["outflow"]["by_category"], metrics["inflow"]["by_category"]
-        spec = {"type": "bar", "unit": "元 yuan", "x": [CATEGORY_LABELS[c] for c in CATEGORIES],
-                "series": [{"name": "技术输出 Outflow", "data": [out_cat[c]["amount"] for c in CATEGORIES]},
-                           {"name": "技术吸纳 Inflow", "data": [in_cat[c]["amount"] for c in CATEGORIES]}]}
-        rows = [[CATEGORY_LABELS[c], str(out_cat[c]["count"]), _money(out_cat[c]["amount"]),
-                 str(in_cat[c]["count"]), _money(in_cat[c]["amount"])] for c in CATEGORIES]
-        sections.append(_chart("categories", f"按合同类别 {year} <span>By contract category</span>", spec, _table(
-            ["类别 Category", "输出合同 Outflow contracts", "输出成交额 Outflow amount", "吸纳合同 Inflow contracts",
-             "吸纳成交额 Inflow amount"], rows)))
+        spec = {
+            "type": "bar",
+            "unit": "元 yuan",
+            "x": [CATEGORY_LABELS[c] for c in CATEGORIES],
+            "series": [
+                {"name": "技术输出 Outflow", "data": [out_cat[c]["amount"] for c in CATEGORIES]},
+                {"name": "技术吸纳 Inflow", "data": [in_cat[c]["amount"] for c in CATEGORIES]},
+            ],
+        }
+        rows = [
+            [
+                CATEGORY_LABELS[c],
+                str(out_cat[c]["count"]),
+                _money(out_cat[c]["amount"]),
+                str(in_cat[c]["count"]),
+                _money(in_cat[c]["amount"]),
+            ]
+            for c in CATEGORIES
+        ]
+        sections.append(
+            _chart(
+                "categories",
+                f"按合同类别 {year} <span>By contract category</span>",
+                spec,
+                _table(
+                    [
+                        "类别 Category",
+                        "输出合同 Outflow contracts",
+                        "输出成交额 Outflow amount",
+                        "吸纳合同 Inflow contracts",
+                        "吸纳成交额 Inflow amount",
+                    ],
+                    rows,
+                ),
+            )
+        )
         by_programme = metrics["subsidies"]["by_programme"]
-        spec = {"type": "pie", "unit": "元 yuan", "x": [PROGRAMME_LABELS[p] for p in PROGRAMMES],
-                "series": [{"name": "奖补 Subsidies", "data": [by_programme[p] for p in PROGRAMMES]}]}
+        spec = {
+            "type": "pie",
+            "unit": "元 yuan",
+            "x": [PROGRAMME_LABELS[p] for p in PROGRAMMES],
+            "series": [{"name": "奖补 Subsidies", "data": [by_programme[p] for p in PROGRAMMES]}],
+        }
         rows = [[PROGRAMME_LABELS[p], _money(by_programme[p])] for p in PROGRAMMES]
-        sections.append(_chart("county-subsidies", f"奖补（按项目） {year} <span>Subsidies by programme</span>", spec,
-                               _table(["项目 Programme", "金额 Amount (元)"], rows)))
-        return _page(f"{region.name_zh} {region.name_en} {year}", "\n".join(sections), version,
-                     nav=_nav(years, year, f"/counties/{code}"))
+        sections.append(
+            _chart(
+                "county-subsidies",
+                f"奖补（按项目） {year} <span>Subsidies by programme</span>",
+                spec,
+                _table(["项目 Programme", "金额 Amount (元)"], rows),
+            )
+        )
+        return _page(
+            f"{region.name_zh} {region.name_en} {year}",
+            "\n".join(sections),
+            version,
+            nav=_nav(years, year, f"/counties/{code}"),
+        )
 
     return router

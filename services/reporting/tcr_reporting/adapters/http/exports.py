@@ -1,5 +1,6 @@
 """The annual report as CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese names) and XLSX (one
 sheet per prefecture plus a summary, formatted), both written from the same JSON report."""
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,7 @@ FIELD_LABELS = {
 LEVEL_LABELS = {"county": "县区 county", "prefecture": "地市 prefecture", "region": "全区 region"}
 
 CSV_COLUMNS = (
-    ["year", "provisional", "due_date", "level", "region", "name_zh", "name_en", "prefecture", "rank",
-     "rank_change"]
+    ["year", "provisional", "due_date", "level", "region", "name_zh", "name_en", "prefecture", "rank", "rank_change"]
     + list(REPORT_FIELDS)
     + [f"previous_{f}" for f in REPORT_FIELDS]
     + [f"change_{f}" for f in REPORT_FIELDS]
@@ -43,10 +43,18 @@ def report_csv(report: dict[str, Any]) -> bytes:
     writer.writerow(CSV_COLUMNS)
     for line in report_lines(report):
         writer.writerow(
-            [report["year"], "true" if report["provisional"] else "false", report["due_date"], line["level"],
-             line["region"], line["name"]["zh"], line["name"]["en"], line["prefecture"] or "",
-             "" if line.get("rank") is None else line["rank"],
-             "" if line.get("rank_change") is None else line["rank_change"]]
+            [
+                report["year"],
+                "true" if report["provisional"] else "false",
+                report["due_date"],
+                line["level"],
+                line["region"],
+                line["name"]["zh"],
+                line["name"]["en"],
+                line["prefecture"] or "",
+                "" if line.get("rank") is None else line["rank"],
+                "" if line.get("rank_change") is None else line["rank_change"],
+            ]
             + [line["figures"][f] for f in REPORT_FIELDS]
             + [line["previous"][f] for f in REPORT_FIELDS]
             + [line["change"][f] for f in REPORT_FIELDS]
@@ -55,17 +63,24 @@ def report_csv(report: dict[str, Any]) -> bytes:
 
 
 # --- XLSX ------------------------------------------------------------------------------------------------
-MONEY_FORMAT = '#,##0.00;[Red]-#,##0.00'
-COUNT_FORMAT = '#,##0;[Red]-#,##0'
-CHANGE_MONEY_FORMAT = '+#,##0.00;[Red]-#,##0.00;0.00'
-CHANGE_COUNT_FORMAT = '+#,##0;[Red]-#,##0;0'
+MONEY_FORMAT = "#,##0.00;[Red]-#,##0.00"
+COUNT_FORMAT = "#,##0;[Red]-#,##0"
+CHANGE_MONEY_FORMAT = "+#,##0.00;[Red]-#,##0.00;0.00"
+CHANGE_COUNT_FORMAT = "+#,##0;[Red]-#,##0;0"
 HEADER_FILL = PatternFill("solid", fgColor="1F4E79")
 SUBTOTAL_FILL = PatternFill("solid", fgColor="DDEBF7")
 TOTAL_FILL = PatternFill("solid", fgColor="BDD7EE")
 THIN = Side(style="thin", color="9BC2E6")
 BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
-XLSX_FIELDS = ("outflow_count", "outflow_amount", "outflow_technology_amount", "inflow_count", "inflow_amount",
-               "inflow_technology_amount", "subsidies_total")
+XLSX_FIELDS = (
+    "outflow_count",
+    "outflow_amount",
+    "outflow_technology_amount",
+    "inflow_count",
+    "inflow_amount",
+    "inflow_technology_amount",
+    "subsidies_total",
+)
 
 
 def _value(field: str, text: Any) -> int | Decimal:
@@ -74,7 +89,7 @@ def _value(field: str, text: Any) -> int | Decimal:
 
 def _sheet_title(line: dict[str, Any]) -> str:
     title = f"{line['name']['zh']} {line['name']['en']}"
-    for bad in '[]:*?/\\':
+    for bad in "[]:*?/\\":
         title = title.replace(bad, " ")
     return title[:31]
 
@@ -90,10 +105,17 @@ def _write_table(ws, report: dict[str, Any], lines: list[dict[str, Any]], headin
     width = len(columns)
     ws.cell(row=1, column=1, value=heading).font = Font(bold=True, size=14, color="1F4E79")
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
-    status = ("临时数据（年度未结束） PROVISIONAL: the year has not ended" if report["provisional"]
-              else "最终数据 Final figures")
-    note = ws.cell(row=2, column=1, value=f"报送截止 Due by {report['due_date']} · {status} · "
-                                          f"金额单位：元 Amounts in yuan · 生成 Generated {report['generated_at']}")
+    status = (
+        "临时数据（年度未结束） PROVISIONAL: the year has not ended"
+        if report["provisional"]
+        else "最终数据 Final figures"
+    )
+    note = ws.cell(
+        row=2,
+        column=1,
+        value=f"报送截止 Due by {report['due_date']} · {status} · "
+        f"金额单位：元 Amounts in yuan · 生成 Generated {report['generated_at']}",
+    )
     note.font = Font(italic=True, color="C00000" if report["provisional"] else "595959")
     ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
     header_row = 4
@@ -106,8 +128,14 @@ def _write_table(ws, report: dict[str, Any], lines: list[dict[str, Any]], headin
     ws.row_dimensions[header_row].height = 48
     for offset, line in enumerate(lines, start=1):
         row = header_row + offset
-        values: list[Any] = [line["region"], line["name"]["zh"], line["name"]["en"],
-                             LEVEL_LABELS.get(line["level"], line["level"]), line.get("rank"), line.get("rank_change")]
+        values: list[Any] = [
+            line["region"],
+            line["name"]["zh"],
+            line["name"]["en"],
+            LEVEL_LABELS.get(line["level"], line["level"]),
+            line.get("rank"),
+            line.get("rank_change"),
+        ]
         values += [_value(f, line["figures"][f]) for f in XLSX_FIELDS]
         values += [_value(f, line["change"][f]) for f in XLSX_FIELDS]
         fill = TOTAL_FILL if line["level"] == "region" else SUBTOTAL_FILL if line["level"] == "prefecture" else None
@@ -139,12 +167,20 @@ def report_xlsx(report: dict[str, Any]) -> bytes:
     workbook = Workbook()
     summary = workbook.active
     summary.title = "汇总 Summary"
-    _write_table(summary, report, [*report["prefectures"], report["region"]],
-                 f"{report['title']['zh']} — {report['title']['en']}")
+    _write_table(
+        summary,
+        report,
+        [*report["prefectures"], report["region"]],
+        f"{report['title']['zh']} — {report['title']['en']}",
+    )
     for prefecture in report["prefectures"]:
         ws = workbook.create_sheet(_sheet_title(prefecture))
-        _write_table(ws, report, [*prefecture["counties"], prefecture],
-                     f"{prefecture['name']['zh']} {prefecture['name']['en']} · {report['year']}")
+        _write_table(
+            ws,
+            report,
+            [*prefecture["counties"], prefecture],
+            f"{prefecture['name']['zh']} {prefecture['name']['en']} · {report['year']}",
+        )
     workbook.properties.title = report["title"]["en"]
     workbook.properties.creator = "tcr-reporting"
     out = io.BytesIO()

@@ -18,6 +18,7 @@ produces the problem+json (401/403/404/406/422) exactly as before, so the fast p
 The one exception: when the resolver cannot ask the registry (503), that Problem is rendered here by the same
 `problem_response` the route's exception handler uses, so the registry is not asked twice for one request.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -30,8 +31,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tcr_reporting.adapters.http.negotiation import JSON, negotiate
 from tcr_reporting.domain.calendar import current_year, year_in_range
-from tcr_shared.platform.problems import Problem, problem_response
 from tcr_shared.language.regions import ningxia_regions
+from tcr_shared.platform.problems import Problem, problem_response
 
 METRICS_ROUTE = "/v1/regions/{code}/metrics"
 READER_ROLES = frozenset({"analyst", "admin"})
@@ -99,8 +100,13 @@ class MetricsFastPath:
             await self.app(scope, receive, send)
             return
         scope["route"] = self._route  # the same route label in the request metrics as through the router
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _answer(self, scope: Scope, code: str) -> bytes | None:

@@ -1,4 +1,5 @@
 """Content negotiation: pick the best supported media type from Accept (with q-values), or 406."""
+
 from __future__ import annotations
 
 from tcr_shared.platform.problems import Problem
@@ -54,6 +55,9 @@ def negotiate(accept: str | None, supported: list[str]) -> str:
             best = (q, -index)
             chosen = media
     if chosen is None:
-        raise Problem(406, f"This resource is available as {', '.join(supported)}; the Accept header "
-                           f"'{accept}' allows none of them.", supported=supported)
+        raise Problem(
+            406,
+            f"This resource is available as {', '.join(supported)}; the Accept header '{accept}' allows none of them.",
+            supported=supported,
+        )
     return chosen

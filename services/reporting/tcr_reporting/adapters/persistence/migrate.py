@@ -1,4 +1,5 @@
 """Alembic migrations, run on start (and by `tcr-reporting migrate`)."""
+
 from __future__ import annotations
 
 from pathlib import Path

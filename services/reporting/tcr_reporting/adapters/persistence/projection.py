@@ -1,5 +1,6 @@
 """Applying a page of feed events to the figures, inside the transaction `SqlProjectionSink` opens (which
 also records the position reached): a page is counted exactly once, or not at all."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,14 +9,24 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from tcr_reporting.domain.figures import (
-    AWARD_TYPES, REGISTRY_PREFIX, CountedAward, CountedContract, FigureDeltas, counted_after,
-)
 from tcr_reporting.adapters.persistence.tables import (
-    FEED_REGISTRY, FEED_SUBSIDY, counted_awards, counted_contracts, feed_tracking, figures,
+    FEED_REGISTRY,
+    FEED_SUBSIDY,
+    counted_awards,
+    counted_contracts,
+    feed_tracking,
+    figures,
 )
-from tcr_shared.language.events.envelope import FeedEvent
+from tcr_reporting.domain.figures import (
+    AWARD_TYPES,
+    REGISTRY_PREFIX,
+    CountedAward,
+    CountedContract,
+    FigureDeltas,
+    counted_after,
+)
 from tcr_shared.feeds.projection_store import SqlProjectionSink
+from tcr_shared.language.events.envelope import FeedEvent
 
 _CHUNK = 500  # ids per IN (...) list
 
@@ -34,12 +45,20 @@ async def _load_counted(session: AsyncSession, ids: list[str]) -> dict[str, Coun
     c = counted_contracts.c
     for start in range(0, len(ids), _CHUNK):
         rows = await session.execute(
-            select(c.contract_id, c.year, c.category, c.amount_fen, c.technology_amount_fen, c.seller_region,
-                   c.buyer_region).where(c.contract_id.in_(ids[start:start + _CHUNK]))
+            select(
+                c.contract_id,
+                c.year,
+                c.category,
+                c.amount_fen,
+                c.technology_amount_fen,
+                c.seller_region,
+                c.buyer_region,
+            ).where(c.contract_id.in_(ids[start : start + _CHUNK]))
         )
         for row in rows:
-            found[row.contract_id] = CountedContract(row.year, row.category, row.amount_fen,
-                                                     row.technology_amount_fen, row.seller_region, row.buyer_region)
+            found[row.contract_id] = CountedContract(
+                row.year, row.category, row.amount_fen, row.technology_amount_fen, row.seller_region, row.buyer_region
+            )
     return found
 
 
@@ -76,13 +95,29 @@ async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
     if items and _is_postgres(session):
         columns = list(zip(*items))
         keys = list(zip(*columns[0]))
-        await session.execute(_PG_FIGURES, {
-            "region": list(keys[0]), "year": list(keys[1]), "side": list(keys[2]), "category": list(keys[3]),
-            "count": list(columns[1]), "amount": list(columns[2]), "technology": list(columns[3])})
+        await session.execute(
+            _PG_FIGURES,
+            {
+                "region": list(keys[0]),
+                "year": list(keys[1]),
+                "side": list(keys[2]),
+                "category": list(keys[3]),
+                "count": list(columns[1]),
+                "amount": list(columns[2]),
+                "technology": list(columns[3]),
+            },
+        )
         return
     rows = [
-        {"region": key[0], "year": key[1], "side": key[2], "category": key[3], "count": count,
-         "amount_fen": amount, "technology_amount_fen": technology}
+        {
+            "region": key[0],
+            "year": key[1],
+            "side": key[2],
+            "category": key[3],
+            "count": count,
+            "amount_fen": amount,
+            "technology_amount_fen": technology,
+        }
         for key, count, amount, technology in items
     ]
     if not rows:
@@ -119,27 +154,53 @@ async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]
 
     removed = [cid for cid in last_position if state[cid] is None and cid in stored]
     kept = [
-        {"contract_id": cid, "year": rec.year, "category": rec.category, "amount_fen": rec.amount_fen,
-         "technology_amount_fen": rec.technology_amount_fen, "seller_region": rec.seller_region,
-         "buyer_region": rec.buyer_region, "position": last_position[cid]}
-        for cid in sorted(last_position) if (rec := state[cid]) is not None
+        {
+            "contract_id": cid,
+            "year": rec.year,
+            "category": rec.category,
+            "amount_fen": rec.amount_fen,
+            "technology_amount_fen": rec.technology_amount_fen,
+            "seller_region": rec.seller_region,
+            "buyer_region": rec.buyer_region,
+            "position": last_position[cid],
+        }
+        for cid in sorted(last_position)
+        if (rec := state[cid]) is not None
     ]
     for start in range(0, len(removed), _CHUNK):
-        await session.execute(delete(counted_contracts).where(
-            counted_contracts.c.contract_id.in_(removed[start:start + _CHUNK])))
+        await session.execute(
+            delete(counted_contracts).where(counted_contracts.c.contract_id.in_(removed[start : start + _CHUNK]))
+        )
     if kept and _is_postgres(session):
-        await session.execute(_PG_CONTRACTS, {
-            "contract_id": [r["contract_id"] for r in kept], "year": [r["year"] for r in kept],
-            "category": [r["category"] for r in kept], "amount": [r["amount_fen"] for r in kept],
-            "technology": [r["technology_amount_fen"] for r in kept], "seller": [r["seller_region"] for r in kept],
-            "buyer": [r["buyer_region"] for r in kept], "position": [r["position"] for r in kept]})
+        await session.execute(
+            _PG_CONTRACTS,
+            {
+                "contract_id": [r["contract_id"] for r in kept],
+                "year": [r["year"] for r in kept],
+                "category": [r["category"] for r in kept],
+                "amount": [r["amount_fen"] for r in kept],
+                "technology": [r["technology_amount_fen"] for r in kept],
+                "seller": [r["seller_region"] for r in kept],
+                "buyer": [r["buyer_region"] for r in kept],
+                "position": [r["position"] for r in kept],
+            },
+        )
     elif kept:
         stmt = _insert(session, counted_contracts)
         stmt = stmt.on_conflict_do_update(
             index_elements=["contract_id"],
-            set_={name: stmt.excluded[name] for name in (
-                "year", "category", "amount_fen", "technology_amount_fen", "seller_region", "buyer_region",
-                "position")},
+            set_={
+                name: stmt.excluded[name]
+                for name in (
+                    "year",
+                    "category",
+                    "amount_fen",
+                    "technology_amount_fen",
+                    "seller_region",
+                    "buyer_region",
+                    "position",
+                )
+            },
         )
         await session.execute(stmt, kept)
     await write_deltas(session, deltas)
@@ -157,11 +218,16 @@ async def apply_subsidy_page(session: AsyncSession, events: Sequence[FeedEvent])
         after = CountedAward.from_event(event.data)
         deltas.move_award(state.get(award_id), after)
         state[award_id] = after
-    rows = [{"award_id": k, "region": v.region, "year": v.year, "programme": v.programme, "award_fen": v.award_fen}
-            for k, v in sorted(state.items()) if v is not None]
+    rows = [
+        {"award_id": k, "region": v.region, "year": v.year, "programme": v.programme, "award_fen": v.award_fen}
+        for k, v in sorted(state.items())
+        if v is not None
+    ]
     stmt = _insert(session, counted_awards)
-    stmt = stmt.on_conflict_do_update(index_elements=["award_id"], set_={
-        name: stmt.excluded[name] for name in ("region", "year", "programme", "award_fen")})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["award_id"],
+        set_={name: stmt.excluded[name] for name in ("region", "year", "programme", "award_fen")},
+    )
     await session.execute(stmt, rows)
     await write_deltas(session, deltas)
 
@@ -170,8 +236,11 @@ async def _load_awards(session: AsyncSession, ids: list[str]) -> dict[str, Count
     found: dict[str, CountedAward] = {}
     c = counted_awards.c
     for start in range(0, len(ids), _CHUNK):
-        rows = await session.execute(select(c.award_id, c.region, c.year, c.programme, c.award_fen)
-                                     .where(c.award_id.in_(ids[start:start + _CHUNK])))
+        rows = await session.execute(
+            select(c.award_id, c.region, c.year, c.programme, c.award_fen).where(
+                c.award_id.in_(ids[start : start + _CHUNK])
+            )
+        )
         for row in rows:
             found[row.award_id] = CountedAward(row.region, row.year, row.programme, row.award_fen)
     return found

@@ -1,4 +1,5 @@
 """Reads of the stored figures: a handful of indexed rows per request, never the events."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -18,7 +19,8 @@ class FigureStore:
     async def rows(self, regions: Iterable[str], years: Iterable[int]) -> list[Row]:
         f = figures.c
         query = select(f.region, f.year, f.side, f.category, f.count, f.amount_fen, f.technology_amount_fen).where(
-            f.region.in_(sorted(set(regions))), f.year.in_(sorted(set(years))))
+            f.region.in_(sorted(set(regions))), f.year.in_(sorted(set(years)))
+        )
         async with self._engine.connect() as connection:
             result = await connection.execute(query)
             return [tuple(r) for r in result]

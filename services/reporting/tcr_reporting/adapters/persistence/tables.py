@@ -1,5 +1,6 @@
 """The reporting database: figures per (region, year, side, category), the per-contract record of what was
 counted, and the feed positions (shared `tracking_table`), all written in the same transaction per page."""
+
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table

@@ -1,4 +1,5 @@
 """HTTP API of the subsidy service (port 8002): ledgers, awards, programmes, status and the award feed."""
+
 from __future__ import annotations
 
 import base64
@@ -14,20 +15,20 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import Gauge
 
-from tcr_shared.partners.asyncapi import asyncapi_router
-from tcr_shared.platform.auth import RegistryKeyResolver, authenticator
-from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.feeds.server import feed_router
+from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.language.identifiers import credit_code_problem
-from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
 from tcr_shared.language.policy_time import now_utc, policy_year
-from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers
 from tcr_shared.language.regions import is_known_region
+from tcr_shared.partners.asyncapi import asyncapi_router
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router
+from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
+from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
+from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers
 from tcr_subsidy.adapters.persistence.queries import AWARD_COLUMNS
 from tcr_subsidy.adapters.persistence.tables import webhooks
-from tcr_subsidy.settings import SubsidySettings
 from tcr_subsidy.application.service import SubsidyService
+from tcr_subsidy.settings import SubsidySettings
 
 MIN_YEAR, MAX_YEAR = 2000, 2100
 ProgrammeName = Literal["import", "export_enterprise", "export_institution", "brokerage"]
@@ -55,44 +56,71 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
             await service.stop()
             await resolver.aclose()
 
-    app = FastAPI(title="tcr subsidy service", version="1.0.0", lifespan=lifespan, telemetry=NATIVE_TELEMETRY_OFF,
-                  description="Subsidy awards decided from the registry's feed, with their caps, explained to the fen.")
+    app = FastAPI(
+        title="tcr subsidy service",
+        version="1.0.0",
+        lifespan=lifespan,
+        telemetry=NATIVE_TELEMETRY_OFF,
+        description="Subsidy awards decided from the registry's feed, with their caps, explained to the fen.",
+    )
     app.state.service = service
     install_problem_handlers(app)
     metrics = instrument(app, "subsidy", ready=service.ready)
     status = service.follower.status
-    lag = Gauge("tcr_subsidy_feed_lag_events", "Events the registry feed is ahead of this service", ["feed"],
-                registry=metrics.registry)
+    lag = Gauge(
+        "tcr_subsidy_feed_lag_events",
+        "Events the registry feed is ahead of this service",
+        ["feed"],
+        registry=metrics.registry,
+    )
     lag.labels(status.feed).set_function(lambda: status.lag)
-    position = Gauge("tcr_subsidy_feed_position", "Registry feed position applied", ["feed"],
-                     registry=metrics.registry)
+    position = Gauge("tcr_subsidy_feed_position", "Registry feed position applied", ["feed"], registry=metrics.registry)
     position.labels(status.feed).set_function(lambda: status.position)
-    Gauge("tcr_subsidy_events_applied", "Registry events applied since start", registry=metrics.registry
-          ).set_function(lambda: status.events_applied)
-    Gauge("tcr_subsidy_award_events_appended", "Award events appended since start", registry=metrics.registry
-          ).set_function(lambda: service.projection.awards_total)
-    Gauge("tcr_subsidy_events_skipped", "Registry events skipped (unknown type or malformed) since start",
-          registry=metrics.registry).set_function(lambda: service.projection.skipped_total)
+    Gauge("tcr_subsidy_events_applied", "Registry events applied since start", registry=metrics.registry).set_function(
+        lambda: status.events_applied
+    )
+    Gauge(
+        "tcr_subsidy_award_events_appended", "Award events appended since start", registry=metrics.registry
+    ).set_function(lambda: service.projection.awards_total)
+    Gauge(
+        "tcr_subsidy_events_skipped",
+        "Registry events skipped (unknown type or malformed) since start",
+        registry=metrics.registry,
+    ).set_function(lambda: service.projection.skipped_total)
 
-    require = authenticator(settings.admin_key, resolver)
+    require = Authenticator(settings.admin_key, resolver).require
     reader = require("analyst")
     app.include_router(feed_router(service.queries, service.signal, require("partner", "analyst")))
-    app.include_router(subscriptions_router(engine=service.db, tables=webhooks, source=service.queries,
-                                            event_types=SUBSIDY_EVENT_TYPES, require=require, worker=deliveries))
+    app.include_router(
+        subscriptions_router(
+            engine=service.db,
+            tables=webhooks,
+            source=service.queries,
+            event_types=SUBSIDY_EVENT_TYPES,
+            require=require,
+            worker=deliveries,
+        )
+    )
     app.include_router(asyncapi_router())
     deliveries.register_metrics(metrics.registry)
 
     async def caught_up(min_position: int | None) -> None:
         if min_position and min_position > status.position:
             if not await service.follower.wait_for(min_position, timeout=10.0):
-                raise Problem(503, f"Registry position {min_position} is not applied yet (at {status.position}); "
-                                   f"retry shortly.", headers={"Retry-After": "1"})
+                raise Problem(
+                    503,
+                    f"Registry position {min_position} is not applied yet (at {status.position}); retry shortly.",
+                    headers={"Retry-After": "1"},
+                )
 
     def positioned(body: dict) -> JSONResponse:
         return JSONResponse(body, headers={"TCR-Position": str(status.position)})
 
-    @app.get("/v1/beneficiaries/{credit_code}/ledger", tags=["awards"],
-             summary="A beneficiary's ledger: per programme the cap, awarded (net), remaining and award lines")
+    @app.get(
+        "/v1/beneficiaries/{credit_code}/ledger",
+        tags=["awards"],
+        summary="A beneficiary's ledger: per programme the cap, awarded (net), remaining and award lines",
+    )
     async def ledger(
         credit_code: str,
         year: int | None = Query(None, ge=MIN_YEAR, le=MAX_YEAR, description="Policy year (Asia/Shanghai)"),
@@ -131,13 +159,21 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
         _principal=Depends(reader),
     ):
         if region is not None and (not _REGION.match(region) or (len(region) == 6 and not is_known_region(region))):
-            raise Problem(422, f"region: {region!r} is not a GB/T 2260 area code",
-                          errors=[field_error("region", "expected 2, 4 or 6 digits of a known region")])
+            raise Problem(
+                422,
+                f"region: {region!r} is not a GB/T 2260 area code",
+                errors=[field_error("region", "expected 2, 4 or 6 digits of a known region")],
+            )
         await caught_up(min_position)
         if "text/csv" in request.headers.get("accept", ""):
-            return StreamingResponse(_csv(service, year, programme, region), media_type="text/csv; charset=utf-8",
-                                     headers={"Content-Disposition": 'attachment; filename="awards.csv"',
-                                              "TCR-Position": str(status.position)})
+            return StreamingResponse(
+                _csv(service, year, programme, region),
+                media_type="text/csv; charset=utf-8",
+                headers={
+                    "Content-Disposition": 'attachment; filename="awards.csv"',
+                    "TCR-Position": str(status.position),
+                },
+            )
         after = _decode_token(page_token) if page_token else None
         items, last = await service.queries.list_awards(year, programme, region, after, limit)
         return positioned({"awards": items, "next_page_token": _encode_token(last) if last else None})
@@ -149,17 +185,32 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
         history = []
         for rs in service.rulebook.rule_sets:
             until = service.rulebook.effective_until(rs)
-            history.append({**rs.as_dict(), "effective_until": until.isoformat() if until else None,
-                            "in_force": rs is current, "future": rs.effective_from > today})
-        return {"in_force": current.id if current else None, "rule_sets": history,
-                "rounding": "half-up to the fen (0.01 yuan)", "policy_year": "certification date in Asia/Shanghai"}
+            history.append(
+                {
+                    **rs.as_dict(),
+                    "effective_until": until.isoformat() if until else None,
+                    "in_force": rs is current,
+                    "future": rs.effective_from > today,
+                }
+            )
+        return {
+            "in_force": current.id if current else None,
+            "rule_sets": history,
+            "rounding": "half-up to the fen (0.01 yuan)",
+            "policy_year": "certification date in Asia/Shanghai",
+        }
 
     @app.get("/v1/status", tags=["status"], summary="Feeds followed: position processed, head and lag")
     async def status_endpoint(_principal=Depends(reader)) -> dict:
         skipped = await service.queries.skipped()
         return {
-            "feeds": [{**status.as_dict(), "url": f"{settings.registry_url.rstrip('/')}/v1/events",
-                       "following": settings.subsidy_follow}],
+            "feeds": [
+                {
+                    **status.as_dict(),
+                    "url": f"{settings.registry_url.rstrip('/')}/v1/events",
+                    "following": settings.subsidy_follow,
+                }
+            ],
             "award_feed": {"head": await service.queries.head()},
             "skipped_events": {"count": len(skipped), "recent": skipped[-20:]},
         }
@@ -177,9 +228,12 @@ def _decode_token(token: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     if not text.startswith("after:") or len(text) <= len("after:"):
-        raise Problem(422, "page_token is not one this service issued; pass next_page_token unchanged",
-                      errors=[field_error("page_token", "malformed")])
-    return text[len("after:"):]
+        raise Problem(
+            422,
+            "page_token is not one this service issued; pass next_page_token unchanged",
+            errors=[field_error("page_token", "malformed")],
+        )
+    return text[len("after:") :]
 
 
 async def _csv(service: SubsidyService, year, programme, region):
@@ -193,5 +247,3 @@ async def _csv(service: SubsidyService, year, programme, region):
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
-
-

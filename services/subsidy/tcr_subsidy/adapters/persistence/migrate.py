@@ -1,4 +1,5 @@
 """Run the subsidy service's alembic migrations (on start, and from the CLI)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Loading what a page of registry events needs, and writing back what it changed, in the caller's transaction."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,16 @@ from sqlalchemy import BigInteger, Integer, Text, TextClause, bindparam, func, s
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tcr_subsidy.adapters.persistence import tables as t
-from tcr_subsidy.domain.awards import CERTIFIED, Award, AwardEvent, CapUsage, ContractRecord, Engine, RegistryEvent, State
+from tcr_subsidy.domain.awards import (
+    CERTIFIED,
+    Award,
+    AwardEvent,
+    CapUsage,
+    ContractRecord,
+    Engine,
+    RegistryEvent,
+    State,
+)
 
 _CHUNK = 500
 _LOOKUP = 100  # keys per IN (...) lookup: small enough that PostgreSQL always picks the index
@@ -25,53 +35,102 @@ def from_fen(fen: int) -> Decimal:
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def award_from_row(r) -> Award:
     return Award(
-        award_id=r.award_id, contract_id=r.contract_id, registration_number=r.registration_number,
-        beneficiary=r.beneficiary, beneficiary_name=r.beneficiary_name, beneficiary_kind=r.beneficiary_kind,
-        beneficiary_region=r.beneficiary_region, programme=r.programme, policy_year=r.policy_year,
-        rule_set=r.rule_set, clause=r.clause, cap_key=r.cap_key, project=r.project, base=from_fen(r.base_fen),
-        rate=Decimal(r.rate), entitlement=from_fen(r.entitlement_fen), award=from_fen(r.award_fen),
-        status=r.status, cap=from_fen(r.cap_fen), explanation=r.explanation,
-        decided_position=r.decided_position, updated_position=r.updated_position,
+        award_id=r.award_id,
+        contract_id=r.contract_id,
+        registration_number=r.registration_number,
+        beneficiary=r.beneficiary,
+        beneficiary_name=r.beneficiary_name,
+        beneficiary_kind=r.beneficiary_kind,
+        beneficiary_region=r.beneficiary_region,
+        programme=r.programme,
+        policy_year=r.policy_year,
+        rule_set=r.rule_set,
+        clause=r.clause,
+        cap_key=r.cap_key,
+        project=r.project,
+        base=from_fen(r.base_fen),
+        rate=Decimal(r.rate),
+        entitlement=from_fen(r.entitlement_fen),
+        award=from_fen(r.award_fen),
+        status=r.status,
+        cap=from_fen(r.cap_fen),
+        explanation=r.explanation,
+        decided_position=r.decided_position,
+        updated_position=r.updated_position,
     )
 
 
 def _award_row(a: Award) -> dict:
     return {
-        "award_id": a.award_id, "contract_id": a.contract_id, "registration_number": a.registration_number,
-        "beneficiary": a.beneficiary, "beneficiary_name": a.beneficiary_name, "beneficiary_kind": a.beneficiary_kind,
-        "beneficiary_region": a.beneficiary_region, "programme": a.programme, "policy_year": a.policy_year,
-        "rule_set": a.rule_set, "clause": a.clause, "cap_key": a.cap_key, "project": a.project,
-        "base_fen": to_fen(a.base), "rate": str(a.rate), "entitlement_fen": to_fen(a.entitlement),
-        "award_fen": to_fen(a.award), "status": a.status, "cap_fen": to_fen(a.cap), "explanation": a.explanation,
-        "decided_position": a.decided_position, "updated_position": a.updated_position,
+        "award_id": a.award_id,
+        "contract_id": a.contract_id,
+        "registration_number": a.registration_number,
+        "beneficiary": a.beneficiary,
+        "beneficiary_name": a.beneficiary_name,
+        "beneficiary_kind": a.beneficiary_kind,
+        "beneficiary_region": a.beneficiary_region,
+        "programme": a.programme,
+        "policy_year": a.policy_year,
+        "rule_set": a.rule_set,
+        "clause": a.clause,
+        "cap_key": a.cap_key,
+        "project": a.project,
+        "base_fen": to_fen(a.base),
+        "rate": str(a.rate),
+        "entitlement_fen": to_fen(a.entitlement),
+        "award_fen": to_fen(a.award),
+        "status": a.status,
+        "cap_fen": to_fen(a.cap),
+        "explanation": a.explanation,
+        "decided_position": a.decided_position,
+        "updated_position": a.updated_position,
     }
 
 
 def _contract_row(c: ContractRecord) -> dict:
     return {
-        "contract_id": c.contract_id, "status": c.status, "registration_number": c.registration_number,
-        "policy_year": c.policy_year, "rule_set": c.rule_set, "certified_at": c.certified_at,
-        "result_id": c.result_id, "cause_position": c.cause_position, "explanation": c.explanation,
+        "contract_id": c.contract_id,
+        "status": c.status,
+        "registration_number": c.registration_number,
+        "policy_year": c.policy_year,
+        "rule_set": c.rule_set,
+        "certified_at": c.certified_at,
+        "result_id": c.result_id,
+        "cause_position": c.cause_position,
+        "explanation": c.explanation,
         "considered": json.dumps(c.considered, ensure_ascii=False, sort_keys=True),
     }
 
 
 def contract_from_row(r) -> ContractRecord:
     return ContractRecord(
-        contract_id=r.contract_id, status=r.status, registration_number=r.registration_number,
-        policy_year=r.policy_year, rule_set=r.rule_set, certified_at=r.certified_at, result_id=r.result_id,
-        cause_position=r.cause_position, explanation=r.explanation, considered=json.loads(r.considered),
+        contract_id=r.contract_id,
+        status=r.status,
+        registration_number=r.registration_number,
+        policy_year=r.policy_year,
+        rule_set=r.rule_set,
+        certified_at=r.certified_at,
+        result_id=r.result_id,
+        cause_position=r.cause_position,
+        explanation=r.explanation,
+        considered=json.loads(r.considered),
     )
 
 
 def _cap_row(c: CapUsage) -> dict:
-    return {"cap_key": c.key, "programme": c.programme, "beneficiary": c.beneficiary, "policy_year": c.policy_year,
-            "project": c.project, "used_fen": to_fen(c.used)}
+    return {
+        "cap_key": c.key,
+        "programme": c.programme,
+        "beneficiary": c.beneficiary,
+        "policy_year": c.policy_year,
+        "project": c.project,
+        "used_fen": to_fen(c.used),
+    }
 
 
 class PageState(State):
@@ -93,12 +152,15 @@ def _pg_lookup(table, column: str):
     `= ANY(:keys)`: asyncpg prepares statements and PostgreSQL soon switches to a generic plan, in which
     `= ANY($1)` cannot hash the array and compares every row with every key (a page of 1,000 cap keys then took
     ~250 ms against 30k caps); the join is a hash or index lookup whatever the plan."""
-    return text(f"SELECT t.* FROM {table.name} AS t JOIN unnest(CAST(:keys AS VARCHAR[])) AS k(key) "
-                f"ON t.{column} = k.key")
+    return text(
+        f"SELECT t.* FROM {table.name} AS t JOIN unnest(CAST(:keys AS VARCHAR[])) AS k(key) ON t.{column} = k.key"
+    )
 
 
-_PG_LOOKUPS = {(table.name, column): _pg_lookup(table, column) for table, column in (
-    (t.contracts, "contract_id"), (t.awards, "contract_id"), (t.caps, "cap_key"))}
+_PG_LOOKUPS = {
+    (table.name, column): _pg_lookup(table, column)
+    for table, column in ((t.contracts, "contract_id"), (t.awards, "contract_id"), (t.caps, "cap_key"))
+}
 
 
 async def _rows_in(session: AsyncSession, query, column, keys: list[str]) -> list:
@@ -137,8 +199,9 @@ async def load_page_state(session: AsyncSession, engine: Engine, events: Sequenc
         keys |= engine.cap_keys(event, years.get(event.contract_id))
     state.loaded_cap_keys = keys
     for r in await _rows_in(session, select(t.caps), t.caps.c.cap_key, sorted(keys)):
-        state.caps[r.cap_key] = CapUsage(r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project,
-                                         from_fen(r.used_fen))
+        state.caps[r.cap_key] = CapUsage(
+            r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project, from_fen(r.used_fen)
+        )
         state.stored_caps.add(r.cap_key)
     return state
 
@@ -155,10 +218,10 @@ async def _upsert(session: AsyncSession, table, pk: str, rows: list[dict], store
         await session.execute(table.insert(), inserts)
     if updates:
         columns = [c.name for c in table.columns if c.name != pk]
-        statement = table.update().where(table.c[pk] == bindparam(f"k_{pk}")).values(
-            {c: bindparam(f"v_{c}") for c in columns})
-        await session.execute(statement, [
-            {f"k_{pk}": r[pk], **{f"v_{c}": r[c] for c in columns}} for r in updates])
+        statement = (
+            table.update().where(table.c[pk] == bindparam(f"k_{pk}")).values({c: bindparam(f"v_{c}") for c in columns})
+        )
+        await session.execute(statement, [{f"k_{pk}": r[pk], **{f"v_{c}": r[c] for c in columns}} for r in updates])
 
 
 # PostgreSQL: each table's page of rows goes in ONE statement, one array per column (unnest), instead of one
@@ -179,8 +242,10 @@ def _pg_upsert(table) -> TextClause:
     names = [c.name for c in table.columns]
     (pk,) = [c.name for c in table.primary_key.columns]
     updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != pk)
-    return text(f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({_pg_unnest(table, names)}) "
-                f"ON CONFLICT ({pk}) DO UPDATE SET {updates}")
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({_pg_unnest(table, names)}) "
+        f"ON CONFLICT ({pk}) DO UPDATE SET {updates}"
+    )
 
 
 def _columns(table, rows: list[dict]) -> dict[str, list]:
@@ -195,35 +260,61 @@ _PG_APPEND_AWARD_EVENTS = text(
     f"SELECT h.head + u.ord, {', '.join(f'u.{n}' for n in _AWARD_EVENT_COLUMNS)} "
     f"FROM unnest({_pg_unnest(t.award_events, _AWARD_EVENT_COLUMNS)}) "
     f"WITH ORDINALITY AS u({', '.join(_AWARD_EVENT_COLUMNS)}, ord) "
-    f"CROSS JOIN (SELECT COALESCE(MAX(position), 0) AS head FROM {t.award_events.name}) AS h")
+    f"CROSS JOIN (SELECT COALESCE(MAX(position), 0) AS head FROM {t.award_events.name}) AS h"
+)
 
 
 async def award_feed_head(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(t.award_events.c.position), 0))) or 0)
 
 
-async def write_page(session: AsyncSession, state: PageState, outputs: list[AwardEvent],
-                     skipped: list[dict]) -> int:
+async def write_page(session: AsyncSession, state: PageState, outputs: list[AwardEvent], skipped: list[dict]) -> int:
     """Write the page's changes; returns the number of award events appended to the service's feed."""
-    await _upsert(session, t.contracts, "contract_id",
-                  [_contract_row(state.contracts[c]) for c in sorted(state.dirty_contracts)], state.stored_contracts)
-    await _upsert(session, t.awards, "award_id",
-                  [_award_row(state.awards[a]) for a in sorted(state.dirty_awards)], state.stored_awards)
-    await _upsert(session, t.caps, "cap_key",
-                  [_cap_row(state.caps[k]) for k in sorted(state.dirty_caps)], state.stored_caps)
+    await _upsert(
+        session,
+        t.contracts,
+        "contract_id",
+        [_contract_row(state.contracts[c]) for c in sorted(state.dirty_contracts)],
+        state.stored_contracts,
+    )
+    await _upsert(
+        session,
+        t.awards,
+        "award_id",
+        [_award_row(state.awards[a]) for a in sorted(state.dirty_awards)],
+        state.stored_awards,
+    )
+    await _upsert(
+        session, t.caps, "cap_key", [_cap_row(state.caps[k]) for k in sorted(state.dirty_caps)], state.stored_caps
+    )
     if outputs and _is_postgres(session):
-        await session.execute(_PG_APPEND_AWARD_EVENTS, {
-            "id": [o.id for o in outputs], "type": [o.type for o in outputs], "time": [o.time for o in outputs],
-            "subject": [o.subject for o in outputs], "award_id": [o.award_id for o in outputs],
-            "cause_position": [o.cause_position for o in outputs],
-            "data": [json.dumps(o.data, ensure_ascii=False, sort_keys=True) for o in outputs]})
+        await session.execute(
+            _PG_APPEND_AWARD_EVENTS,
+            {
+                "id": [o.id for o in outputs],
+                "type": [o.type for o in outputs],
+                "time": [o.time for o in outputs],
+                "subject": [o.subject for o in outputs],
+                "award_id": [o.award_id for o in outputs],
+                "cause_position": [o.cause_position for o in outputs],
+                "data": [json.dumps(o.data, ensure_ascii=False, sort_keys=True) for o in outputs],
+            },
+        )
     elif outputs:
         head = await award_feed_head(session)
-        rows = [{
-            "position": head + i, "id": o.id, "type": o.type, "time": o.time, "subject": o.subject,
-            "award_id": o.award_id, "cause_position": o.cause_position,
-            "data": json.dumps(o.data, ensure_ascii=False, sort_keys=True),
-        } for i, o in enumerate(outputs, start=1)]
+        rows = [
+            {
+                "position": head + i,
+                "id": o.id,
+                "type": o.type,
+                "time": o.time,
+                "subject": o.subject,
+                "award_id": o.award_id,
+                "cause_position": o.cause_position,
+                "data": json.dumps(o.data, ensure_ascii=False, sort_keys=True),
+            }
+            for i, o in enumerate(outputs, start=1)
+        ]
         for chunk in _chunks(rows):
             await session.execute(t.award_events.insert(), chunk)
     if skipped:

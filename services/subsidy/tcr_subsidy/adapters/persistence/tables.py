@@ -1,4 +1,5 @@
 """The subsidy service's tables. Money is stored as whole fen (BIGINT): exact on SQLite and PostgreSQL alike."""
+
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
@@ -12,7 +13,8 @@ feed_tracking = tracking_table(metadata)
 webhooks = webhook_tables(metadata)
 
 contracts = Table(
-    "subsidy_contracts", metadata,
+    "subsidy_contracts",
+    metadata,
     Column("contract_id", String(64), primary_key=True),
     Column("status", String(20), nullable=False),
     Column("registration_number", String(16)),
@@ -26,7 +28,8 @@ contracts = Table(
 )
 
 awards = Table(
-    "subsidy_awards", metadata,
+    "subsidy_awards",
+    metadata,
     Column("award_id", String(36), primary_key=True),
     Column("contract_id", String(64), nullable=False, index=True),
     Column("registration_number", String(16)),
@@ -54,7 +57,8 @@ awards = Table(
 )
 
 caps = Table(
-    "subsidy_caps", metadata,
+    "subsidy_caps",
+    metadata,
     Column("cap_key", String(300), primary_key=True),
     Column("programme", String(40), nullable=False),
     Column("beneficiary", String(18), nullable=False, index=True),
@@ -66,7 +70,8 @@ caps = Table(
 # The service's own public feed: append-only, written only by the single follower in the same transaction as
 # the decisions, so positions are committed in order and no reader can skip one.
 award_events = Table(
-    "subsidy_award_events", metadata,
+    "subsidy_award_events",
+    metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("id", String(36), nullable=False, unique=True),
     Column("type", String(100), nullable=False),
@@ -78,7 +83,8 @@ award_events = Table(
 )
 
 skipped_events = Table(
-    "subsidy_skipped_events", metadata,
+    "subsidy_skipped_events",
+    metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("event_id", String(100), nullable=False),
     Column("type", String(200), nullable=False),

@@ -14,7 +14,12 @@ connectable = config.attributes.get("connection") or engine_from_config(
     config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
 )
 with connectable.connect() as connection:
-    context.configure(connection=connection, target_metadata=metadata, include_object=include_object,
-                      version_table="registry_alembic_version", render_as_batch=True)
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        include_object=include_object,
+        version_table="registry_alembic_version",
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()

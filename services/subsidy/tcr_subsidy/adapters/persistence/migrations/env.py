@@ -1,4 +1,5 @@
 """Alembic environment of the subsidy service (its own database; run on start by migrate.upgrade)."""
+
 from __future__ import annotations
 
 from alembic import context
@@ -12,8 +13,13 @@ VERSION_TABLE = "subsidy_alembic_version"
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, version_table=VERSION_TABLE,
-                      literal_binds=True, dialect_opts={"paramstyle": "named"})
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -3,6 +3,7 @@
 Revision ID: 0002
 Revises: 0001
 """
+
 from alembic import op
 
 from tcr_shared.partners.webhooks import create_webhook_tables, drop_webhook_tables
@@ -19,5 +20,3 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_webhook_tables(op)
-
-

@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-27
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -93,6 +94,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("subsidy_skipped_events", "subsidy_award_events", "subsidy_caps", "subsidy_awards",
-                  "subsidy_contracts", "feed_tracking"):
+    for table in (
+        "subsidy_skipped_events",
+        "subsidy_award_events",
+        "subsidy_caps",
+        "subsidy_awards",
+        "subsidy_contracts",
+        "feed_tracking",
+    ):
         op.drop_table(table)

@@ -3,6 +3,7 @@
 Revision ID: 0002
 Revises: 0001
 """
+
 from alembic import op
 
 from tcr_shared.partners.webhooks import create_webhook_tables, drop_webhook_tables
