@@ -224,7 +224,7 @@ def run_wrk(url: str, script: Path, seconds: int) -> dict:
 
 
 def measure(label: str, env: dict, workdir: Path, script: Path) -> dict:
-    service = start_service(f"bench-reporting-{label}", "tcr_reporting.adapters.http.app:create_app", env, workdir)
+    service = start_service(f"bench-reporting-{label}", "tcr_reporting.bootstrap:create_app", env, workdir)
     try:
         url = service.url
         run_wrk(url, script, 3)  # warm-up

@@ -18,9 +18,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = [
-    ("registry", "tcr_registry.adapters.http.app:create_app", int(os.environ.get("TCR_REGISTRY_PORT", 8001))),
-    ("subsidy", "tcr_subsidy.adapters.http.app:create_app", int(os.environ.get("TCR_SUBSIDY_PORT", 8002))),
-    ("reporting", "tcr_reporting.adapters.http.app:create_app", int(os.environ.get("TCR_REPORTING_PORT", 8003))),
+    ("registry", "tcr_registry.bootstrap:create_app", int(os.environ.get("TCR_REGISTRY_PORT", 8001))),
+    ("subsidy", "tcr_subsidy.bootstrap:create_app", int(os.environ.get("TCR_SUBSIDY_PORT", 8002))),
+    ("reporting", "tcr_reporting.bootstrap:create_app", int(os.environ.get("TCR_REPORTING_PORT", 8003))),
 ]
 
 

@@ -7,7 +7,7 @@ import httpx
 from tests.partners.conftest import ADMIN, ADMIN_KEY
 from tests.support.processes import ServiceProcess, start_service
 
-REGISTRY_APP = "tcr_registry.adapters.http.app:create_app"
+REGISTRY_APP = "tcr_registry.bootstrap:create_app"
 REGISTRY_WITH_WEBHOOKS = "tests.partners.registry_webhooks_app:create_app"
 
 

@@ -15,9 +15,9 @@ from tests.reporting.registry_api import RegistryApi, wait_for_position
 from tests.support import postgres
 from tests.support.processes import ROOT, ServiceProcess, free_port, start_service
 
-REGISTRY_APP = "tcr_registry.adapters.http.app:create_app"
-REPORTING_APP = "tcr_reporting.adapters.http.app:create_app"
-SUBSIDY_APP = "tcr_subsidy.adapters.http.app:create_app"
+REGISTRY_APP = "tcr_registry.bootstrap:create_app"
+REPORTING_APP = "tcr_reporting.bootstrap:create_app"
+SUBSIDY_APP = "tcr_subsidy.bootstrap:create_app"
 
 
 @dataclass

@@ -15,8 +15,8 @@ from tests.support import postgres
 from tests.support.processes import ServiceProcess, start_service
 
 ADMIN_KEY = "tcr_test_admin_key_for_subsidy_suite"
-REGISTRY_APP = "tcr_registry.adapters.http.app:create_app"
-SUBSIDY_APP = "tcr_subsidy.adapters.http.app:create_app"
+REGISTRY_APP = "tcr_registry.bootstrap:create_app"
+SUBSIDY_APP = "tcr_subsidy.bootstrap:create_app"
 _point_numbers = itertools.count(10)
 
 

@@ -48,7 +48,7 @@ class ServiceProcess:
 def start_service(
     name: str, app: str, env: dict[str, str], log_dir: Path, port: int | None = None, timeout: float = 60.0
 ) -> ServiceProcess:
-    """Start `uvicorn <app> --factory` and wait for /healthz. `app` is e.g. tcr_registry.adapters.http.app:create_app."""
+    """Start `uvicorn <app> --factory` and wait for /healthz. `app` is e.g. tcr_registry.bootstrap:create_app."""
     port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"

@@ -14,7 +14,7 @@ import httpx
 from tcr_shared.language.identifiers import credit_code_with_check_digit
 
 ADMIN_KEY = "test-admin-key"
-REGISTRY_APP = "tcr_registry.adapters.http.app:create_app"
+REGISTRY_APP = "tcr_registry.bootstrap:create_app"
 _serial = itertools.count(1)
 
 

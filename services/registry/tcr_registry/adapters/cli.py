@@ -31,6 +31,17 @@ def head() -> None:
     registry.close()
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", envvar="TCR_HOST", help="Address to listen on (0.0.0.0 in a container)"),
+    port: int = typer.Option(8001, envvar="TCR_REGISTRY_PORT", help="Port to listen on"),
+) -> None:
+    """Run the registry service over HTTP (settings from the environment, TCR_*) until SIGTERM or Ctrl-C."""
+    from tcr_shared.platform.serving import serve as serve_http
+
+    serve_http("tcr_registry.bootstrap:create_app", host, port, switch_interval=0.0005)
+
+
 def main() -> None:
     app()
 

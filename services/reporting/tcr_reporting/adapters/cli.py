@@ -147,6 +147,17 @@ def status(database_url: str | None = typer.Option(None, envvar="TCR_REPORTING_D
         console.print(f"{feed}: {position}")
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", envvar="TCR_HOST", help="Address to listen on (0.0.0.0 in a container)"),
+    port: int = typer.Option(8003, envvar="TCR_REPORTING_PORT", help="Port to listen on"),
+) -> None:
+    """Run the reporting service over HTTP (settings from the environment, TCR_*) until SIGTERM or Ctrl-C."""
+    from tcr_shared.platform.serving import serve as serve_http
+
+    serve_http("tcr_reporting.bootstrap:create_app", host, port)
+
+
 def main() -> None:
     app()
 

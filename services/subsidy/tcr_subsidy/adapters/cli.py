@@ -145,6 +145,17 @@ def verify(
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", envvar="TCR_HOST", help="Address to listen on (0.0.0.0 in a container)"),
+    port: int = typer.Option(8002, envvar="TCR_SUBSIDY_PORT", help="Port to listen on"),
+) -> None:
+    """Run the subsidy service over HTTP (settings from the environment, TCR_*) until SIGTERM or Ctrl-C."""
+    from tcr_shared.platform.serving import serve as serve_http
+
+    serve_http("tcr_subsidy.bootstrap:create_app", host, port)
+
+
 def main() -> None:
     app()
 
