@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tcr_reporting.adapters.http.app import create_app
 from tcr_reporting.adapters.http.fastpath import MetricsFastPath, bearer_secret_of, plain_year
 from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink
 from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY
-from tcr_reporting.settings import Settings
+from tcr_reporting.bootstrap import create_app
+from tcr_reporting.settings import ReportingSettings
 from tcr_shared.platform import auth
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.database import Database
@@ -49,7 +49,7 @@ class StubResolver:
 
 def make_app(database_url: str, tmp_path, monkeypatch, *, fast_path: bool):
     monkeypatch.setattr(auth, "RegistryKeyResolver", lambda url: StubResolver())
-    settings = Settings(
+    settings = ReportingSettings(
         reporting_database_url=database_url,
         data_dir=tmp_path,
         admin_key=ADMIN,

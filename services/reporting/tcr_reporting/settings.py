@@ -1,4 +1,4 @@
-"""Settings from the environment (pydantic-settings); names as in docs/ARCHITECTURE.md."""
+"""The reporting service's settings, from the environment (pydantic-settings); names as in docs/ARCHITECTURE.md."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tcr_shared.platform.database import Database
 
 
-class Settings(BaseSettings):
+class ReportingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
 
     reporting_database_url: str | None = None
