@@ -24,9 +24,6 @@ class ReportingSettings(BaseSettings):
     # Answers are cached per projection version (emptied whenever a page is applied); off for benchmarks
     # of the database path.
     query_cache: bool = True
-    # The lean ASGI path for GET /v1/regions/{code}/metrics (adapters/http/fastpath.py); off: every request
-    # goes through the FastAPI route (same answers, ~250 µs more CPU each).
-    fast_path: bool = True
 
     @property
     def database(self) -> Database:

@@ -11,7 +11,6 @@ from fastapi.staticfiles import StaticFiles
 
 from tcr_reporting.adapters.http.api import api_router
 from tcr_reporting.adapters.http.dashboard import dashboard_router
-from tcr_reporting.adapters.http.fastpath import MetricsFastPath
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
 from tcr_shared.platform.problems import install_problem_handlers
 
@@ -31,9 +30,6 @@ def http_app(runtime: Any, lifespan: Any) -> FastAPI:
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
-    if runtime.settings.fast_path:
-        # added before instrument(): it runs inside RequestContext (request id, metrics, access log)
-        app.add_middleware(MetricsFastPath, runtime=runtime)
     instrument(app, "reporting", runtime.is_ready)
     app.include_router(api_router(runtime.authenticator.require))
     app.include_router(dashboard_router())
