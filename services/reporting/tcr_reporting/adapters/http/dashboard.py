@@ -19,19 +19,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from tcr_reporting.adapters.http.api import READER_ROLES
 from tcr_reporting.domain.calendar import current_year, is_provisional
-from tcr_reporting.domain.figures import CATEGORIES, PROGRAMMES
+from tcr_shared.language import vocabulary
 from tcr_shared.language.regions import NINGXIA, ningxia_regions, prefectures
+from tcr_shared.language.vocabulary import CATEGORIES, PROGRAMMES
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem
 
 COOKIE = "tcr_reporting_key"
-CATEGORY_LABELS = {
-    "development": "技术开发 Development",
-    "transfer": "技术转让 Transfer",
-    "licence": "技术许可 Licence",
-    "consulting": "技术咨询 Consulting",
-    "service": "技术服务 Service",
-}
+CATEGORY_LABELS = {c: f"{label['zh']} {label['en']}" for c, label in vocabulary.CATEGORY_LABELS.items()}
+# Shorter than the vocabulary's programme names (which carry the policy's wording): these fit a chart axis.
 PROGRAMME_LABELS = {
     "import": "技术引进 Import (buyers)",
     "export_enterprise": "企业技术输出 Export, enterprises",
