@@ -3,21 +3,32 @@ that the composition root (`tcr_reporting.bootstrap`) builds and starts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tcr_reporting.adapters.http.api import api_router
 from tcr_reporting.adapters.http.dashboard import dashboard_router
+from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
 from tcr_shared.platform.problems import install_problem_handlers
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def http_app(runtime: Any, lifespan: Any) -> FastAPI:
+class ServedRuntime(Protocol):
+    """What the app needs of the runtime to assemble itself (handlers also read its queries, feeds and clock)."""
+
+    authenticator: Authenticator
+
+    async def is_ready(self) -> bool: ...
+
+
+def http_app(runtime: ServedRuntime, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
     """The app over `runtime` (handlers find it at `app.state.runtime`: queries, feeds, clock, authenticator);
     `lifespan` starts and stops it."""
     app = FastAPI(
