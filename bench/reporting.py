@@ -6,9 +6,8 @@ revocations over ten policy years, all 22 counties) are fed straight into the pr
 the follower uses), not through the registry's HTTP API, which would take far longer to fill. The reporting
 service then runs as a real uvicorn process on that PostgreSQL database, and wrk (Debian package `wrk`) drives
 random (region, year) metrics requests at it (each request formatted once in the Lua script, so wrk's own CPU
-goes to sending): first in the normal configuration (the lean ASGI path for this endpoint and the per-version
-answer cache), then through the FastAPI route only (TCR_FAST_PATH=0, for comparison), then with the cache off
-(every request reads the figures table). Each: a fresh uvicorn process, 3 s of warm-up, then the measured run;
+goes to sending): first in the normal configuration (the FastAPI route answering from the per-version answer
+cache), then with the cache off (every request reads the figures table). Each: a fresh uvicorn process, 3 s of warm-up, then the measured run;
 the 1-minute load average before and after each is printed, since the machine may be shared.
 
 Prints the figures; asserts nothing. Run: make bench, or python bench/reporting.py (BENCH_EVENTS, BENCH_SECONDS,
@@ -311,8 +310,7 @@ def main() -> None:
             flush=True,
         )
         configurations = [
-            ("default (lean path + answer cache)", base),
-            ("FastAPI route only (TCR_FAST_PATH=0)", {**base, "TCR_FAST_PATH": "0"}),
+            ("default (route + answer cache)", base),
             ("answer cache off (reads figures)", {**base, "TCR_QUERY_CACHE": "0"}),
         ]
         results = []

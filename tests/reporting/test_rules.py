@@ -14,23 +14,26 @@ from tcr_reporting.domain.figures import (
     FigureError,
     areas_of,
     counted_after,
-    fen_text,
-    to_fen,
+    wire_fen,
 )
 from tcr_reporting.domain.ranking import RankEntry, rank, ranking
+from tcr_shared.language.money import fen_text
 from tests.reporting.builders import Feed, award, terms
 
 
 def test_money_is_exact_fen() -> None:
-    assert to_fen("1234.56") == 123456
-    assert to_fen("-1800000.00") == -180000000
+    assert wire_fen("1234.56") == 123456
+    assert wire_fen("-1800000.00") == -180000000
     assert fen_text(123456) == "1234.56"
     assert fen_text(-5) == "-0.05"
     assert fen_text(10**17 + 1) == "1000000000000000.01"  # beyond a double's exact range
     with pytest.raises(FigureError):
-        to_fen("1.005")
+        wire_fen("1.005")
     with pytest.raises(FigureError):
-        to_fen(12.5)
+        wire_fen(12.5)
+    for text in ("Infinity", "NaN", "12,50", ""):
+        with pytest.raises(FigureError):
+            wire_fen(text)
 
 
 def test_areas_roll_up_county_prefecture_region_and_ignore_outside() -> None:

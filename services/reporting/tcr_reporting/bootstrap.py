@@ -1,6 +1,124 @@
-"""The reporting service's composition root: `create_app` builds the service from its settings (uvicorn --factory
-tcr_reporting.bootstrap:create_app, or `tcr-reporting serve`)."""
+"""The reporting service's composition root (port 8003): `create_app` builds the service from its settings
+(`uvicorn --factory tcr_reporting.bootstrap:create_app`, or `tcr-reporting serve`).
 
-from tcr_reporting.adapters.http.app import create_app
+On start: migrations, then two followers (registry contracts, subsidy awards), each applying pages of events
+and its position in one transaction through the shared `SqlProjectionSink`."""
 
-__all__ = ["create_app"]
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tcr_reporting.adapters.feeds import FollowedFeed, followed_feed
+from tcr_reporting.adapters.http.app import http_app
+from tcr_reporting.adapters.persistence.migrate import upgrade
+from tcr_reporting.adapters.persistence.projection import registry_sink, subsidy_sink
+from tcr_reporting.adapters.persistence.store import FigureStore
+from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY
+from tcr_reporting.application.queries import ReportingQueries
+from tcr_reporting.settings import ReportingSettings
+from tcr_shared.language.policy_time import now_utc
+from tcr_shared.platform import auth
+from tcr_shared.platform.observability import configure_logging
+
+log = logging.getLogger("tcr.reporting")
+
+
+@dataclass
+class ReportingRuntime:
+    """Everything one reporting process holds: the figure store and its queries, the two followed feeds, the one
+    `Authenticator` (API and dashboard alike) and the clock (tests set it)."""
+
+    settings: ReportingSettings
+    engine: AsyncEngine
+    store: FigureStore
+    feeds: dict[str, FollowedFeed]
+    resolver: auth.RegistryKeyResolver
+    authenticator: auth.Authenticator
+    queries: ReportingQueries = field(init=False)
+    clock: Callable[[], datetime] = now_utc
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    ready: bool = False
+
+    def __post_init__(self) -> None:
+        # the clock is read through the runtime, so a test that replaces it moves the queries' "now" too
+        self.queries = ReportingQueries(self.store, self.version, lambda: self.clock(), cache=self.settings.query_cache)
+
+    def positions(self) -> dict[str, int]:
+        return {name: feed.follower.status.position for name, feed in self.feeds.items()}
+
+    async def version(self) -> tuple:
+        return tuple(feed.follower.status.position for feed in self.feeds.values())
+
+    async def is_ready(self) -> bool:
+        if not self.ready:
+            return False
+        try:
+            return await self.store.ping()
+        except Exception:  # database down
+            return False
+
+    async def start(self) -> None:
+        await asyncio.to_thread(upgrade, self.settings.database)
+        for feed in self.feeds.values():
+            self.tasks.append(asyncio.create_task(feed.follower.run(), name=f"follow-{feed.name}"))
+        self.ready = True
+        log.info("reporting started", extra={"service": "reporting"})
+
+    async def stop(self) -> None:
+        self.ready = False
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for feed in self.feeds.values():
+            await feed.client.aclose()
+        await self.resolver.aclose()
+        await self.engine.dispose()
+
+
+def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
+    engine = settings.database.async_engine()
+    key = settings.effective_feed_key
+    feeds = {
+        FEED_REGISTRY: followed_feed(
+            FEED_REGISTRY, settings.registry_url, key, registry_sink(engine), settings.feed_wait
+        ),
+        FEED_SUBSIDY: followed_feed(FEED_SUBSIDY, settings.subsidy_url, key, subsidy_sink(engine), settings.feed_wait),
+    }
+    resolver = auth.RegistryKeyResolver(settings.registry_url)
+    return ReportingRuntime(
+        settings=settings,
+        engine=engine,
+        store=FigureStore(engine),
+        feeds=feeds,
+        resolver=resolver,
+        authenticator=auth.Authenticator(settings.admin_key, resolver),
+    )
+
+
+def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+    settings = settings or ReportingSettings()
+    configure_logging(settings.log_level)
+    runtime = build_runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return http_app(runtime, lifespan)
+
+
+__all__ = ["ReportingRuntime", "build_runtime", "create_app"]

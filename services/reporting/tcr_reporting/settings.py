@@ -1,4 +1,4 @@
-"""Settings from the environment (pydantic-settings); names as in docs/ARCHITECTURE.md."""
+"""The reporting service's settings, from the environment (pydantic-settings); names as in docs/ARCHITECTURE.md."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tcr_shared.platform.database import Database
 
 
-class Settings(BaseSettings):
+class ReportingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
 
     reporting_database_url: str | None = None
@@ -24,9 +24,6 @@ class Settings(BaseSettings):
     # Answers are cached per projection version (emptied whenever a page is applied); off for benchmarks
     # of the database path.
     query_cache: bool = True
-    # The lean ASGI path for GET /v1/regions/{code}/metrics (adapters/http/fastpath.py); off: every request
-    # goes through the FastAPI route (same answers, ~250 µs more CPU each).
-    fast_path: bool = True
 
     @property
     def database(self) -> Database:

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, reset, subsidy_sink
 from tcr_reporting.adapters.persistence.store import FigureStore
-from tcr_reporting.settings import Settings
+from tcr_reporting.settings import ReportingSettings
 from tcr_shared.feeds.client import FeedClient, FeedUnavailable
 
 app = typer.Typer(help="tcr reporting service: projection maintenance", no_args_is_help=True)
@@ -28,7 +28,7 @@ console = Console(stderr=True)
 
 def _settings(
     database_url: str | None, registry_url: str | None, subsidy_url: str | None, feed_key: str | None
-) -> Settings:
+) -> ReportingSettings:
     overrides = {
         k: v
         for k, v in {
@@ -39,7 +39,7 @@ def _settings(
         }.items()
         if v
     }
-    return Settings(**overrides)
+    return ReportingSettings(**overrides)
 
 
 @app.command()
@@ -69,7 +69,7 @@ async def _replay(name: str, client: FeedClient, sink, progress: Progress) -> in
     return applied
 
 
-async def _rebuild(settings: Settings, skip_subsidy: bool) -> dict[str, int]:
+async def _rebuild(settings: ReportingSettings, skip_subsidy: bool) -> dict[str, int]:
     await asyncio.to_thread(upgrade, settings.database)
     engine = settings.database.async_engine()
     key = settings.effective_feed_key

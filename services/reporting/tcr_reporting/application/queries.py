@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tcr_reporting.domain.calendar import due_date, is_provisional
-from tcr_reporting.domain.figures import CATEGORIES, INFLOW, OUTFLOW, PROGRAMMES, SUBSIDY, fen_text
+from tcr_reporting.domain.figures import INFLOW, OUTFLOW, SUBSIDY
 from tcr_reporting.domain.ranking import RankEntry, ranking
+from tcr_shared.language.money import fen_text
 from tcr_shared.language.regions import NINGXIA, Region, counties, ningxia_regions, prefectures
+from tcr_shared.language.vocabulary import CATEGORIES, PROGRAMMES
 
 
 class Store(Protocol):

@@ -2,7 +2,7 @@
 category (or programme). Pure Python: the projection feeds events in; persistence stores what comes out.
 
 Money is counted in integer fen here (exact, and cheap to sum in SQL on both backends); it becomes a Decimal
-with two places at the edge (`fen_to_decimal`).
+on the wire at the edge (`tcr_shared.language.money.fen_text`).
 """
 
 from __future__ import annotations
@@ -12,33 +12,23 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tcr_shared.language.money import FEN
+from tcr_shared.language.money import MoneyFormatError, to_fen
 from tcr_shared.language.regions import NINGXIA, ningxia_regions
+from tcr_shared.language.vocabulary import CATEGORIES, CERTIFIED, PROGRAMMES, RegistryEventType
 
 OUTFLOW = "outflow"
 INFLOW = "inflow"
 SUBSIDY = "subsidy"
 SIDES = (OUTFLOW, INFLOW)
-CATEGORIES = ("development", "transfer", "licence", "consulting", "service")
-PROGRAMMES = ("import", "export_enterprise", "export_institution", "brokerage")
-
-REGISTRY_PREFIX = "tcr.registry.contract."
-AWARD_TYPES = frozenset(
-    {
-        "tcr.subsidy.award.decided.v1",
-        "tcr.subsidy.award.adjusted.v1",
-        "tcr.subsidy.award.clawed_back.v1",
-    }
-)
-# The contract statuses in which a contract counts: only certified (amended contracts stay certified).
-COUNTING_STATUS = "certified"
+# The contract status in which a contract counts: only certified (amended contracts stay certified).
+COUNTING_STATUS = CERTIFIED
 
 
 class FigureError(ValueError):
     """An event whose figures cannot be read (malformed money, missing year)."""
 
 
-def to_fen(text: Any) -> int:
+def wire_fen(text: Any) -> int:
     """Money on the wire (a string with two decimals, possibly negative for deltas) to integer fen."""
     if not isinstance(text, str):
         raise FigureError(f"money must be a string, got {text!r}")
@@ -46,18 +36,12 @@ def to_fen(text: Any) -> int:
         value = Decimal(text)
     except InvalidOperation as exc:
         raise FigureError(f"{text!r} is not money") from exc
-    fen = value * 100
-    if fen != fen.to_integral_value():
-        raise FigureError(f"{text!r} has more than two decimals")
-    return int(fen)
-
-
-def fen_to_decimal(fen: int) -> Decimal:
-    return (Decimal(fen) / 100).quantize(FEN)
-
-
-def fen_text(fen: int) -> str:
-    return str(fen_to_decimal(fen))
+    if not value.is_finite():
+        raise FigureError(f"{text!r} is not money")
+    try:
+        return to_fen(value)
+    except MoneyFormatError as exc:
+        raise FigureError(f"{text!r} has more than two decimals") from exc
 
 
 def areas_of(code: str | None) -> list[str]:
@@ -107,7 +91,7 @@ class CountedAward:
         year = data.get("policy_year")
         if programme not in PROGRAMMES or not isinstance(year, int):
             raise FigureError(f"award event without a known programme and policy year: {programme!r}, {year!r}")
-        return cls(str(data.get("beneficiary_region")), year, programme, to_fen(data.get("award")))
+        return cls(str(data.get("beneficiary_region")), year, programme, wire_fen(data.get("award")))
 
 
 def _region_of(party: Mapping[str, Any] | None) -> str | None:
@@ -125,7 +109,7 @@ def counted_after(event_type: str, data: Mapping[str, Any], before: CountedContr
     - revoked, or any status other than certified: counts nowhere;
     - an event type this version does not know: nothing changes.
     """
-    if not event_type.startswith(REGISTRY_PREFIX):
+    if not event_type.startswith(RegistryEventType.PREFIX):
         return before
     status = data.get("status")
     if status is None:
@@ -134,7 +118,7 @@ def counted_after(event_type: str, data: Mapping[str, Any], before: CountedContr
         return None
     terms = data.get("terms") or {}
     year = data.get("policy_year")
-    if before is not None and not event_type.endswith(".certified.v1"):
+    if before is not None and event_type != RegistryEventType.CERTIFIED:
         year = before.year  # amended contracts count in their original year
     if not isinstance(year, int):
         raise FigureError(f"a certified contract event without policy_year: {event_type}")
@@ -144,8 +128,8 @@ def counted_after(event_type: str, data: Mapping[str, Any], before: CountedContr
     return CountedContract(
         year=year,
         category=category,
-        amount_fen=to_fen(terms.get("amount")),
-        technology_amount_fen=to_fen(terms.get("technology_amount")),
+        amount_fen=wire_fen(terms.get("amount")),
+        technology_amount_fen=wire_fen(terms.get("technology_amount")),
         seller_region=_region_of(terms.get("seller")),
         buyer_region=_region_of(terms.get("buyer")),
     )
@@ -203,7 +187,6 @@ def region_level(code: str) -> str:
 
 
 __all__ = [
-    "AWARD_TYPES",
     "CATEGORIES",
     "CountedContract",
     "FigureDeltas",
@@ -216,7 +199,5 @@ __all__ = [
     "SUBSIDY",
     "areas_of",
     "counted_after",
-    "fen_text",
-    "fen_to_decimal",
-    "to_fen",
+    "wire_fen",
 ]

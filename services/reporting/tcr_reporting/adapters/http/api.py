@@ -13,6 +13,8 @@ from tcr_reporting.domain.calendar import MIN_YEAR, current_year, year_in_range
 from tcr_shared.language.regions import ningxia_regions
 from tcr_shared.platform.problems import Problem, field_error
 
+READER_ROLES = ("analyst", "admin")  # the API and the dashboard alike
+
 
 def _runtime(request: Request):
     return request.app.state.runtime
@@ -43,7 +45,7 @@ async def json_only(request: Request) -> None:
 
 
 def api_router(require) -> APIRouter:
-    reader = require("analyst", "admin")
+    reader = require(*READER_ROLES)
     router = APIRouter(prefix="/v1", dependencies=[Depends(reader)])
 
     @router.get(

@@ -8,7 +8,6 @@ or admin) and keeps it in an HttpOnly, SameSite=Strict cookie."""
 
 from __future__ import annotations
 
-import hmac
 import json
 from decimal import Decimal
 from html import escape
@@ -18,20 +17,17 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from tcr_reporting.adapters.http.api import READER_ROLES
 from tcr_reporting.domain.calendar import current_year, is_provisional
-from tcr_reporting.domain.figures import CATEGORIES, PROGRAMMES
+from tcr_shared.language import vocabulary
 from tcr_shared.language.regions import NINGXIA, ningxia_regions, prefectures
-from tcr_shared.platform.auth import ADMIN_KEY_ID, Principal
+from tcr_shared.language.vocabulary import CATEGORIES, PROGRAMMES
+from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem
 
 COOKIE = "tcr_reporting_key"
-CATEGORY_LABELS = {
-    "development": "技术开发 Development",
-    "transfer": "技术转让 Transfer",
-    "licence": "技术许可 Licence",
-    "consulting": "技术咨询 Consulting",
-    "service": "技术服务 Service",
-}
+CATEGORY_LABELS = {c: f"{label['zh']} {label['en']}" for c, label in vocabulary.CATEGORY_LABELS.items()}
+# Shorter than the vocabulary's programme names (which carry the policy's wording): these fit a chart axis.
 PROGRAMME_LABELS = {
     "import": "技术引进 Import (buyers)",
     "export_enterprise": "企业技术输出 Export, enterprises",
@@ -63,18 +59,16 @@ async def _principal(request: Request) -> Principal | None:
 
 
 async def _principal_of(runtime: Any, secret: str | None) -> Principal | None:
+    """The reader behind a signed-in key, checked by the service's one `Authenticator` (as the API checks it);
+    None for no key, an unknown one, another role, or a registry that cannot vouch for it right now (the page
+    then asks to sign in again rather than failing)."""
     if not secret:
         return None
-    admin_key = runtime.settings.admin_key
-    if admin_key and hmac.compare_digest(secret, admin_key):
-        return Principal(key_id=ADMIN_KEY_ID, role="admin")
     try:
-        principal = await runtime.resolver(secret)
+        principal = await runtime.authenticator.authenticate(secret)
     except Problem:
         return None
-    if principal is None or principal.role not in ("analyst", "admin"):
-        return None
-    return principal
+    return principal if principal.role in READER_ROLES else None
 
 
 def _page(title: str, body: str, version: str, *, nav: str = "") -> HTMLResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -17,23 +17,17 @@ from tcr_reporting.adapters.persistence.tables import (
     feed_tracking,
     figures,
 )
-from tcr_reporting.domain.figures import (
-    AWARD_TYPES,
-    REGISTRY_PREFIX,
-    CountedAward,
-    CountedContract,
-    FigureDeltas,
-    counted_after,
-)
+from tcr_reporting.domain.figures import CountedAward, CountedContract, FigureDeltas, counted_after
 from tcr_shared.feeds.projection_store import SqlProjectionSink
 from tcr_shared.language.events.envelope import FeedEvent
+from tcr_shared.language.vocabulary import AwardEventType, RegistryEventType
+from tcr_shared.platform.database import is_postgres, pg_columns, pg_upsert
 
 _CHUNK = 500  # ids per IN (...) list
 
 
 def _insert(session: AsyncSession, table):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if is_postgres(session) else sqlite.insert)(table)
 
 
 def _contract_id(event: FeedEvent) -> str:
@@ -62,53 +56,14 @@ async def _load_counted(session: AsyncSession, ids: list[str]) -> dict[str, Coun
     return found
 
 
-# PostgreSQL: one statement per page over arrays (unnest), instead of one upsert per row.
-_PG_FIGURES = text("""
-INSERT INTO figures (region, year, side, category, count, amount_fen, technology_amount_fen)
-SELECT * FROM unnest(CAST(:region AS varchar[]), CAST(:year AS integer[]), CAST(:side AS varchar[]),
-                     CAST(:category AS varchar[]), CAST(:count AS bigint[]), CAST(:amount AS bigint[]),
-                     CAST(:technology AS bigint[]))
-ON CONFLICT (region, year, side, category) DO UPDATE SET
-  count = figures.count + EXCLUDED.count,
-  amount_fen = figures.amount_fen + EXCLUDED.amount_fen,
-  technology_amount_fen = figures.technology_amount_fen + EXCLUDED.technology_amount_fen
-""")
-_PG_CONTRACTS = text("""
-INSERT INTO counted_contracts (contract_id, year, category, amount_fen, technology_amount_fen, seller_region,
-                               buyer_region, position)
-SELECT * FROM unnest(CAST(:contract_id AS varchar[]), CAST(:year AS integer[]), CAST(:category AS varchar[]),
-                     CAST(:amount AS bigint[]), CAST(:technology AS bigint[]), CAST(:seller AS varchar[]),
-                     CAST(:buyer AS varchar[]), CAST(:position AS bigint[]))
-ON CONFLICT (contract_id) DO UPDATE SET
-  year = EXCLUDED.year, category = EXCLUDED.category, amount_fen = EXCLUDED.amount_fen,
-  technology_amount_fen = EXCLUDED.technology_amount_fen, seller_region = EXCLUDED.seller_region,
-  buyer_region = EXCLUDED.buyer_region, position = EXCLUDED.position
-""")
+# PostgreSQL: one statement per page over arrays (unnest), instead of one upsert per row; figures add up.
+_PG_FIGURES = pg_upsert(figures, add=("count", "amount_fen", "technology_amount_fen"))
+_PG_CONTRACTS = pg_upsert(counted_contracts)
+_PG_AWARDS = pg_upsert(counted_awards)
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
-    items = deltas.items()
-    if items and _is_postgres(session):
-        columns = list(zip(*items))
-        keys = list(zip(*columns[0]))
-        await session.execute(
-            _PG_FIGURES,
-            {
-                "region": list(keys[0]),
-                "year": list(keys[1]),
-                "side": list(keys[2]),
-                "category": list(keys[3]),
-                "count": list(columns[1]),
-                "amount": list(columns[2]),
-                "technology": list(columns[3]),
-            },
-        )
-        return
-    rows = [
+def _figure_rows(deltas: FigureDeltas) -> list[dict]:
+    return [
         {
             "region": key[0],
             "year": key[1],
@@ -118,9 +73,16 @@ async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
             "amount_fen": amount,
             "technology_amount_fen": technology,
         }
-        for key, count, amount, technology in items
+        for key, count, amount, technology in deltas.items()
     ]
+
+
+async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
+    rows = _figure_rows(deltas)
     if not rows:
+        return
+    if is_postgres(session):
+        await session.execute(_PG_FIGURES, pg_columns(figures, rows))
         return
     stmt = _insert(session, figures)
     stmt = stmt.on_conflict_do_update(
@@ -135,7 +97,7 @@ async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
 
 
 async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
-    contract_events = [e for e in events if e.type.startswith(REGISTRY_PREFIX)]
+    contract_events = [e for e in events if e.type.startswith(RegistryEventType.PREFIX)]
     if not contract_events:
         return
     ids = sorted({_contract_id(e) for e in contract_events})
@@ -171,20 +133,8 @@ async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]
         await session.execute(
             delete(counted_contracts).where(counted_contracts.c.contract_id.in_(removed[start : start + _CHUNK]))
         )
-    if kept and _is_postgres(session):
-        await session.execute(
-            _PG_CONTRACTS,
-            {
-                "contract_id": [r["contract_id"] for r in kept],
-                "year": [r["year"] for r in kept],
-                "category": [r["category"] for r in kept],
-                "amount": [r["amount_fen"] for r in kept],
-                "technology": [r["technology_amount_fen"] for r in kept],
-                "seller": [r["seller_region"] for r in kept],
-                "buyer": [r["buyer_region"] for r in kept],
-                "position": [r["position"] for r in kept],
-            },
-        )
+    if kept and is_postgres(session):
+        await session.execute(_PG_CONTRACTS, pg_columns(counted_contracts, kept))
     elif kept:
         stmt = _insert(session, counted_contracts)
         stmt = stmt.on_conflict_do_update(
@@ -207,7 +157,7 @@ async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]
 
 
 async def apply_subsidy_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
-    award_events = [e for e in events if e.type in AWARD_TYPES]
+    award_events = [e for e in events if e.type in AwardEventType.ALL]
     if not award_events:
         return
     ids = sorted({str(e.data["award_id"]) for e in award_events})
@@ -223,13 +173,20 @@ async def apply_subsidy_page(session: AsyncSession, events: Sequence[FeedEvent])
         for k, v in sorted(state.items())
         if v is not None
     ]
+    await _write_awards(session, rows)
+    await write_deltas(session, deltas)
+
+
+async def _write_awards(session: AsyncSession, rows: list[dict]) -> None:
+    if is_postgres(session):
+        await session.execute(_PG_AWARDS, pg_columns(counted_awards, rows))
+        return
     stmt = _insert(session, counted_awards)
     stmt = stmt.on_conflict_do_update(
         index_elements=["award_id"],
         set_={name: stmt.excluded[name] for name in ("region", "year", "programme", "award_fen")},
     )
     await session.execute(stmt, rows)
-    await write_deltas(session, deltas)
 
 
 async def _load_awards(session: AsyncSession, ids: list[str]) -> dict[str, CountedAward]:
