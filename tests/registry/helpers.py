@@ -57,8 +57,8 @@ class RegistryEnv:
     _keys: dict[str, str] = field(default_factory=dict)
 
     @property
-    def service(self):
-        return self.client.app.state.service  # type: ignore[attr-defined]
+    def runtime(self):
+        return self.client.app.state.runtime  # type: ignore[attr-defined]
 
     async def point(self, jurisdiction: str = "6401") -> Point:
         """A new registration point with a fresh number (so its registration numbers start at 000001)."""
@@ -123,7 +123,7 @@ class RegistryEnv:
         head = await self.head()
 
         async def reached() -> bool:
-            return self.service.index_follower.status.position >= head
+            return self.runtime.index_follower.status.position >= head
 
         await wait_until(reached, what=f"the contract index to reach position {head}")
 

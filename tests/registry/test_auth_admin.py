@@ -174,7 +174,7 @@ async def test_api_keys_secret_shown_once_and_stored_hashed(registry):
     issued = r.json()
     secret = issued["secret"]
     assert issued["role"] == "point" and issued["point_id"] == point.id and len(secret) >= 32
-    async with registry.service.engine.connect() as conn:
+    async with registry.runtime.engine.connect() as conn:
         rows = (await conn.execute(select(api_keys))).mappings().all()
     row = next(row for row in rows if row["id"] == issued["id"])
     assert row["key_hash"] == hashlib.sha256(secret.encode()).hexdigest()

@@ -191,7 +191,7 @@ async def test_a_v1_certified_event_is_upcast(database_url, tmp_path):
         point = await env.point("6401")
         contract = await env.submit(point)
         cid = uuid.UUID(contract["id"])
-        app = env.service.app
+        app = env.runtime.app
         submitted = app.repository.get(cid)
         event = Contract.Certified(
             originator_id=cid,

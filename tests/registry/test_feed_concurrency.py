@@ -89,7 +89,7 @@ async def test_reader_never_skips_under_concurrent_writers(make_pg_database, tmp
         _assert_saw_everything(positions, full)
         # Every committed event of the store is accounted for: the feed is the log minus the non-public
         # registration-book events.
-        async with env.service.engine.connect() as conn:
+        async with env.runtime.engine.connect() as conn:
             stored = (
                 await conn.execute(text("SELECT notification_id, topic FROM registry_events ORDER BY notification_id"))
             ).all()

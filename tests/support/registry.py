@@ -94,7 +94,7 @@ async def make_key(client: httpx.AsyncClient, role: str, admin_key: str = ADMIN_
 @contextlib.asynccontextmanager
 async def registry_in_process(database_url: str, data_dir: Path, **settings) -> AsyncIterator[httpx.AsyncClient]:
     """The registry app with its lifespan running, reached through httpx over ASGI."""
-    from tcr_registry.adapters.http.app import create_app
+    from tcr_registry.bootstrap import create_app
     from tcr_registry.settings import RegistrySettings
 
     config = RegistrySettings(
