@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from uuid import UUID
 
 from fastapi import FastAPI
 
@@ -15,14 +14,13 @@ from tcr_registry.adapters import contract_index
 from tcr_registry.adapters.event_log import LazyEventLog, RegistryEventLog
 from tcr_registry.adapters.http.app import build_app
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
-from tcr_registry.adapters.http.keys import KeyStore
 from tcr_registry.adapters.index_sink import SharedIndexSink
 from tcr_registry.adapters.persistence import migrate
+from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
+from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
 from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
-from tcr_registry.application.errors import ContractNotFound
-from tcr_registry.application.registry import Registry
-from tcr_registry.application.writer import DiscardingWriter, Writer
-from tcr_registry.domain.contract import Contract
+from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
+from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
 from tcr_registry.settings import RegistrySettings
 from tcr_shared.feeds.follower import Follower
 from tcr_shared.feeds.server import NewEventsSignal
@@ -42,11 +40,13 @@ class RegistryRuntime:
         self.database = settings.database
         self.signal = NewEventsSignal()
         self.engine = self.database.async_engine()
-        self.keys = KeyStore(self.engine)
-        self.auth = Authenticator(settings.admin_key, self.keys)
+        self.points_and_keys = SqlPointsAndKeys(self.engine)
+        self.auth = Authenticator(settings.admin_key, self.points_and_keys.resolve_key)
         self.require = self.auth.require
         self.idempotency = IdempotencyRecords(self.engine)
         self.app: Registry | None = None
+        self.contracts = EventStoreContracts(lambda: self.app)
+        self.contract_index = SqlContractIndex(self.engine)
         self.writer: Writer | DiscardingWriter | None = None
         self.event_log: RegistryEventLog | None = None
         self.feed = LazyEventLog(lambda: self.event_log)  # routes are declared before the log exists
@@ -87,17 +87,6 @@ class RegistryRuntime:
         if self.app is not None:
             self.app.close()
         await self.engine.dispose()
-
-    async def load(self, contract_id: UUID) -> Contract:
-        from eventsourcing.application import AggregateNotFoundError
-
-        try:
-            contract = await asyncio.to_thread(self.app.repository.get, contract_id)
-        except AggregateNotFoundError:
-            raise ContractNotFound(str(contract_id)) from None
-        if not isinstance(contract, Contract):
-            raise ContractNotFound(str(contract_id))
-        return contract
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
