@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from tcr_registry.adapters.persistence.models import api_keys
-from tests.registry.helpers import ADMIN, assert_problem
-from tests.support.registry import auth, contract_body, party
+from tests.support.asserts import assert_problem
+from tests.support.registry import ADMIN, auth, contract_body, party
 
 CID = "0b7a2a8e-2b7f-4c4e-9d51-3f1f5b7d8a11"
 

@@ -12,8 +12,8 @@ import random
 
 from sqlalchemy import text
 
-from tests.registry.helpers import ADMIN, RegistryEnv, wait_until
-from tests.support.registry import contract_body, party, registry_in_process
+from tests.support.asserts import wait_until
+from tests.support.registry import ADMIN, RegistryEnv, contract_body, party, registry_in_process
 
 COUNTY = {"6401": "640104", "6402": "640205", "6403": "640302", "6404": "640402", "6405": "640502"}
 
