@@ -156,6 +156,7 @@ async def test_two_writers_on_one_database(make_pg_database, tmp_path):
         cid = contracts[0]["id"]
         r = await a.client.post(f"/v1/contracts/{cid}/revoke", json={"reason": "r"}, headers=point.headers)
         assert r.status_code == 200, r.text  # not "a submitted contract cannot be revoked"
+        revoked_at = int(r.headers["TCR-Position"])
         # B remembers it as certified (it certified it): an amendment must now be refused, it is revoked.
         r = await b.client.post(
             f"/v1/contracts/{cid}/amend", json={"reason": "r", "changes": {"title": "t"}}, headers=point.headers
@@ -182,6 +183,10 @@ async def test_two_writers_on_one_database(make_pg_database, tmp_path):
 
         await wait_until(complete, what="the shared contract index to list every contract")
         assert len(set(await listed(b))) == expected
+        # Every contract listed does not mean every change applied: the revocation came after the last
+        # submission. A's follower has passed a position only once the shared table holds it (whichever
+        # instance applied it), so wait for that, not for time.
+        await a.index_caught_up(revoked_at)
         assert [c["status"] for c in (await a.list(analyst, status="revoked"))["contracts"]] == ["revoked"]
         assert follower_errors.records == [], follower_errors.records[:1]
 
