@@ -71,14 +71,14 @@ async def load(registry_db_url: str, tmp: Path) -> int:
 
     from sqlalchemy import insert
 
-    from tcr_registry.adapters.http.app import RegistryService
     from tcr_registry.adapters.persistence.models import points
     from tcr_registry.application import commands
     from tcr_registry.application.actor import PointActor
+    from tcr_registry.bootstrap import RegistryRuntime
     from tcr_registry.domain.terms import Party, Terms
     from tcr_registry.settings import RegistrySettings
 
-    service = RegistryService(
+    service = RegistryRuntime(
         RegistrySettings(registry_database_url=registry_db_url, data_dir=tmp, admin_key=ADMIN_KEY, demo=False)
     )
 

@@ -11,20 +11,21 @@ import contextlib
 from fastapi import FastAPI
 from sqlalchemy import MetaData
 
-from tcr_registry.adapters.http import app as registry_app
+from tcr_registry import bootstrap
+from tcr_registry.adapters.event_log import LazyEventLog
 from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
 
 
 def create_app() -> FastAPI:
-    app = registry_app.create_app()
+    app = bootstrap.create_app()
     if any(getattr(route, "path", "") == "/v1/subscriptions" for route in app.routes):
         return app  # the registry mounts webhooks itself now
-    service = app.state.service
+    service = app.state.runtime
     webhooks = webhook_tables(MetaData())  # the registry would add these to its own metadata and migrations
 
     # --- the wiring, as in docs/partners.md ---
-    event_log = registry_app._LazyLog(service)
+    event_log = LazyEventLog(lambda: service.event_log)
     service.webhooks = DeliveryWorker(service.engine, webhooks, event_log, signal=service.signal)
     app.include_router(
         subscriptions_router(

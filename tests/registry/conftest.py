@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.registry.helpers import RegistryEnv
 from tests.support import postgres
-from tests.support.registry import registry_in_process
+from tests.support.registry import RegistryEnv, registry_in_process
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

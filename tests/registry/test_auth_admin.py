@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from tcr_registry.adapters.persistence.models import api_keys
-from tests.registry.helpers import ADMIN, assert_problem
-from tests.support.registry import auth, contract_body, party
+from tests.support.asserts import assert_problem
+from tests.support.registry import ADMIN, auth, contract_body, party
 
 CID = "0b7a2a8e-2b7f-4c4e-9d51-3f1f5b7d8a11"
 
@@ -174,7 +174,7 @@ async def test_api_keys_secret_shown_once_and_stored_hashed(registry):
     issued = r.json()
     secret = issued["secret"]
     assert issued["role"] == "point" and issued["point_id"] == point.id and len(secret) >= 32
-    async with registry.service.engine.connect() as conn:
+    async with registry.runtime.engine.connect() as conn:
         rows = (await conn.execute(select(api_keys))).mappings().all()
     row = next(row for row in rows if row["id"] == issued["id"])
     assert row["key_hash"] == hashlib.sha256(secret.encode()).hexdigest()

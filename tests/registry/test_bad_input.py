@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.registry.helpers import assert_problem
+from tests.support.asserts import assert_problem
 from tests.support.registry import contract_body, credit_code, party
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from stdnum.cn import ric
 
-from tests.registry.helpers import ADMIN, assert_problem
-from tests.support.registry import contract_body, party
+from tests.support.asserts import assert_problem
+from tests.support.registry import ADMIN, contract_body, party
 
 
 def id_number(serial: int) -> str:

@@ -14,8 +14,8 @@ from eventsourcing.persistence import StoredEvent
 
 from tcr_registry.domain.contract import Contract
 from tcr_shared.language.events import REGISTRY_EVENT_TYPES
-from tests.registry.helpers import ADMIN, assert_problem
-from tests.support.registry import contract_body, registry_in_process
+from tests.support.asserts import assert_problem
+from tests.support.registry import ADMIN, contract_body, registry_in_process
 
 
 async def test_events_are_cloudevents_with_position(registry):
@@ -163,7 +163,7 @@ async def test_write_position_is_the_last_appended(registry):
 async def test_event_ids_survive_a_restart(tmp_path):
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     async with registry_in_process(url, tmp_path) as client:
-        from tests.registry.helpers import RegistryEnv
+        from tests.support.registry import RegistryEnv
 
         env = RegistryEnv(client, "sqlite", url)
         point = await env.point("6401")
@@ -185,13 +185,13 @@ async def test_event_ids_survive_a_restart(tmp_path):
 async def test_a_v1_certified_event_is_upcast(database_url, tmp_path):
     """Certified v1 (before the 2026 national rules) had no expert_review_ref; stored as v1, it loads as v2."""
     async with registry_in_process(database_url, tmp_path) as client:
-        from tests.registry.helpers import RegistryEnv
+        from tests.support.registry import RegistryEnv
 
         env = RegistryEnv(client, "db", database_url)
         point = await env.point("6401")
         contract = await env.submit(point)
         cid = uuid.UUID(contract["id"])
-        app = env.service.app
+        app = env.runtime.app
         submitted = app.repository.get(cid)
         event = Contract.Certified(
             originator_id=cid,

@@ -12,8 +12,8 @@ import random
 
 from sqlalchemy import text
 
-from tests.registry.helpers import ADMIN, RegistryEnv, wait_until
-from tests.support.registry import contract_body, party, registry_in_process
+from tests.support.asserts import wait_until
+from tests.support.registry import ADMIN, RegistryEnv, contract_body, party, registry_in_process
 
 COUNTY = {"6401": "640104", "6402": "640205", "6403": "640302", "6404": "640402", "6405": "640502"}
 
@@ -89,7 +89,7 @@ async def test_reader_never_skips_under_concurrent_writers(make_pg_database, tmp
         _assert_saw_everything(positions, full)
         # Every committed event of the store is accounted for: the feed is the log minus the non-public
         # registration-book events.
-        async with env.service.engine.connect() as conn:
+        async with env.runtime.engine.connect() as conn:
             stored = (
                 await conn.execute(text("SELECT notification_id, topic FROM registry_events ORDER BY notification_id"))
             ).all()
@@ -156,6 +156,7 @@ async def test_two_writers_on_one_database(make_pg_database, tmp_path):
         cid = contracts[0]["id"]
         r = await a.client.post(f"/v1/contracts/{cid}/revoke", json={"reason": "r"}, headers=point.headers)
         assert r.status_code == 200, r.text  # not "a submitted contract cannot be revoked"
+        revoked_at = int(r.headers["TCR-Position"])
         # B remembers it as certified (it certified it): an amendment must now be refused, it is revoked.
         r = await b.client.post(
             f"/v1/contracts/{cid}/amend", json={"reason": "r", "changes": {"title": "t"}}, headers=point.headers
@@ -182,6 +183,10 @@ async def test_two_writers_on_one_database(make_pg_database, tmp_path):
 
         await wait_until(complete, what="the shared contract index to list every contract")
         assert len(set(await listed(b))) == expected
+        # Every contract listed does not mean every change applied: the revocation came after the last
+        # submission. A's follower has passed a position only once the shared table holds it (whichever
+        # instance applied it), so wait for that, not for time.
+        await a.index_caught_up(revoked_at)
         assert [c["status"] for c in (await a.list(analyst, status="revoked"))["contracts"]] == ["revoked"]
         assert follower_errors.records == [], follower_errors.records[:1]
 

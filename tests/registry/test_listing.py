@@ -3,8 +3,8 @@ up), filtered by status, seller, buyer, region and year, paginated with page_tok
 
 from __future__ import annotations
 
-from tests.registry.helpers import ADMIN, assert_problem, wait_until
-from tests.support.registry import party
+from tests.support.asserts import assert_problem, wait_until
+from tests.support.registry import ADMIN, party
 
 
 async def _all_pages(registry, headers, **params) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from tests.registry.helpers import assert_problem
+from tests.support.asserts import assert_problem
 from tests.support.registry import party
 
 COUNTY = {"6400": "640104", "6401": "640104", "6402": "640205", "6403": "640302", "6404": "640402", "6405": "640502"}

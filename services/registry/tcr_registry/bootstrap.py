@@ -1,6 +1,119 @@
-"""The registry service's composition root: `create_app` builds the service from its settings (uvicorn --factory
-tcr_registry.bootstrap:create_app, or `tcr-registry serve`)."""
+"""The registry service's composition root: `RegistryRuntime` builds everything a request needs from the settings,
+and `create_app` wraps it in the FastAPI app (uvicorn --factory tcr_registry.bootstrap:create_app, or
+`tcr-registry serve`, which also sets the GIL switch interval the writer thread needs)."""
 
-from tcr_registry.adapters.http.app import create_app
+from __future__ import annotations
 
-__all__ = ["create_app"]
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from tcr_registry.adapters import contract_index
+from tcr_registry.adapters.event_log import LazyEventLog, RegistryEventLog
+from tcr_registry.adapters.http.app import build_app
+from tcr_registry.adapters.http.idempotency import IdempotencyRecords
+from tcr_registry.adapters.index_sink import SharedIndexSink
+from tcr_registry.adapters.persistence import migrate
+from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
+from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
+from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
+from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
+from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
+from tcr_registry.settings import RegistrySettings
+from tcr_shared.feeds.follower import Follower
+from tcr_shared.feeds.server import NewEventsSignal
+from tcr_shared.feeds.sources import LocalFeed
+from tcr_shared.partners.webhooks import DeliveryWorker
+from tcr_shared.platform.auth import Authenticator
+from tcr_shared.platform.observability import Metrics, configure_logging
+
+log = logging.getLogger("tcr.registry")
+
+
+class RegistryRuntime:
+    """Everything a request needs, built at startup."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        self.settings = settings
+        self.database = settings.database
+        self.signal = NewEventsSignal()
+        self.engine = self.database.async_engine()
+        self.points_and_keys = SqlPointsAndKeys(self.engine)
+        self.auth = Authenticator(settings.admin_key, self.points_and_keys.resolve_key)
+        self.require = self.auth.require
+        self.idempotency = IdempotencyRecords(self.engine)
+        self.app: Registry | None = None
+        self.contracts = EventStoreContracts(lambda: self.app)
+        self.contract_index = SqlContractIndex(self.engine)
+        self.writer: Writer | DiscardingWriter | None = None
+        self.event_log: RegistryEventLog | None = None
+        self.feed = LazyEventLog(lambda: self.event_log)  # routes are declared before the log exists
+        self.index_follower: Follower | None = None
+        self.metrics = Metrics("registry")
+        self.events_appended = self.metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
+        self.webhooks = DeliveryWorker(self.engine, webhooks, self.feed, signal=self.signal)
+
+    @property
+    def ready(self) -> bool:
+        return self.app is not None and self.writer is not None
+
+    async def start(self) -> None:
+        self.signal.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(migrate.upgrade, self.database)
+        self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env())
+        self.event_log = RegistryEventLog(self.app)
+        if self.settings.persistence:
+            self.writer = Writer(
+                self.app,
+                on_commit=self._committed,
+                max_batch=self.settings.writer_batch,
+                cache_size=self.settings.writer_cache,
+            )
+            self.writer.start()
+        else:
+            self.writer = DiscardingWriter()
+        sink = SharedIndexSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
+        self.index_follower = Follower("registry-contract-index", LocalFeed(self.event_log, self.signal), sink)
+
+    def _committed(self, position: int, appended: int) -> None:
+        self.events_appended.inc(appended)
+        self.signal.ring()
+
+    async def stop(self) -> None:
+        if isinstance(self.writer, Writer):
+            await asyncio.to_thread(self.writer.stop)
+        if self.app is not None:
+            self.app.close()
+        await self.engine.dispose()
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    settings = settings or RegistrySettings()
+    configure_logging()
+    if not settings.access_log:
+        logging.getLogger("tcr.registry.access").setLevel(logging.WARNING)
+    runtime = RegistryRuntime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await runtime.start()
+        runtime.webhooks.start()
+        index_task = asyncio.create_task(runtime.index_follower.run(), name="contract-index")
+        if settings.demo:
+            from tcr_registry.adapters.demo import load_demo
+
+            await load_demo(runtime)
+        log.info("registry ready", extra={"service": "registry"})
+        try:
+            yield
+        finally:
+            await runtime.webhooks.stop()
+            index_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await index_task
+            await runtime.stop()
+            log.info("registry stopped", extra={"service": "registry"})
+
+    return build_app(runtime, lifespan)

@@ -20,7 +20,6 @@ class RegistrySettings(BaseSettings):
     persistence: bool = True  # False only for the benchmark's baseline: validate, answer, store nothing
     access_log: bool = True
     writer_batch: int = 512
-    switch_interval: float = 0.0005  # seconds; see RegistryService.start
     writer_cache: int = 20_000  # aggregates the writer keeps in memory after writing them
     sse_heartbeat: float = 15.0  # seconds between SSE heartbeats on /v1/events/stream (TCR_SSE_HEARTBEAT)
 

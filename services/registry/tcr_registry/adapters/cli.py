@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from tcr_registry.adapters.persistence.event_store import Registry
 from tcr_registry.adapters.persistence.migrate import upgrade
-from tcr_registry.application.registry import Registry
 from tcr_registry.settings import RegistrySettings
 
 app = typer.Typer(help="tcr registry operations (技术合同登记)", no_args_is_help=True)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tcr_registry.adapters.persistence.models import contract_index
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.policy_time import policy_year
+from tcr_shared.language.vocabulary import RegistryEventType
 
 
 def _party_code(party: dict) -> str | None:
@@ -57,7 +58,7 @@ async def apply_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None
     rows, changes = [], []
     for event in events:
         columns = _columns(event)
-        if event.type == "tcr.registry.contract.submitted.v1":
+        if event.type == RegistryEventType.SUBMITTED:
             submitted = datetime.fromisoformat(event.data["submitted_at"])
             rows.append(
                 {

@@ -20,6 +20,7 @@ from tcr_registry.domain.terms import Party, Terms
 from tcr_shared.language.identifiers import credit_code_with_check_digit
 from tcr_shared.language.policy_time import SHANGHAI
 from tcr_shared.language.regions import counties, prefecture_of
+from tcr_shared.language.vocabulary import CATEGORIES
 from tcr_shared.platform.auth import hash_key
 
 log = logging.getLogger("tcr.registry.demo")
@@ -109,7 +110,7 @@ def _amount(rng: random.Random) -> Decimal:
 def _contract(world: DemoWorld, year: int, today: date) -> tuple[Terms, PointActor, date]:
     rng = world.rng
     county = rng.choice(counties()).code
-    category = rng.choices(["development", "transfer", "licence", "consulting", "service"], [30, 20, 20, 15, 15])[0]
+    category = rng.choices(CATEGORIES, [30, 20, 20, 15, 15])[0]  # development .. service
     sub = {
         "development": ["commissioned", "cooperative"],
         "transfer": ["patent", "technical_secret", "other"],

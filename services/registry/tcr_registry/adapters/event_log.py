@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from eventsourcing.utils import resolve_topic
 
+from tcr_registry.adapters.persistence.event_store import Registry
 from tcr_registry.adapters.public_events import is_public_class, to_feed_event
-from tcr_registry.application.registry import Registry
 from tcr_shared.language.events.envelope import FeedPage
 
 
@@ -39,3 +40,16 @@ class RegistryEventLog:
 
     async def head(self) -> int:
         return await asyncio.to_thread(lambda: self._app.recorder.max_notification_id() or 0)
+
+
+class LazyEventLog:
+    """The event log as routes and workers see it: they are built before the log exists (at startup)."""
+
+    def __init__(self, current: Callable[[], RegistryEventLog | None]) -> None:
+        self._current = current
+
+    async def read(self, after: int, limit: int) -> FeedPage:
+        return await self._current().read(after, limit)
+
+    async def head(self) -> int:
+        return await self._current().head()

@@ -15,16 +15,25 @@ from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.events.registry import SOURCE
 from tcr_shared.language.identifiers import uuid5_text
 from tcr_shared.language.money import format_money
+from tcr_shared.language.vocabulary import (
+    CERTIFIED,
+    REJECTED,
+    REVOKED,
+    SUBMITTED,
+    WITHDRAWN,
+    RegistryEventType,
+)
 
 _NAMESPACE = uuid.UUID("6f0c7f1e-6a53-4c35-9d5e-2f3b1a7c9e01")
 
-_TYPES: dict[type, tuple[str, str]] = {
-    Contract.Submitted: ("submitted", "submitted"),
-    Contract.Certified: ("certified", "certified"),
-    Contract.Rejected: ("rejected", "rejected"),
-    Contract.Withdrawn: ("withdrawn", "withdrawn"),
-    Contract.Amended: ("amended", ""),
-    Contract.Revoked: ("revoked", "revoked"),
+# Each public domain event class: its CloudEvents type, and the status it leaves (None: the status it keeps).
+_TYPES: dict[type, tuple[str, str | None]] = {
+    Contract.Submitted: (RegistryEventType.SUBMITTED, SUBMITTED),
+    Contract.Certified: (RegistryEventType.CERTIFIED, CERTIFIED),
+    Contract.Rejected: (RegistryEventType.REJECTED, REJECTED),
+    Contract.Withdrawn: (RegistryEventType.WITHDRAWN, WITHDRAWN),
+    Contract.Amended: (RegistryEventType.AMENDED, None),
+    Contract.Revoked: (RegistryEventType.REVOKED, REVOKED),
 }
 
 
@@ -43,7 +52,7 @@ def is_public_class(cls: type) -> bool:
 
 
 def public_type(domain_event: Any) -> str:
-    return f"tcr.registry.contract.{_TYPES[type(domain_event)][0]}.v1"
+    return _TYPES[type(domain_event)][0]
 
 
 def event_data(domain_event: Any, *, personal: bool = False) -> dict[str, Any]:
@@ -61,7 +70,7 @@ def to_feed_event(domain_event: Any, position: int) -> FeedEvent:
     return FeedEvent(
         id=event_id(subject, domain_event.originator_version),
         source=SOURCE,
-        type=f"tcr.registry.contract.{names[0]}.v1",
+        type=names[0],
         time=domain_event.timestamp.astimezone(UTC).isoformat(),
         subject=subject,
         position=position,

@@ -3,7 +3,6 @@ commands on the same contract or registration book never interleave within a pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -11,7 +10,7 @@ from uuid import UUID
 
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound, StaleVersion
-from tcr_registry.application.writer import UnitOfWork
+from tcr_registry.application.ports import Command, UnitOfWork
 from tcr_registry.domain.contract import Contract
 from tcr_registry.domain.errors import OutsideJurisdiction
 from tcr_registry.domain.jurisdiction import may_register
@@ -19,10 +18,8 @@ from tcr_registry.domain.registration_book import RegistrationBook
 from tcr_registry.domain.terms import Terms
 from tcr_shared.language.policy_time import policy_year
 
-Command = Callable[[UnitOfWork], Contract]
 
-
-def submit(contract_id: UUID, actor: PointActor, terms: Terms, at: datetime) -> Command:
+def submit(contract_id: UUID, actor: PointActor, terms: Terms, at: datetime) -> Command[Contract]:
     def run(uow: UnitOfWork) -> Contract:
         if not uow.is_new(contract_id):
             raise AlreadySubmitted(contract_id)
@@ -44,7 +41,7 @@ def certify(
     technology_amount: Decimal | None,
     expert_review_ref: str | None,
     expected_version: int | None,
-) -> Command:
+) -> Command[Contract]:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         terms = contract.check_certifiable(certified_at, now, technology_amount, expert_review_ref)
@@ -62,7 +59,7 @@ def certify(
 
 def reject(
     contract_id: UUID, actor: PointActor, reason_code: str, reason: str, at: datetime, expected_version: int | None
-) -> Command:
+) -> Command[Contract]:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         contract.reject(reason_code, reason, at)
@@ -73,7 +70,7 @@ def reject(
 
 def withdraw(
     contract_id: UUID, actor: PointActor, reason: str | None, at: datetime, expected_version: int | None
-) -> Command:
+) -> Command[Contract]:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         contract.withdraw(reason, at)
@@ -90,7 +87,7 @@ def amend(
     at: datetime,
     expert_review_ref: str | None,
     expected_version: int | None,
-) -> Command:
+) -> Command[Contract]:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         # amend() validates the new terms first; a refusal after it discards this command's copy of the contract.
@@ -101,7 +98,9 @@ def amend(
     return run
 
 
-def revoke(contract_id: UUID, actor: PointActor, reason: str, at: datetime, expected_version: int | None) -> Command:
+def revoke(
+    contract_id: UUID, actor: PointActor, reason: str, at: datetime, expected_version: int | None
+) -> Command[Contract]:
     def run(uow: UnitOfWork) -> Contract:
         contract = _contract_for(uow, contract_id, actor, expected_version)
         contract.revoke(reason, at)

@@ -21,3 +21,16 @@ class AlreadySubmitted(Exception):
     def __init__(self, contract_id) -> None:
         super().__init__(str(contract_id))
         self.contract_id = contract_id
+
+
+class Conflict(Exception):
+    """Another writer changed the aggregate first; the caller may retry."""
+
+
+class PointNumberTaken(Exception):
+    """A jurisdiction's registration point numbers are unique."""
+
+    def __init__(self, number: str, jurisdiction: str) -> None:
+        super().__init__(f"point number {number} already exists in jurisdiction {jurisdiction}")
+        self.number = number
+        self.jurisdiction = jurisdiction

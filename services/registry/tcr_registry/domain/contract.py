@@ -13,16 +13,7 @@ from tcr_registry.domain.errors import InvalidTerms, NotAllowedInState
 from tcr_registry.domain.terms import Terms
 from tcr_shared.language.money import format_money
 from tcr_shared.language.policy_time import SHANGHAI, policy_year
-
-SUBMITTED, CERTIFIED, REJECTED, WITHDRAWN, REVOKED = "submitted", "certified", "rejected", "withdrawn", "revoked"
-STATUS_LABELS = {
-    SUBMITTED: {"zh": "已提交", "en": "Submitted"},
-    CERTIFIED: {"zh": "已认定登记", "en": "Certified"},
-    REJECTED: {"zh": "不予登记", "en": "Rejected"},
-    WITHDRAWN: {"zh": "已撤回", "en": "Withdrawn"},
-    REVOKED: {"zh": "已撤销", "en": "Revoked"},
-}
-
+from tcr_shared.language.vocabulary import CERTIFIED, REJECTED, REVOKED, SUBMITTED, WITHDRAWN
 
 _PAST = {"certify": "certified", "reject": "rejected", "withdraw": "withdrawn", "amend": "amended", "revoke": "revoked"}
 

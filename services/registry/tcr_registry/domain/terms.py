@@ -8,24 +8,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from tcr_registry.domain.categories import SUBCATEGORIES
 from tcr_registry.domain.errors import InvalidTerms
 from tcr_shared.language.identifiers import credit_code_problem, id_number_problem
 from tcr_shared.language.money import format_money, parse_money
 from tcr_shared.language.regions import is_in_ningxia, is_known_region
+from tcr_shared.language.vocabulary import CONSIDERATIONS, PARTY_KINDS, SUBCATEGORIES
 
-PARTY_KINDS = frozenset(
-    {
-        "enterprise",
-        "university",
-        "research_institute",
-        "public_institution",
-        "government",
-        "social_organisation",
-        "individual",
-        "foreign",
-    }
-)
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 EXPERT_REVIEW_THRESHOLD = Decimal("5000000.00")
 
@@ -203,7 +191,7 @@ class Terms:
         elif self.subcategory not in SUBCATEGORIES[self.category]:
             allowed = ", ".join(sorted(str(s) for s in SUBCATEGORIES[self.category]))
             found.append(("subcategory", f"'{self.subcategory}' is not a subcategory of {self.category} ({allowed})"))
-        if self.consideration not in ("money", "equity"):
+        if self.consideration not in CONSIDERATIONS:
             found.append(("consideration", "must be 'money' or 'equity'"))
         if self.amount <= 0:
             found.append(("amount", "must be more than 0.00"))

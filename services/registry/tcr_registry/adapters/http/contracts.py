@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import or_, select
 
 from tcr_registry.adapters.http import schemas
 from tcr_registry.adapters.http.views import contract_view, etag, parse_if_match
-from tcr_registry.adapters.persistence.models import contract_index
 from tcr_registry.adapters.public_events import event_data, event_id, is_public, public_type
-from tcr_registry.application import commands
+from tcr_registry.application import commands, queries
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound
+from tcr_registry.application.ports import ContractFilter
 from tcr_registry.domain.contract import Contract
-from tcr_registry.domain.jurisdiction import may_register
 from tcr_registry.domain.terms import Party, Terms
 from tcr_shared.language.money import parse_money
 from tcr_shared.language.regions import area_prefix
+from tcr_shared.platform import page_tokens
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem
 
+T = TypeVar("T")
 _IDEMPOTENT_NAMESPACE = uuid.UUID("0b5e2c55-1f2d-4bb8-9a57-1c0d5b0f3a11")
 
 
@@ -64,10 +63,10 @@ def _personal(principal: Principal) -> bool:
     return principal.role in ("point", "admin")
 
 
-def contracts_router(service) -> APIRouter:
+def contracts_router(runtime) -> APIRouter:
     router = APIRouter(prefix="/v1/contracts", tags=["contracts"])
-    any_point = service.require("point")
-    reader = service.require("point", "analyst")
+    any_point = runtime.require("point")
+    reader = runtime.require("point", "analyst")
 
     async def point(principal: Principal = Depends(any_point)) -> Principal:
         # require() always admits admins, but registering is a point's act: it needs a jurisdiction and the
@@ -87,12 +86,12 @@ def contracts_router(service) -> APIRouter:
 
     async def execute(request: Request, principal: Principal, command, status: int = 200, location: bool = False):
         async def handle() -> JSONResponse:
-            committed = await service.writer.execute(command)
+            committed = await runtime.writer.execute(command)
             contract = committed.value
             extra = {"Location": f"/v1/contracts/{contract.id}"} if location else {}
             return written(contract, committed.position, status, **extra)
 
-        return await service.idempotency.run(request, principal, handle)
+        return await runtime.idempotency.run(request, principal, handle)
 
     @router.post("", status_code=201, summary="Submit a contract (registration points)")
     async def submit(body: schemas.ContractIn, request: Request, principal: Principal = Depends(point)):
@@ -103,7 +102,7 @@ def contracts_router(service) -> APIRouter:
             return await execute(request, principal, command, status=201, location=True)
         except AlreadySubmitted:
             # The first attempt committed but its answer was lost: answer as it would have.
-            contract = await service.load(contract_id)
+            contract = await runtime.contracts.load(contract_id)
             return written(
                 contract, None, 201, **{"Location": f"/v1/contracts/{contract.id}", "Idempotent-Replayed": "true"}
             )
@@ -189,16 +188,15 @@ def contracts_router(service) -> APIRouter:
 
     @router.get("/{contract_id}", summary="One contract; ETag is its version")
     async def get_contract(contract_id: str, principal: Principal = Depends(reader)):
-        contract = await service.load(_contract_id(contract_id))
-        _check_can_read(principal, contract)
+        contract = await _readable(
+            queries.get_contract(runtime.contracts, _reader(principal), _contract_id(contract_id))
+        )
         return JSONResponse(contract_view(contract, personal=_personal(principal)), headers={"ETag": etag(contract)})
 
     @router.get("/{contract_id}/history", summary="Every event of the contract, oldest first")
     async def history(contract_id: str, principal: Principal = Depends(reader)):
         cid = _contract_id(contract_id)
-        contract = await service.load(cid)
-        _check_can_read(principal, contract)
-        domain_events = await asyncio.to_thread(lambda: list(service.app.events.get(cid)))
+        domain_events = await _readable(queries.contract_history(runtime.contracts, _reader(principal), cid))
         return {
             "contract_id": str(cid),
             "events": [
@@ -225,55 +223,28 @@ def contracts_router(service) -> APIRouter:
         limit: int = Query(50, ge=1, le=500),
         page_token: str | None = None,
     ) -> dict[str, Any]:
-        t = contract_index
-        query = select(t.c.first_position, t.c.summary).order_by(t.c.first_position).limit(limit + 1)
-        if principal.role == "point":
-            query = query.where(t.c.point_id == principal.point_id)
-        if status:
-            query = query.where(t.c.status == status)
-        if seller:
-            query = query.where(t.c.seller_code == seller)
-        if buyer:
-            query = query.where(t.c.buyer_code == buyer)
-        if region:
-            prefix = area_prefix(region) + "%"
-            query = query.where(or_(t.c.seller_region.like(prefix), t.c.buyer_region.like(prefix)))
-        if year:
-            query = query.where(t.c.year == year)
-        if page_token:
-            query = query.where(t.c.first_position > _decode_token(page_token))
-        async with service.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
+        filters = ContractFilter(
+            status=status, seller=seller, buyer=buyer, area_prefix=area_prefix(region) if region else None, year=year
+        )
+        after = page_tokens.decode_position(page_token, "p") if page_token else None
+        page = await queries.list_contracts(runtime.contract_index, _reader(principal), filters, after, limit)
         return {
-            "contracts": [r.summary for r in rows],
-            "next_page_token": _encode_token(rows[-1].first_position) if more else None,
+            "contracts": page.contracts,
+            "next_page_token": page_tokens.encode("p", page.last_position) if page.last_position is not None else None,
         }
 
     return router
 
 
-def _check_can_read(principal: Principal, contract: Contract) -> None:
-    if principal.role == "point" and contract.point_id != principal.point_id:
-        if not may_register(principal.jurisdiction, contract.terms):
-            raise Problem(403, "This contract lies outside your registration point's jurisdiction.")
+def _reader(principal: Principal) -> queries.Reader:
+    return queries.Reader(principal.role, principal.point_id, principal.jurisdiction)
 
 
-def _encode_token(position: int) -> str:
-    return base64.urlsafe_b64encode(f"p:{position}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
+async def _readable(query: Awaitable[T]) -> T:
     try:
-        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind != "p":
-            raise ValueError
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(
-            422, "page_token is not one this service issued.", errors=[{"field": "page_token", "message": "invalid"}]
-        ) from None
+        return await query
+    except queries.NotYourJurisdiction as refusal:
+        raise Problem(403, str(refusal)) from None
 
 
 def _now() -> datetime:

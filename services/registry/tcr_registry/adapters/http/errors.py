@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from tcr_registry.application.errors import ContractNotFound, StaleVersion
-from tcr_registry.application.writer import Conflict
+from tcr_registry.application.errors import Conflict, ContractNotFound, StaleVersion
 from tcr_registry.domain.errors import InvalidTerms, NotAllowedInState, OutsideJurisdiction
 from tcr_shared.platform.problems import Problem, problem_response
 

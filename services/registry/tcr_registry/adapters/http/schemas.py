@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from tcr_shared.language.money import parse_money
+from tcr_shared.language.vocabulary import Consideration, PartyKind
 
 
 def _money(value: object) -> str:
@@ -17,16 +18,6 @@ def _money(value: object) -> str:
 
 
 Money = Annotated[str, BeforeValidator(_money), Field(examples=["9000000.00"])]
-PartyKind = Literal[
-    "enterprise",
-    "university",
-    "research_institute",
-    "public_institution",
-    "government",
-    "social_organisation",
-    "individual",
-    "foreign",
-]
 
 
 class Strict(BaseModel):
@@ -49,7 +40,7 @@ class ContractIn(Strict):
     signed_on: date
     amount: Money
     technology_amount: Money
-    consideration: Literal["money", "equity"] = "money"
+    consideration: Consideration = "money"
     result_id: str | None = Field(None, max_length=100)
     seller: PartyIn
     buyer: PartyIn

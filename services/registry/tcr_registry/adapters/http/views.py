@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcr_registry.domain.categories import CATEGORY_LABELS
-from tcr_registry.domain.contract import STATUS_LABELS, Contract
+from tcr_registry.domain.contract import Contract
+from tcr_shared.language.vocabulary import CATEGORY_LABELS, STATUS_LABELS
 
 
 def contract_view(contract: Contract, *, personal: bool) -> dict[str, Any]:

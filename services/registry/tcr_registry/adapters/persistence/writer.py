@@ -25,19 +25,16 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from tcr_registry.application.registry import Registry
+from tcr_registry.adapters.persistence.event_store import Registry
+from tcr_registry.application.errors import Conflict
 
 log = logging.getLogger("tcr.registry.writer")
 T = TypeVar("T")
 
 
-class Conflict(Exception):
-    """Another writer changed the aggregate first; the caller may retry."""
-
-
 class UnitOfWork:
-    """The aggregates one command reads and changes. It works on copies, so a command that raises
-    leaves nothing behind."""
+    """The writer's unit of work (tcr_registry.application.ports.UnitOfWork): the aggregates one command reads
+    and changes. It works on copies, so a command that raises leaves nothing behind."""
 
     def __init__(
         self,
