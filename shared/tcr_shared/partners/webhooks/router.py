@@ -98,7 +98,7 @@ def subscriptions_router(
 
     async def validated_url(url: str) -> str:
         try:
-            await check_url(url, allow_loopback=settings.allow_loopback)
+            await check_url(url, **settings.target_rules())
         except UnsafeUrl as exc:
             raise Problem(422, f"url: {exc}", errors=[field_error("url", str(exc))]) from exc
         return url
