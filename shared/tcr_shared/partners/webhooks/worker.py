@@ -8,6 +8,12 @@ has been failing for the retry window (about 3 days) the subscription is paused 
 before the failing event, so a resume loses nothing. The retry schedule lives in the database
 (`next_retry_at`), so a restart keeps it.
 
+Revocation: a subscription delivers only while its owner's API key is active. The worker asks the injected
+`key_active(owner_key_id)` before every attempt (the registry answers from its key table, the subsidy service
+through `tcr_shared.platform.auth.RegistryKeyStatus`) and pauses the subscription with the reason
+`KEY_REVOKED`; a service that revokes keys itself can also call `pause_owner(key_id)` at once. Only an admin
+resumes such a subscription (the router enforces it).
+
 Isolation: every subscription has its own task; a request holds one of `concurrency` slots at most `timeout`
 seconds; registration never waits for a webhook (the worker only reads the log). Run one worker per database (the
 service process that owns the database); two workers on one database would deliver twice.
@@ -20,6 +26,7 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +46,8 @@ from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
 
 log = logging.getLogger("tcr.webhooks")
+
+KEY_REVOKED = "API key revoked"  # paused_reason when the owner's key was revoked; only an admin resumes
 
 
 def utcnow() -> datetime:
@@ -92,8 +101,10 @@ class DeliveryWorker:
         signal: NewEventsSignal | None = None,
         settings: WebhookSettings | None = None,
         client: httpx.AsyncClient | None = None,
+        key_active: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.engine = engine
+        self.key_active = key_active
         self.t = tables
         self.source = source
         self.signal = signal
@@ -162,6 +173,28 @@ class DeliveryWorker:
         if task is not None:
             task.cancel()
         self._rescan.set()
+
+    async def pause_owner(self, key_id: str, reason: str = KEY_REVOKED) -> list[str]:
+        """The key `key_id` was revoked: pause every active subscription it owns, now. Returns their ids."""
+        ids = await pause_subscriptions_of(self.engine, self.t, key_id, reason)
+        for sub_id in ids:
+            self.reload(sub_id)
+        return ids
+
+    async def _owner_active(self, sub: dict[str, Any]) -> bool:
+        """Asks `key_active` until it answers: while the answer is unknown nothing is sent."""
+        if self.key_active is None:
+            return True
+        while True:
+            try:
+                return await self.key_active(sub["owner"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning(
+                    "webhook subscription %s: cannot learn whether key %s is active; waiting", sub["id"], sub["owner"]
+                )
+                await asyncio.sleep(max(self.settings.poll_interval, 1.0))
 
     async def run(self) -> None:
         """Supervise one task per active subscription until cancelled."""
@@ -294,6 +327,10 @@ class DeliveryWorker:
         """Send one event until it is accepted (True) or the subscription is paused (False)."""
         body = encode_event(event)
         while True:
+            if not await self._owner_active(sub):
+                await self._update(sub, status="paused", paused_reason=KEY_REVOKED, next_retry_at=None)
+                log.warning("webhook subscription %s paused: %s (%s)", sub["id"], KEY_REVOKED, sub["owner"])
+                return False
             attempt = sub["failed_attempts"] + 1
             attempted_at = utcnow()
             outcome = await self._send(sub, event.id, body)
@@ -371,6 +408,29 @@ class DeliveryWorker:
                     return _Outcome(False, None, type(exc).__name__, _ms(started))
         ok = 200 <= status < 300
         return _Outcome(ok, status, None if ok else f"HTTP {status}", _ms(started))
+
+
+async def pause_subscriptions_of(
+    engine: AsyncEngine, tables: WebhookTables, key_id: str, reason: str = KEY_REVOKED
+) -> list[str]:
+    """Pause every active subscription owned by `key_id` (bumping the generation, so a running delivery task
+    starts over and sees the pause). Returns the ids paused."""
+    s = tables.subscriptions
+    async with engine.begin() as conn:
+        ids = list((await conn.execute(select(s.c.id).where(s.c.owner == key_id, s.c.status == "active"))).scalars())
+        if ids:
+            await conn.execute(
+                update(s)
+                .where(s.c.id.in_(ids), s.c.status == "active")
+                .values(
+                    status="paused",
+                    paused_reason=reason,
+                    next_retry_at=None,
+                    generation=s.c.generation + 1,
+                    updated_at=utcnow(),
+                )
+            )
+    return ids
 
 
 def connect_error_class(exc: BaseException) -> str:
