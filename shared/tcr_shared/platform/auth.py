@@ -22,6 +22,7 @@ import httpx
 from fastapi import Request
 
 from tcr_shared.platform.problems import Problem
+from tcr_shared.platform.ratelimit import RateLimits
 
 ROLES = ("point", "partner", "analyst", "admin")
 
@@ -81,15 +82,38 @@ def bearer_secret(request: Request) -> str:
     return secret.strip()
 
 
+def client_address(request: Request) -> str | None:
+    """The client's address as the server saw it (behind a proxy: run uvicorn with --proxy-headers and
+    --forwarded-allow-ips so that this is the real client, not the proxy)."""
+    return request.client.host if request.client else None
+
+
 class Authenticator:
     """The one check of an API key, for every service: `authenticate(secret)` says who it is (or raises a 401
-    problem); `require(*roles)` is the FastAPI dependency that also checks the role (admin always passes)."""
+    problem); `require(*roles)` is the FastAPI dependency that also checks the role (admin always passes).
+    With `limits` (tcr_shared.platform.ratelimit.RateLimits) it also refuses with 429: addresses and keys locked
+    out after repeated failures, and keys beyond their request quota."""
 
-    def __init__(self, admin_key: str | None, resolve: KeyResolver) -> None:
+    def __init__(self, admin_key: str | None, resolve: KeyResolver, limits: RateLimits | None = None) -> None:
         self._admin_key = admin_key.encode() if admin_key else None
         self._resolve = resolve
+        self.limits = limits
 
-    async def authenticate(self, secret: str) -> Principal:
+    async def authenticate(self, secret: str, *, client: str | None = None) -> Principal:
+        """Who `secret` is; `client` (the caller's address) lets the rate limits count failures per address."""
+        if self.limits is None:
+            return await self._identify(secret)
+        await self.limits.check_locked(client, secret)
+        try:
+            principal = await self._identify(secret)
+        except Problem as problem:
+            if problem.status == 401:
+                await self.limits.failed(client, secret)  # 429 instead, when this failure crosses a limit
+            raise
+        await self.limits.spend(principal.key_id)
+        return principal
+
+    async def _identify(self, secret: str) -> Principal:
         if not could_be_a_key(secret):
             raise _unknown_key()
         # Compared as bytes: compare_digest refuses non-ASCII text.
@@ -105,7 +129,15 @@ class Authenticator:
         allowed = set(roles) | {"admin"}
 
         async def dependency(request: Request) -> Principal:
-            principal = await self.authenticate(bearer_secret(request))
+            client = client_address(request)
+            try:
+                secret = bearer_secret(request)
+            except Problem:
+                if self.limits is not None:  # no key at all is a failed authentication too
+                    await self.limits.check_locked(client, None)
+                    await self.limits.failed(client, None)
+                raise
+            principal = await self.authenticate(secret, client=client)
             if principal.role not in allowed:
                 raise Problem(
                     403,
