@@ -93,11 +93,18 @@ class SqlEventLog:
         return positions
 
 
+REVOKED: set[str] = set()  # key ids revoked through POST /test/keys/{name}/revoke (the registry's job in a service)
+
+
 async def resolve(secret: str) -> Principal | None:
     role, _, name = secret.partition("-")
-    if role in ("partner", "analyst") and name:
+    if role in ("partner", "analyst") and name and name not in REVOKED:
         return Principal(key_id=name, role=role)
     return None
+
+
+async def key_active(key_id: str) -> bool:
+    return key_id not in REVOKED
 
 
 def create_app() -> FastAPI:
@@ -112,7 +119,7 @@ def create_app() -> FastAPI:
     types = REGISTRY_EVENT_TYPES if source == "registry" else SUBSIDY_EVENT_TYPES
 
     # --- the lines a service adds to mount webhooks ---
-    worker = DeliveryWorker(engine, webhooks, log, signal=signal, settings=WebhookSettings())
+    worker = DeliveryWorker(engine, webhooks, log, signal=signal, settings=WebhookSettings(), key_active=key_active)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -142,6 +149,18 @@ def create_app() -> FastAPI:
         positions = await log.append(items)
         signal.ring()
         return {"positions": positions}
+
+    @app.post("/test/keys/{name}/revoke")
+    async def revoke(name: str, tell: bool = False, _admin=Depends(require("admin"))) -> dict:
+        """Revoke a key; `tell=1` also tells the worker at once (as the registry can), else the worker finds out
+        before its next delivery (as the subsidy service does, through the registry)."""
+        REVOKED.add(name)
+        return {"paused": await worker.pause_owner(name) if tell else []}
+
+    @app.post("/test/keys/{name}/restore")
+    async def restore(name: str, _admin=Depends(require("admin"))) -> dict:
+        REVOKED.discard(name)
+        return {}
 
     @app.get("/test/worker")
     async def worker_status() -> dict:
