@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import MetaData
 
 from tcr_registry import bootstrap
-from tcr_registry.adapters.event_log import LazyEventLog
+from tcr_registry.adapters.feeds.event_log import LazyEventLog
 from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
 

@@ -178,7 +178,7 @@ def _records():
 def test_registry_fast_public_terms_equal_the_domain_mapping(record):
     import json
 
-    from tcr_registry.adapters.public_events import _terms
+    from tcr_registry.adapters.feeds.public_events import _terms
     from tcr_registry.domain.terms import Terms
 
     assert json.dumps(_terms(record, False)) == json.dumps(Terms.from_record(record).public())
@@ -194,7 +194,7 @@ def test_registry_fast_public_terms_equal_the_domain_mapping(record):
     ],
 )
 def test_registry_fast_public_terms_fail_as_the_domain_mapping_does(record):
-    from tcr_registry.adapters.public_events import _terms
+    from tcr_registry.adapters.feeds.public_events import _terms
     from tcr_registry.domain.terms import Terms
 
     with pytest.raises(Exception) as expected:
@@ -206,7 +206,7 @@ def test_registry_fast_public_terms_fail_as_the_domain_mapping_does(record):
 def test_registry_event_ids_are_uuid5():
     import uuid
 
-    from tcr_registry.adapters.public_events import _NAMESPACE, event_id
+    from tcr_registry.adapters.feeds.public_events import _NAMESPACE, event_id
 
     rng = random.Random(5)
     for _ in range(2000):

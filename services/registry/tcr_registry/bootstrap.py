@@ -10,11 +10,11 @@ import logging
 
 from fastapi import FastAPI
 
-from tcr_registry.adapters import contract_index
-from tcr_registry.adapters.event_log import LazyEventLog, RegistryEventLog
+from tcr_registry.adapters.feeds import contract_index
+from tcr_registry.adapters.feeds.event_log import LazyEventLog, RegistryEventLog
+from tcr_registry.adapters.feeds.index_sink import SharedIndexSink
 from tcr_registry.adapters.http.app import build_app
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
-from tcr_registry.adapters.index_sink import SharedIndexSink
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
 from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry

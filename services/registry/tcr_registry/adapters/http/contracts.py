@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from tcr_registry.adapters.feeds.public_events import event_data, event_id, is_public, public_type
 from tcr_registry.adapters.http import schemas
 from tcr_registry.adapters.http.views import contract_view, etag, parse_if_match
-from tcr_registry.adapters.public_events import event_data, event_id, is_public, public_type
 from tcr_registry.application import commands, queries
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound

@@ -1,4 +1,4 @@
-"""The ContractIndex port over the contract_index table (filled by tcr_registry.adapters.contract_index)."""
+"""The ContractIndex port over the contract_index table (filled by tcr_registry.adapters.feeds.contract_index)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from eventsourcing.utils import resolve_topic
 
+from tcr_registry.adapters.feeds.public_events import is_public_class, to_feed_event
 from tcr_registry.adapters.persistence.event_store import Registry
-from tcr_registry.adapters.public_events import is_public_class, to_feed_event
 from tcr_shared.language.events.envelope import FeedPage
 
 
