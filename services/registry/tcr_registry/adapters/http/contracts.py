@@ -18,12 +18,13 @@ from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound
 from tcr_registry.application.ports import ContractFilter
 from tcr_registry.domain.contract import Contract
-from tcr_registry.domain.terms import Party, Terms
+from tcr_shared.language.identifiers import canonical_credit_code
 from tcr_shared.language.money import parse_money
 from tcr_shared.language.regions import area_prefix
+from tcr_shared.language.text import TextError, clean_text
 from tcr_shared.platform import page_tokens
 from tcr_shared.platform.auth import Principal
-from tcr_shared.platform.problems import Problem
+from tcr_shared.platform.problems import Problem, field_error
 
 T = TypeVar("T")
 _IDEMPOTENT_NAMESPACE = uuid.UUID("0b5e2c55-1f2d-4bb8-9a57-1c0d5b0f3a11")
@@ -31,25 +32,6 @@ _IDEMPOTENT_NAMESPACE = uuid.UUID("0b5e2c55-1f2d-4bb8-9a57-1c0d5b0f3a11")
 
 def _actor(principal: Principal) -> PointActor:
     return PointActor(principal.point_id, principal.jurisdiction, principal.point_number)
-
-
-def _terms(body: schemas.ContractIn) -> Terms:
-    def party(p: schemas.PartyIn | None) -> Party | None:
-        return None if p is None else Party(**p.model_dump())
-
-    return Terms(
-        title=body.title,
-        category=body.category,
-        subcategory=body.subcategory,
-        signed_on=body.signed_on,
-        amount=parse_money(body.amount),
-        technology_amount=parse_money(body.technology_amount),
-        consideration=body.consideration,
-        result_id=body.result_id,
-        seller=party(body.seller),
-        buyer=party(body.buyer),
-        intermediary=party(body.intermediary),
-    )
 
 
 def _contract_id(raw: str) -> uuid.UUID:
@@ -97,7 +79,7 @@ def contracts_router(runtime) -> APIRouter:
     async def submit(body: schemas.ContractIn, request: Request, principal: Principal = Depends(point)):
         key = request.headers.get("idempotency-key")
         contract_id = uuid.uuid5(_IDEMPOTENT_NAMESPACE, f"{principal.key_id}:{key}") if key else uuid.uuid4()
-        command = commands.submit(contract_id, _actor(principal), _terms(body), _now())
+        command = commands.submit(contract_id, _actor(principal), body.terms(), _now())
         try:
             return await execute(request, principal, command, status=201, location=True)
         except AlreadySubmitted:
@@ -112,13 +94,12 @@ def contracts_router(runtime) -> APIRouter:
         contract_id: str, request: Request, body: schemas.CertifyIn | None = None, principal: Principal = Depends(point)
     ):
         body = body or schemas.CertifyIn()
-        now = _now()
         amount = parse_money(body.technology_amount) if body.technology_amount is not None else None
         command = commands.certify(
             _contract_id(contract_id),
             _actor(principal),
-            body.certified_at or now,
-            now,
+            body.certified_at,
+            None,  # "now" is read by the writer, in commit order
             amount,
             body.expert_review_ref,
             parse_if_match(request.headers.get("if-match")),
@@ -216,15 +197,19 @@ def contracts_router(runtime) -> APIRouter:
     async def list_contracts(
         principal: Principal = Depends(reader),
         status: str | None = Query(None, pattern="^(submitted|certified|rejected|withdrawn|revoked)$"),
-        seller: str | None = Query(None, description="Seller's credit code"),
-        buyer: str | None = Query(None, description="Buyer's credit code"),
+        seller: str | None = Query(None, max_length=100, description="Seller's credit code (any spelling)"),
+        buyer: str | None = Query(None, max_length=100, description="Buyer's credit code (any spelling)"),
         region: str | None = Query(None, pattern=r"^\d{4}(\d{2})?$", description="Either party in this area"),
         year: int | None = Query(None, ge=1990, le=2100),
         limit: int = Query(50, ge=1, le=500),
         page_token: str | None = None,
     ) -> dict[str, Any]:
         filters = ContractFilter(
-            status=status, seller=seller, buyer=buyer, area_prefix=area_prefix(region) if region else None, year=year
+            status=status,
+            seller=_party_filter("seller", seller),
+            buyer=_party_filter("buyer", buyer),
+            area_prefix=area_prefix(region) if region else None,
+            year=year,
         )
         after = page_tokens.decode_position(page_token, "p") if page_token else None
         page = await queries.list_contracts(runtime.contract_index, _reader(principal), filters, after, limit)
@@ -234,6 +219,18 @@ def contracts_router(runtime) -> APIRouter:
         }
 
     return router
+
+
+def _party_filter(field: str, code: str | None) -> str | None:
+    """A credit code to filter on, in the canonical form the index keeps; text that no store could hold (a NUL,
+    say) is a 422, not a database error."""
+    if code is None:
+        return None
+    try:
+        code = clean_text(code)
+    except TextError as refusal:
+        raise Problem(422, f"{field} {refusal}.", errors=[field_error(field, str(refusal))]) from None
+    return code if ":" in code else canonical_credit_code(code)  # `DE:name` keys a foreign party as it is
 
 
 def _reader(principal: Principal) -> queries.Reader:
