@@ -226,3 +226,13 @@ async def test_codes_spelled_apart_share_one_credit_code_check(registry):
         assert_problem(
             await registry.client.post("/v1/contracts", json=body, headers=point.headers), 422, "buyer.credit_code"
         )
+
+
+def test_one_canonical_form_per_code_and_result_id():
+    from tcr_shared.language.identifiers import canonical_credit_code, canonical_result_id
+
+    for spelling in ("91640181ma7f3k2q1q", "9164-0181-MA7F3K2Q1Q", " 91640181 MA7F3K2Q1Q ", "91640181\u3000ma7f3k2q1q"):
+        assert canonical_credit_code(spelling) == "91640181MA7F3K2Q1Q"
+    assert canonical_result_id("zl 202310077777.x") == canonical_result_id("ZL202310077777.X") == "ZL202310077777.X"
+    assert canonical_result_id("ZL2023-10077777.X") == "ZL202310077777.X"
+    assert canonical_credit_code("91640181MA7F3K2Q1Q") == "91640181MA7F3K2Q1Q"  # idempotent
