@@ -251,8 +251,8 @@ class Terms:
 def _same_party(first: tuple[str, Party], second: tuple[str, Party], rule: str) -> list[tuple[str, str]]:
     """Both fields that name one legal person in two roles (credit codes are compared in canonical form)."""
     (role_a, a), (role_b, b) = first, second
-    value = a.identity[0]
-    message = f"{role_a} and {role_b} are the same party ({value}): {rule}"
+    shown = f" ({a.credit_code})" if a.identity_field == "credit_code" else ""  # never echo an identity number
+    message = f"{role_a} and {role_b} are the same party{shown}: {rule}"
     return [(f"{role_a}.{a.identity_field}", message), (f"{role_b}.{b.identity_field}", message)]
 
 
