@@ -14,7 +14,7 @@ from sqlalchemy import MetaData
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
-from tcr_subsidy.adapters.http import app as subsidy_app
+from tcr_subsidy import bootstrap as subsidy_app
 from tcr_subsidy.settings import SubsidySettings
 
 
