@@ -18,13 +18,14 @@ from tcr_shared.feeds.sources import BatchingSource, PrefetchingSource
 from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
 from tcr_shared.platform.observability import configure_logging
+from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.http.app import build_app
 from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.adapters.persistence.tables import webhooks
-from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection, NotifyingSink
-from tcr_subsidy.domain.awards import Engine
-from tcr_subsidy.domain.rules import RuleBook
+from tcr_subsidy.adapters.rule_files import load_rule_book
+from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection
+from tcr_subsidy.domain.decision import Engine
 from tcr_subsidy.settings import SubsidySettings
 
 log = logging.getLogger("tcr.subsidy")
@@ -36,7 +37,7 @@ class SubsidyRuntime:
     def __init__(self, settings: SubsidySettings) -> None:
         self.settings = settings
         self.database = settings.database
-        self.rulebook = RuleBook.from_directory(*settings.rules_dirs)
+        self.rulebook = load_rule_book(*settings.rules_dirs)
         self.db = self.database.async_engine()
         self.queries = Queries(self.db)
         self.signal = NewEventsSignal()

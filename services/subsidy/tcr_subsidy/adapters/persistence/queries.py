@@ -14,10 +14,10 @@ from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_shared.language.events.subsidy import SOURCE
 from tcr_shared.language.money import ZERO, format_money
 from tcr_shared.language.regions import area_prefix
+from tcr_shared.language.vocabulary import PROGRAMMES
 from tcr_subsidy.adapters.persistence import tables as t
 from tcr_subsidy.adapters.persistence.store import award_from_row, contract_from_row
-from tcr_subsidy.domain.awards import Award
-from tcr_subsidy.domain.rules import PROGRAMMES
+from tcr_subsidy.domain.ledger import Award
 
 AWARD_COLUMNS = (
     "award_id",
@@ -232,7 +232,7 @@ class Queries:
                 project["awarded"] += a.award
                 project["awards"].append(line)
         out = []
-        for name in ("import", "export_enterprise", "export_institution", "brokerage"):
+        for name in PROGRAMMES:
             entry = programmes.get(name)
             if entry is None:
                 continue
