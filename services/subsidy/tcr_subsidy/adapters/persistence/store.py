@@ -15,12 +15,12 @@ from tcr_shared.platform.database import is_postgres, pg_columns, pg_lookup, pg_
 from tcr_subsidy.adapters.persistence import tables as t
 from tcr_subsidy.application.page import PageLedger
 from tcr_subsidy.application.ports import SkippedEvent
+from tcr_subsidy.application.projection import REGISTRY_FEED
 from tcr_subsidy.domain.award_events import AwardEvent
 from tcr_subsidy.domain.ledger import Award, CapUsage, ContractRecord
 
 _CHUNK = 500
 _LOOKUP = 100  # keys per IN (...) lookup: small enough that PostgreSQL always picks the index
-REGISTRY_FEED = "registry"  # the tracking row of the registry feed (tcr_subsidy.application.projection)
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
