@@ -3,7 +3,6 @@ deterministic (uuid5 of the cause, the award and the type), so a replay gives th
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -49,7 +48,14 @@ class AwardChange:
         delta: Decimal,
         previous: Decimal | None,
     ) -> AwardChange:
-        return cls(type_, dataclasses.replace(award), cause, before, after, delta, previous)
+        return cls(type_, _snapshot(award), cause, before, after, delta, previous)
+
+
+def _snapshot(award: Award) -> Award:
+    """A shallow copy (every field is immutable), made the cheap way: this runs once per award event."""
+    copy = object.__new__(Award)
+    copy.__dict__.update(award.__dict__)
+    return copy
 
 
 @dataclass(frozen=True)
