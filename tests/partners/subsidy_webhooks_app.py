@@ -23,7 +23,7 @@ def create_app() -> FastAPI:
     app = subsidy_app.create_app(settings)
     if any(getattr(route, "path", "") == "/v1/subscriptions" for route in app.routes):
         return app
-    service = app.state.service
+    service = app.state.runtime
     require = Authenticator(settings.admin_key, RegistryKeyResolver(settings.registry_url)).require  # as in create_app
     webhooks = webhook_tables(MetaData())  # the service would add these to its tables.py metadata + a migration
 
