@@ -31,6 +31,14 @@ FAST_WEBHOOKS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def webhooks_may_reach_loopback(monkeypatch):
+    """The partners' receivers here run on 127.0.0.1, which production refuses (TCR_WEBHOOK_ALLOW_LOOPBACK is off
+    by default): open it for these tests, in this process and in every service process they start. A test of the
+    default removes it again (`monkeypatch.delenv`)."""
+    monkeypatch.setenv("TCR_WEBHOOK_ALLOW_LOOPBACK", "1")
+
+
 def key(name: str, role: str = "partner") -> dict[str, str]:
     return {"Authorization": f"Bearer {role}-{name}"}
 

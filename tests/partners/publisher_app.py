@@ -25,7 +25,7 @@ from tcr_shared.partners.webhooks import DeliveryWorker, WebhookSettings, subscr
 from tcr_shared.platform.auth import Authenticator, Principal
 from tcr_shared.platform.database import Database
 from tcr_shared.platform.observability import instrument
-from tcr_shared.platform.problems import install_problem_handlers
+from tcr_shared.platform.problems import install_problem_handlers, install_problem_openapi
 
 metadata = MetaData()
 events_table = Table(
@@ -93,11 +93,18 @@ class SqlEventLog:
         return positions
 
 
+REVOKED: set[str] = set()  # key ids revoked through POST /test/keys/{name}/revoke (the registry's job in a service)
+
+
 async def resolve(secret: str) -> Principal | None:
     role, _, name = secret.partition("-")
-    if role in ("partner", "analyst") and name:
+    if role in ("partner", "analyst") and name and name not in REVOKED:
         return Principal(key_id=name, role=role)
     return None
+
+
+async def key_active(key_id: str) -> bool:
+    return key_id not in REVOKED
 
 
 def create_app() -> FastAPI:
@@ -112,7 +119,7 @@ def create_app() -> FastAPI:
     types = REGISTRY_EVENT_TYPES if source == "registry" else SUBSIDY_EVENT_TYPES
 
     # --- the lines a service adds to mount webhooks ---
-    worker = DeliveryWorker(engine, webhooks, log, signal=signal, settings=WebhookSettings())
+    worker = DeliveryWorker(engine, webhooks, log, signal=signal, settings=WebhookSettings(), key_active=key_active)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -128,6 +135,7 @@ def create_app() -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_problem_handlers(app)
+    install_problem_openapi(app)
     metrics = instrument(app, f"test-{source}")
     worker.register_metrics(metrics.registry)
     app.include_router(feed_router(log, signal, require("partner", "analyst")))
@@ -137,13 +145,25 @@ def create_app() -> FastAPI:
         )
     )
 
-    @app.post("/test/events", status_code=201)
+    @app.post("/test/events", status_code=201, include_in_schema=False)  # test controls: not the API under test
     async def append(items: list[dict], _admin=Depends(require("admin"))) -> dict:
         positions = await log.append(items)
         signal.ring()
         return {"positions": positions}
 
-    @app.get("/test/worker")
+    @app.post("/test/keys/{name}/revoke", include_in_schema=False)
+    async def revoke(name: str, tell: bool = False, _admin=Depends(require("admin"))) -> dict:
+        """Revoke a key; `tell=1` also tells the worker at once (as the registry can), else the worker finds out
+        before its next delivery (as the subsidy service does, through the registry)."""
+        REVOKED.add(name)
+        return {"paused": await worker.pause_owner(name) if tell else []}
+
+    @app.post("/test/keys/{name}/restore", include_in_schema=False)
+    async def restore(name: str, _admin=Depends(require("admin"))) -> dict:
+        REVOKED.discard(name)
+        return {}
+
+    @app.get("/test/worker", include_in_schema=False)
     async def worker_status() -> dict:
         return {"delivered": worker.delivered, "failed": worker.failed}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
+from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url, parse_networks
 from tests.partners.conftest import ADMIN, key
 
 GOOD = {"url": "http://127.0.0.1:9/hook", "event_types": ["tcr.registry.contract.*"], "regions": ["6401"]}
@@ -89,15 +89,20 @@ async def test_bad_input_gets_problem_json_and_creates_nothing(http, publisher):
 
 
 @pytest.mark.parametrize("url", ["http://localhost:8080/hook", "http://127.0.0.1/hook", "http://[::1]:9/hook"])
-async def test_loopback_is_allowed_by_default_and_refused_when_switched_off(url):
-    assert (await check_url(url)).address
+async def test_loopback_is_refused_by_default_and_allowed_when_switched_on(url):
     with pytest.raises(UnsafeUrl, match="loopback"):
-        await check_url(url, allow_loopback=False)
+        await check_url(url)
+    assert (await check_url(url, allow_loopback=True)).address
 
 
-async def test_private_network_partners_are_allowed():
+async def test_private_network_partners_are_allowed_only_when_their_network_is_listed():
+    on_premises = parse_networks("10.20.0.0/16, 192.168.1.0/24 fc00::/120")
     for url in ("https://10.20.30.40/hook", "http://192.168.1.5:8443/x", "http://[fc00::5]/"):
-        assert (await check_url(url, allow_loopback=False)).address
+        with pytest.raises(UnsafeUrl):
+            await check_url(url)
+        assert (await check_url(url, allowed_networks=on_premises)).address
+    with pytest.raises(UnsafeUrl, match="private"):
+        await check_url("https://10.21.0.1/hook", allowed_networks=on_premises)
 
 
 async def test_a_host_name_is_refused_when_any_address_it_resolves_to_is_link_local(monkeypatch):
@@ -107,9 +112,9 @@ async def test_a_host_name_is_refused_when_any_address_it_resolves_to_is_link_lo
     real = socket.getaddrinfo
     answers = {
         "metadata.example": ["169.254.169.254"],
-        "mixed.example": ["203.0.113.7", "169.254.0.23"],
+        "mixed.example": ["93.184.215.14", "169.254.0.23"],
         "v6.example": ["fd00:ec2::254"],
-        "partner.example": ["203.0.113.7"],
+        "partner.example": ["93.184.215.14"],
     }
 
     def fake(host, port, *args, **kwargs):
@@ -125,4 +130,4 @@ async def test_a_host_name_is_refused_when_any_address_it_resolves_to_is_link_lo
         with pytest.raises(UnsafeUrl, match="link-local or cloud metadata"):
             await check_url(f"https://{host}/hook")
     checked = await check_url("https://partner.example:8443/hook")
-    assert (checked.address, checked.port, checked.host) == ("203.0.113.7", 8443, "partner.example")
+    assert (checked.address, checked.port, checked.host) == ("93.184.215.14", 8443, "partner.example")

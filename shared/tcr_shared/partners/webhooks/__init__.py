@@ -12,9 +12,16 @@ from tcr_shared.partners.webhooks.tables import (
     webhook_tables,
 )
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
-from tcr_shared.partners.webhooks.worker import DeliveryWorker, retry_delay, signed_headers
+from tcr_shared.partners.webhooks.worker import (
+    KEY_REVOKED,
+    DeliveryWorker,
+    pause_subscriptions_of,
+    retry_delay,
+    signed_headers,
+)
 
 __all__ = [
+    "KEY_REVOKED",
     "DeliveryWorker",
     "FilterError",
     "SubscriptionFilter",
@@ -25,6 +32,7 @@ __all__ = [
     "create_webhook_tables",
     "drop_webhook_tables",
     "encode_event",
+    "pause_subscriptions_of",
     "retry_delay",
     "signed_headers",
     "subscriptions_router",

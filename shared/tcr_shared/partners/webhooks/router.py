@@ -22,7 +22,7 @@ from tcr_shared.partners.webhooks.filters import FilterError, validate_event_typ
 from tcr_shared.partners.webhooks.settings import WebhookSettings
 from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
-from tcr_shared.partners.webhooks.worker import DeliveryWorker, aware, utcnow
+from tcr_shared.partners.webhooks.worker import KEY_REVOKED, DeliveryWorker, aware, utcnow
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem, field_error
 
@@ -98,7 +98,7 @@ def subscriptions_router(
 
     async def validated_url(url: str) -> str:
         try:
-            await check_url(url, allow_loopback=settings.allow_loopback)
+            await check_url(url, **settings.target_rules())
         except UnsafeUrl as exc:
             raise Problem(422, f"url: {exc}", errors=[field_error("url", str(exc))]) from exc
         return url
@@ -202,6 +202,10 @@ def subscriptions_router(
             values["regions"] = regions
         if "description" in body.model_fields_set:
             values["description"] = body.description
+        if body.status == "active" and row["paused_reason"] == KEY_REVOKED and not principal.is_admin:
+            raise Problem(
+                403, "This subscription was paused because its API key was revoked; only an admin resumes it."
+            )
         if body.status == "active" and row["status"] != "active":
             values.update(
                 status="active", paused_reason=None, failed_attempts=0, failing_since=None, next_retry_at=None

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tcr_shared.partners.webhooks.urls import Network, parse_networks
 
 
 class WebhookSettings(BaseSettings):
@@ -16,5 +21,21 @@ class WebhookSettings(BaseSettings):
     concurrency: int = 32  # requests in flight at once, over all subscriptions
     poll_interval: float = 1.0  # how often a caught-up subscription looks for new events without a wake-up
     batch: int = 100  # events read from the log at a time, per subscription
-    allow_loopback: bool = True  # production: TCR_WEBHOOK_ALLOW_LOOPBACK=0
+    # Webhook targets (docs/security.md): never loopback or internal networks, unless opened here.
+    allow_loopback: bool = False  # TCR_WEBHOOK_ALLOW_LOOPBACK=1 for local development only
+    allowed_networks: str = ""  # TCR_WEBHOOK_ALLOWED_NETWORKS="10.20.0.0/16, fd12::/48": on-premises partners
     deliveries_kept: int = 1000  # delivery attempts kept per subscription (older ones are pruned)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)  # a typo fails at start-up, not at the first delivery
+        return value
+
+    @cached_property
+    def networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.allowed_networks)
+
+    def target_rules(self) -> dict:
+        """The keyword arguments of `check_url` these settings ask for."""
+        return {"allow_loopback": self.allow_loopback, "allowed_networks": self.networks}

@@ -8,6 +8,12 @@ has been failing for the retry window (about 3 days) the subscription is paused 
 before the failing event, so a resume loses nothing. The retry schedule lives in the database
 (`next_retry_at`), so a restart keeps it.
 
+Revocation: a subscription delivers only while its owner's API key is active. The worker asks the injected
+`key_active(owner_key_id)` before every attempt (the registry answers from its key table, the subsidy service
+through `tcr_shared.platform.auth.RegistryKeyStatus`) and pauses the subscription with the reason
+`KEY_REVOKED`; a service that revokes keys itself can also call `pause_owner(key_id)` at once. Only an admin
+resumes such a subscription (the router enforces it).
+
 Isolation: every subscription has its own task; a request holds one of `concurrency` slots at most `timeout`
 seconds; registration never waits for a webhook (the worker only reads the log). Run one worker per database (the
 service process that owns the database); two workers on one database would deliver twice.
@@ -18,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +46,8 @@ from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
 
 log = logging.getLogger("tcr.webhooks")
+
+KEY_REVOKED = "API key revoked"  # paused_reason when the owner's key was revoked; only an admin resumes
 
 
 def utcnow() -> datetime:
@@ -91,8 +101,10 @@ class DeliveryWorker:
         signal: NewEventsSignal | None = None,
         settings: WebhookSettings | None = None,
         client: httpx.AsyncClient | None = None,
+        key_active: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.engine = engine
+        self.key_active = key_active
         self.t = tables
         self.source = source
         self.signal = signal
@@ -100,6 +112,7 @@ class DeliveryWorker:
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(self.settings.timeout),
             follow_redirects=False,
+            trust_env=False,  # a proxy from the environment would resolve the host again: no rebinding guard
             limits=httpx.Limits(max_connections=self.settings.concurrency * 2, max_keepalive_connections=64),
         )
         self._owns_client = client is None
@@ -160,6 +173,28 @@ class DeliveryWorker:
         if task is not None:
             task.cancel()
         self._rescan.set()
+
+    async def pause_owner(self, key_id: str, reason: str = KEY_REVOKED) -> list[str]:
+        """The key `key_id` was revoked: pause every active subscription it owns, now. Returns their ids."""
+        ids = await pause_subscriptions_of(self.engine, self.t, key_id, reason)
+        for sub_id in ids:
+            self.reload(sub_id)
+        return ids
+
+    async def _owner_active(self, sub: dict[str, Any]) -> bool:
+        """Asks `key_active` until it answers: while the answer is unknown nothing is sent."""
+        if self.key_active is None:
+            return True
+        while True:
+            try:
+                return await self.key_active(sub["owner"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning(
+                    "webhook subscription %s: cannot learn whether key %s is active; waiting", sub["id"], sub["owner"]
+                )
+                await asyncio.sleep(max(self.settings.poll_interval, 1.0))
 
     async def run(self) -> None:
         """Supervise one task per active subscription until cancelled."""
@@ -292,6 +327,10 @@ class DeliveryWorker:
         """Send one event until it is accepted (True) or the subscription is paused (False)."""
         body = encode_event(event)
         while True:
+            if not await self._owner_active(sub):
+                await self._update(sub, status="paused", paused_reason=KEY_REVOKED, next_retry_at=None)
+                log.warning("webhook subscription %s paused: %s (%s)", sub["id"], KEY_REVOKED, sub["owner"])
+                return False
             attempt = sub["failed_attempts"] + 1
             attempted_at = utcnow()
             outcome = await self._send(sub, event.id, body)
@@ -338,8 +377,10 @@ class DeliveryWorker:
             await asyncio.sleep(wait)
 
     async def _send(self, sub: dict[str, Any], webhook_id: str, body: str) -> _Outcome:
+        """One attempt. The deliveries log learns the status code, the time and the class of error, never a
+        byte of the target's answer: a partner could otherwise read whatever a refused target says."""
         try:
-            checked = await check_url(sub["url"], allow_loopback=self.settings.allow_loopback)
+            checked = await check_url(sub["url"], **self.settings.target_rules())  # again: DNS may have changed
         except UnsafeUrl as exc:
             return _Outcome(False, None, f"refused: {exc}", 0.0)
         parts = urlsplit(checked.url)
@@ -355,25 +396,57 @@ class DeliveryWorker:
                     async with self._client.stream(
                         "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
                     ) as response:
-                        status = response.status_code
-                        snippet = b""
-                        if not 200 <= status < 300:  # a little of the answer for the deliveries log, not all of it
-                            async for chunk in response.aiter_bytes():
-                                snippet += chunk
-                                if len(snippet) >= 200:
-                                    break
+                        status = response.status_code  # the body is never read
                     break
                 except httpx.ConnectError as exc:
                     if i + 1 < len(checked.addresses):
                         continue
-                    return _Outcome(False, None, f"ConnectError: {exc}"[:500], _ms(started))
+                    return _Outcome(False, None, connect_error_class(exc), _ms(started))
                 except httpx.TimeoutException:
-                    return _Outcome(False, None, f"timed out after {self.settings.timeout:g} s", _ms(started))
+                    return _Outcome(False, None, f"timeout: no answer within {self.settings.timeout:g} s", _ms(started))
                 except httpx.HTTPError as exc:
-                    return _Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500], _ms(started))
+                    return _Outcome(False, None, type(exc).__name__, _ms(started))
         ok = 200 <= status < 300
-        error = None if ok else f"HTTP {status}: {snippet[:200].decode(errors='replace')}"
-        return _Outcome(ok, status, error, _ms(started))
+        return _Outcome(ok, status, None if ok else f"HTTP {status}", _ms(started))
+
+
+async def pause_subscriptions_of(
+    engine: AsyncEngine, tables: WebhookTables, key_id: str, reason: str = KEY_REVOKED
+) -> list[str]:
+    """Pause every active subscription owned by `key_id` (bumping the generation, so a running delivery task
+    starts over and sees the pause). Returns the ids paused."""
+    s = tables.subscriptions
+    async with engine.begin() as conn:
+        ids = list((await conn.execute(select(s.c.id).where(s.c.owner == key_id, s.c.status == "active"))).scalars())
+        if ids:
+            await conn.execute(
+                update(s)
+                .where(s.c.id.in_(ids), s.c.status == "active")
+                .values(
+                    status="paused",
+                    paused_reason=reason,
+                    next_retry_at=None,
+                    generation=s.c.generation + 1,
+                    updated_at=utcnow(),
+                )
+            )
+    return ids
+
+
+def connect_error_class(exc: BaseException) -> str:
+    """A connection failure in tcr's words (the OS's and TLS library's texts can quote the peer)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return "ConnectError: TLS certificate not trusted"
+        if isinstance(cause, ssl.SSLError):
+            return "ConnectError: TLS handshake failed"
+        if isinstance(cause, ConnectionRefusedError):
+            return "ConnectError: connection refused"
+        cause = cause.__cause__ or cause.__context__
+    return "ConnectError"
 
 
 def _attempt(
