@@ -206,16 +206,17 @@ async def decompose(registry_url: str, subsidy_db_url: str) -> tuple[int, float,
     service does while catching up)."""
     from tcr_shared.feeds.client import FeedClient
     from tcr_shared.platform.database import Database
+    from tcr_subsidy.adapters.feeds import NotifyingSink
     from tcr_subsidy.adapters.persistence import migrate
-    from tcr_subsidy.application.projection import AwardProjection, NotifyingSink
-    from tcr_subsidy.domain.awards import Engine
-    from tcr_subsidy.domain.rules import RuleBook
+    from tcr_subsidy.adapters.rule_files import default_rule_book
+    from tcr_subsidy.application.projection import AwardProjection
+    from tcr_subsidy.domain.decision import Engine
 
     database = Database(subsidy_db_url)
     await asyncio.to_thread(migrate.upgrade, database)
     db = database.async_engine()
     feed = FeedClient(registry_url, ADMIN_KEY, page_size=1000)
-    sink = NotifyingSink(db, AwardProjection(Engine(RuleBook.default())), lambda: None)
+    sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: None)
     read_s = apply_s = 0.0
     events = position = 0
     try:

@@ -25,7 +25,7 @@ from tcr_shared.partners.webhooks import DeliveryWorker, WebhookSettings, subscr
 from tcr_shared.platform.auth import Authenticator, Principal
 from tcr_shared.platform.database import Database
 from tcr_shared.platform.observability import instrument
-from tcr_shared.platform.problems import install_problem_handlers
+from tcr_shared.platform.problems import install_problem_handlers, install_problem_openapi
 
 metadata = MetaData()
 events_table = Table(
@@ -135,6 +135,7 @@ def create_app() -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_problem_handlers(app)
+    install_problem_openapi(app)
     metrics = instrument(app, f"test-{source}")
     worker.register_metrics(metrics.registry)
     app.include_router(feed_router(log, signal, require("partner", "analyst")))
@@ -144,25 +145,25 @@ def create_app() -> FastAPI:
         )
     )
 
-    @app.post("/test/events", status_code=201)
+    @app.post("/test/events", status_code=201, include_in_schema=False)  # test controls: not the API under test
     async def append(items: list[dict], _admin=Depends(require("admin"))) -> dict:
         positions = await log.append(items)
         signal.ring()
         return {"positions": positions}
 
-    @app.post("/test/keys/{name}/revoke")
+    @app.post("/test/keys/{name}/revoke", include_in_schema=False)
     async def revoke(name: str, tell: bool = False, _admin=Depends(require("admin"))) -> dict:
         """Revoke a key; `tell=1` also tells the worker at once (as the registry can), else the worker finds out
         before its next delivery (as the subsidy service does, through the registry)."""
         REVOKED.add(name)
         return {"paused": await worker.pause_owner(name) if tell else []}
 
-    @app.post("/test/keys/{name}/restore")
+    @app.post("/test/keys/{name}/restore", include_in_schema=False)
     async def restore(name: str, _admin=Depends(require("admin"))) -> dict:
         REVOKED.discard(name)
         return {}
 
-    @app.get("/test/worker")
+    @app.get("/test/worker", include_in_schema=False)
     async def worker_status() -> dict:
         return {"delivered": worker.delivered, "failed": worker.failed}
 

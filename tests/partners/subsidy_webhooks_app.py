@@ -14,7 +14,7 @@ from sqlalchemy import MetaData
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
-from tcr_subsidy.adapters.http import app as subsidy_app
+from tcr_subsidy import bootstrap as subsidy_app
 from tcr_subsidy.settings import SubsidySettings
 
 
@@ -23,7 +23,7 @@ def create_app() -> FastAPI:
     app = subsidy_app.create_app(settings)
     if any(getattr(route, "path", "") == "/v1/subscriptions" for route in app.routes):
         return app
-    service = app.state.service
+    service = app.state.runtime
     require = Authenticator(settings.admin_key, RegistryKeyResolver(settings.registry_url)).require  # as in create_app
     webhooks = webhook_tables(MetaData())  # the service would add these to its tables.py metadata + a migration
 

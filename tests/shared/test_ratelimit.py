@@ -138,3 +138,16 @@ async def test_an_unreachable_storage_fails_open():
     assert (await call(app, "tcr_alpha")).status_code == 200
     assert (await call(app, "tcr_alpha")).status_code == 200
     assert (await call(app, "tcr_wrong")).status_code == 401
+
+
+async def test_trusted_networks_are_not_locked_out_for_their_clients_failures(rate_limit_storage):
+    """The subsidy and reporting services ask the registry about their clients' keys from their own address."""
+    app = service(RateLimits(settings(rate_limit_storage, trusted_networks="10.0.5.0/24")))
+    for i in range(8):
+        assert (await call(app, f"tcr_wrong{i}", address="10.0.5.7")).status_code == 401
+    assert (await call(app, "tcr_alpha", address="10.0.5.7")).status_code == 200
+    for _ in range(3):
+        assert (await call(app, "tcr_same_wrong", address="10.0.5.7")).status_code == 401
+    assert_429(await call(app, "tcr_same_wrong", address="10.0.5.7"), upto=60)  # per key still counts
+    with pytest.raises(ValueError, match="TRUSTED_NETWORKS"):
+        RateLimitSettings(trusted_networks="10.0.5.0/33")

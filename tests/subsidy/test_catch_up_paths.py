@@ -14,11 +14,13 @@ import pytest
 from tcr_shared.feeds.sources import BatchingSource
 from tcr_shared.language.events.envelope import FeedPage
 from tcr_shared.platform.database import Database
+from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
-from tcr_subsidy.application.projection import AwardProjection, NotifyingSink, registry_event
-from tcr_subsidy.domain.awards import KNOWN_TYPES, Engine, State
-from tcr_subsidy.domain.rules import RuleBook
+from tcr_subsidy.adapters.rule_files import default_rule_book
+from tcr_subsidy.application.projection import AwardProjection, registry_event
+from tcr_subsidy.domain.decision import KNOWN_TYPES, Engine
+from tcr_subsidy.domain.ledger import Ledger
 from tests.subsidy.history import CST, History, party, terms
 
 
@@ -64,7 +66,7 @@ async def replay(url: str, events, sizes: list[int]) -> dict:
     await asyncio.to_thread(migrate.upgrade, database)
     db = database.async_engine()
     try:
-        sink = NotifyingSink(db, AwardProjection(Engine(RuleBook.default())), lambda: None)
+        sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: None)
         i = k = 0
         while i < len(events):
             page = events[i : i + sizes[k % len(sizes)]]
@@ -90,7 +92,7 @@ async def test_postgresql_bulk_path_equals_sqlite_path_in_any_page_size(seed, tm
     assert any(row[2] == "tcr.subsidy.award.adjusted.v1" for row in snapshots[0]["award_events"])
     for other in snapshots[1:]:
         assert other == snapshots[0]
-    engine, state = Engine(RuleBook.default()), State()
+    engine, state = Engine(default_rule_book()), Ledger()
     outs = []
     for e in h.events:
         if e.type in KNOWN_TYPES:
@@ -138,7 +140,7 @@ async def test_batched_catch_up_equals_page_by_page(tmp_path):
     await asyncio.to_thread(migrate.upgrade, database)
     db = database.async_engine()
     try:
-        sink = NotifyingSink(db, AwardProjection(Engine(RuleBook.default())), lambda: None)
+        sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: None)
         async for page in BatchingSource(FakeSource(h.events, page_size=5), max_pages=7).follow(0):
             if page.next_after > await sink.position():
                 await sink.apply(page.events, page.next_after)

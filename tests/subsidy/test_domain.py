@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tcr_subsidy.adapters.rule_files import default_rule_book, load_rule_book
 from tcr_subsidy.application.projection import registry_event
-from tcr_subsidy.domain.awards import Engine, MalformedEvent, State, UnknownEventType
+from tcr_subsidy.domain.decision import Engine, Ledger, MalformedEvent, UnknownEventType
 from tcr_subsidy.domain.rules import RuleBook, RuleSetError, parse_rule_set
 from tests.subsidy.history import CST, History, party, reference, terms
 
@@ -17,16 +18,16 @@ D = Decimal
 MARCH = datetime(2025, 3, 1, 10, tzinfo=CST)
 
 
-def run(history: History, book: RuleBook | None = None) -> tuple[State, list]:
-    engine = Engine(book or RuleBook.default())
-    state = State()
+def run(history: History, book: RuleBook | None = None) -> tuple[Ledger, list]:
+    engine = Engine(book or default_rule_book())
+    state = Ledger()
     out = []
     for event in history.events:
         out.extend(engine.apply(state, registry_event(event)))
     return state, out
 
 
-def award(state: State, contract_id: str, programme: str):
+def award(state: Ledger, contract_id: str, programme: str):
     return next(a for a in state.awards_of(contract_id) if a.programme == programme)
 
 
@@ -277,7 +278,7 @@ def test_uncertified_contracts_earn_nothing_and_unknown_types_are_refused():
     h = History()
     c = h.submit(terms())
     h.unknown(at(2))
-    engine, state = Engine(RuleBook.default()), State()
+    engine, state = Engine(default_rule_book()), Ledger()
     assert engine.apply(state, registry_event(h.events[0])) == []
     assert state.contracts[c].status == "submitted"
     with pytest.raises(UnknownEventType):
@@ -315,9 +316,9 @@ programmes:
 
 def test_a_second_rule_set_decides_contracts_certified_from_its_effective_date(tmp_path: Path):
     (tmp_path / "ningxia-2027.yaml").write_text(SECOND)
-    from tcr_subsidy.domain.rules import DEFAULT_RULES_DIR
+    from tcr_subsidy.adapters.rule_files import DEFAULT_RULES_DIR
 
-    book = RuleBook.from_directory(DEFAULT_RULES_DIR, tmp_path)
+    book = load_rule_book(DEFAULT_RULES_DIR, tmp_path)
     assert [r.id for r in book.rule_sets] == ["ningxia-2020", "ningxia-2027"]
     assert book.in_force_on(date(2026, 12, 31)).id == "ningxia-2020"
     h = History()

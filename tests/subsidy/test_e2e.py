@@ -247,7 +247,7 @@ def test_a_second_rule_set_from_a_file(sqlite_registry, tmp_path):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "ningxia-2026h2.yaml").write_text(SECOND_RULE_SET)
-    from tcr_subsidy.domain.rules import DEFAULT_RULES_DIR
+    from tcr_subsidy.adapters.rule_files import DEFAULT_RULES_DIR
 
     point = Point.create(sqlite_registry.url)
     b = party("enterprise", 531)

@@ -10,12 +10,13 @@ import pytest
 
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.platform.database import Database
+from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
-from tcr_subsidy.application.projection import AwardProjection, NotifyingSink
-from tcr_subsidy.application.rebuild import wipe
-from tcr_subsidy.domain.awards import Engine
-from tcr_subsidy.domain.rules import RuleBook
+from tcr_subsidy.adapters.persistence.store import wipe
+from tcr_subsidy.adapters.rule_files import default_rule_book
+from tcr_subsidy.application.projection import AwardProjection
+from tcr_subsidy.domain.decision import Engine
 from tests.subsidy.history import CST, History, party, terms
 
 
@@ -26,7 +27,7 @@ async def store(database_url):
     await asyncio.to_thread(migrate.upgrade, database)  # idempotent: a restart runs it again
     db = database.async_engine()
     rings: list[int] = []
-    projection = AwardProjection(Engine(RuleBook.default()))
+    projection = AwardProjection(Engine(default_rule_book()))
     sink = NotifyingSink(db, projection, lambda: rings.append(1))
     yield sink, Queries(db), db, rings
     await db.dispose()

@@ -13,12 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcr_shared.platform.database import Database
+from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
-from tcr_subsidy.application.projection import AwardProjection, NotifyingSink, registry_event
-from tcr_subsidy.application.rebuild import wipe
-from tcr_subsidy.domain.awards import Engine, State
-from tcr_subsidy.domain.rules import RuleBook
+from tcr_subsidy.adapters.persistence.store import wipe
+from tcr_subsidy.adapters.rule_files import default_rule_book
+from tcr_subsidy.application.projection import AwardProjection, registry_event
+from tcr_subsidy.domain.decision import Engine
+from tcr_subsidy.domain.ledger import Ledger
 from tests.subsidy.history import CAPS, CST, History, party, reference, terms
 
 BUYERS = [party("enterprise", 101), party("enterprise", 102), party("university", 103), party("foreign")]
@@ -101,7 +103,7 @@ def build(ops) -> History:
 @given(operations)
 def test_caps_hold_and_awards_equal_the_reference(ops):
     h = build(ops)
-    engine, state = Engine(RuleBook.default()), State()
+    engine, state = Engine(default_rule_book()), Ledger()
     for event in h.events:
         for out in engine.apply(state, registry_event(event)):
             assert Decimal(out.data["cap_used_after"]) <= Decimal(out.data["cap"])
@@ -115,10 +117,10 @@ def test_caps_hold_and_awards_equal_the_reference(ops):
     assert {k: v for k, v in per_cap.items() if v} == {k: u.used for k, u in state.caps.items() if u.used}
     assert {(a.contract_id, a.programme, a.beneficiary): a.award for a in state.awards.values()} == reference(h.events)
     # a replay from zero gives the same decisions, event ids included
-    again, replayed = State(), []
+    again, replayed = Ledger(), []
     for event in h.events:
         replayed.extend(engine.apply(again, registry_event(event)))
-    first, fresh = State(), []
+    first, fresh = Ledger(), []
     for event in h.events:
         fresh.extend(engine.apply(first, registry_event(event)))
     assert replayed == fresh
@@ -137,7 +139,7 @@ def test_database_replay_in_any_page_size_equals_the_engine(tmp_path_factory, op
     async def run() -> None:
         db = database.async_engine()
         try:
-            projection = AwardProjection(Engine(RuleBook.default()))
+            projection = AwardProjection(Engine(default_rule_book()))
             sink = NotifyingSink(db, projection, lambda: None)
             queries = Queries(db)
             snapshots = []
@@ -151,7 +153,7 @@ def test_database_replay_in_any_page_size_equals_the_engine(tmp_path_factory, op
                     i += step
                 snapshots.append(await queries.snapshot())
             assert snapshots[0] == snapshots[1]
-            engine, state = Engine(RuleBook.default()), State()
+            engine, state = Engine(default_rule_book()), Ledger()
             outs = [o for e in h.events for o in engine.apply(state, registry_event(e))]
             assert [(r[1], r[2]) for r in snapshots[0]["award_events"]] == [(o.id, o.type) for o in outs]
             assert [r[0] for r in snapshots[0]["award_events"]] == list(range(1, len(outs) + 1))

@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tcr_shared.platform.database import Database
-from tcr_subsidy.domain.rules import DEFAULT_RULES_DIR
+from tcr_subsidy.adapters.rule_files import DEFAULT_RULES_DIR
 
 
 class SubsidySettings(BaseSettings):

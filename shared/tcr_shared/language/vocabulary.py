@@ -63,10 +63,10 @@ Programme = Literal["import", "export_enterprise", "export_institution", "broker
 PROGRAMMES: tuple[str, ...] = get_args(Programme)
 
 PROGRAMME_LABELS: dict[str, dict[str, str]] = {
-    "import": {"zh": "技术吸纳补助", "en": "Technology import"},
-    "export_enterprise": {"zh": "企业技术输出补助", "en": "Export by enterprises"},
-    "export_institution": {"zh": "高校院所成果转化补助", "en": "Export by universities and institutes"},
-    "brokerage": {"zh": "技术中介服务补助", "en": "Brokerage"},
+    "import": {"zh": "技术引进", "en": "Import (buyers)"},
+    "export_enterprise": {"zh": "企业技术输出", "en": "Export, enterprises"},
+    "export_institution": {"zh": "高校院所技术输出", "en": "Export, universities & institutes"},
+    "brokerage": {"zh": "技术中介", "en": "Brokerage"},
 }
 
 AwardStatus = Literal["full", "capped", "clawed_back"]

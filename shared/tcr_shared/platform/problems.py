@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -113,3 +114,103 @@ def install_problem_handlers(app: FastAPI) -> None:
 
         logging.getLogger("tcr.http").exception("unhandled error")
         return problem_response(Problem(500, "The service failed to handle this request; it has been logged."), request)
+
+
+# --- OpenAPI: every error answer is documented as what it is, application/problem+json -------------------------
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` names the fields at fault.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "URI identifying the kind of problem"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "the request path"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer realm"}},
+    429: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+}
+# What any route of a tcr service may answer: reads, and on top of them writes.
+READ_PROBLEMS = (400, 401, 403, 404, 406, 422, 429, 503)
+WRITE_PROBLEMS = (*READ_PROBLEMS, 409, 412, 413, 415, 428)
+
+
+def problem_responses(*statuses: int, inline: bool = True) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route or router: each status answered as application/problem+json. Inline schemas
+    need nothing else; `inline=False` refers to #/components/schemas/Problem (`install_problem_openapi` adds it)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses or WRITE_PROBLEMS:
+        response: dict[str, Any] = {
+            "description": _TITLES.get(status, "Error"),
+            "content": {PROBLEM_JSON: {"schema": dict(PROBLEM_SCHEMA) if inline else _PROBLEM_REF}},
+        }
+        if status in _HEADERS:
+            response["headers"] = _HEADERS[status]
+        responses[status] = response
+    return responses
+
+
+PROBLEM_RESPONSES = problem_responses(*WRITE_PROBLEMS)  # e.g. APIRouter(responses=PROBLEM_RESPONSES)
+
+
+def install_problem_openapi(
+    app: FastAPI, *, reads: tuple[int, ...] = READ_PROBLEMS, writes: tuple[int, ...] = WRITE_PROBLEMS
+) -> None:
+    """Make the app's OpenAPI document declare its error answers: every operation gets `reads` (GET, HEAD) or
+    `writes` (other methods) as application/problem+json with the Problem schema, and FastAPI's default 422
+    (`application/json`, HTTPValidationError) becomes the problem+json it really is. A status a route declares
+    itself keeps its description. Call after the routes are added, or before: the document is built lazily."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        for path_item in document.get("paths", {}).values():
+            for method, operation in path_item.items():
+                if method.lower() in ("get", "head", "post", "put", "patch", "delete", "options"):
+                    _declare(operation, reads if method.lower() in ("get", "head") else writes)
+        schemas = document["components"]["schemas"]
+        if not _still_referenced(document, "HTTPValidationError"):
+            schemas.pop("HTTPValidationError", None)
+            if not _still_referenced(document, "ValidationError"):
+                schemas.pop("ValidationError", None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _declare(operation: dict[str, Any], statuses: tuple[int, ...]) -> None:
+    responses = operation.setdefault("responses", {})
+    for status, declared in problem_responses(*statuses, inline=False).items():
+        existing = responses.get(str(status))
+        if existing is None:
+            responses[str(status)] = declared
+            continue
+        existing["content"] = declared["content"]  # whatever a route said, an error is problem+json
+        if "headers" in declared:
+            existing.setdefault("headers", declared["headers"])
+        if status == 422:
+            existing["description"] = declared["description"]
+
+
+def _still_referenced(document: dict[str, Any], name: str) -> bool:
+    return f'"#/components/schemas/{name}"' in json.dumps(document.get("paths", {}))

@@ -16,14 +16,17 @@ several replicas share so that a limit holds across all of them. A storage that 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 
 import limits
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tcr_shared.platform.problems import Problem
@@ -40,6 +43,22 @@ class RateLimitSettings(BaseSettings):
     failures_per_key: str = "10/minute"  # failed authentications presenting one (wrong or revoked) key
     lockout_seconds: int = 60  # how long an address or key is refused after crossing a failure limit
     namespace: str = "tcr"  # key prefix in a shared storage
+    # Addresses whose failures are not counted per address (only per key): the other tcr services, which ask the
+    # registry's /v1/whoami with their clients' keys and must not be locked out for their clients' mistakes.
+    trusted_networks: str = ""  # e.g. "10.0.5.0/24, fd00:5::/64"
+
+    @field_validator("trusted_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        _networks(value)
+        return value
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in re.split(r"[\s,]+", text) if item)
+    except ValueError as exc:
+        raise ValueError(f"TCR_RATE_LIMIT_TRUSTED_NETWORKS: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,7 @@ class RateLimits:
         self._failures_key = _Rule(limits.parse(self.settings.failures_per_key), moving)
         self._lockout = _Rule(limits.RateLimitItemPerSecond(1, self.settings.lockout_seconds), moving)
         self._quota = _Rule(limits.parse(self.settings.per_key), sliding) if self.settings.per_key else None
+        self._trusted = _networks(self.settings.trusted_networks)
 
     def _ids(self, kind: str, value: str) -> tuple[str, ...]:
         return (self.settings.namespace, kind, value)
@@ -79,11 +99,20 @@ class RateLimits:
 
     def _subjects(self, address: str | None, secret: str | None) -> list[tuple[str, str]]:
         subjects = []
-        if address:
+        if address and not self._is_trusted(address):
             subjects.append(("address", address))
         if secret:
             subjects.append(("key", self._key_digest(secret)))
         return subjects
+
+    def _is_trusted(self, address: str) -> bool:
+        if not self._trusted:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._trusted if net.version == ip.version)
 
     async def check_locked(self, address: str | None, secret: str | None) -> None:
         """Before a key is looked at: 429 if its address or the key itself is locked out."""

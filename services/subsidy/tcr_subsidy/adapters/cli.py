@@ -12,12 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tcr_shared.feeds.client import FeedClient
 from tcr_shared.platform.database import Database
+from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.persistence.migrate import upgrade
 from tcr_subsidy.adapters.persistence.queries import Queries
+from tcr_subsidy.adapters.persistence.store import wipe
+from tcr_subsidy.adapters.rule_files import load_rule_book
 from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection
-from tcr_subsidy.application.rebuild import replay, wipe
-from tcr_subsidy.domain.awards import Engine
-from tcr_subsidy.domain.rules import RuleBook
+from tcr_subsidy.application.rebuild import replay
+from tcr_subsidy.domain.decision import Engine
 from tcr_subsidy.settings import SubsidySettings
 
 app = typer.Typer(help="tcr subsidy service: rebuild and verify the award projection.", no_args_is_help=True)
@@ -40,7 +42,7 @@ async def _replay_into(
 ) -> int:
     db = database.async_engine()
     feed = FeedClient(settings.registry_url, settings.registry_feed_key, page_size=page_size)
-    projection = AwardProjection(Engine(RuleBook.from_directory(*settings.rules_dirs)))
+    projection = AwardProjection(Engine(load_rule_book(*settings.rules_dirs)))
     try:
         with _progress() as progress:
             task = progress.add_task(label, total=up_to)
@@ -48,7 +50,9 @@ async def _replay_into(
             def report(position: int, head: int) -> None:
                 progress.update(task, completed=position, total=up_to or head)
 
-            return await replay(db, projection, feed, up_to=up_to, page_size=page_size, progress=report)
+            return await replay(
+                NotifyingSink(db, projection, lambda: None), feed, up_to=up_to, page_size=page_size, progress=report
+            )
     finally:
         await feed.aclose()
         await db.dispose()

@@ -1,6 +1,6 @@
 """Rule sets as data: programmes, rates and caps, versioned by effective date.
 
-A rule set is a YAML file (services/subsidy/rules/*.yaml). The rule set that decides a contract is the one with
+A rule set is data (the package's rules/*.yaml, read by adapters/rule_files.py) parsed by `parse_rule_set`. The rule set that decides a contract is the one with
 the latest `effective_from` on or before the contract's certification date in Asia/Shanghai. Amendments and
 revocations are decided under the rule set that decided the certification.
 """
@@ -11,19 +11,13 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from tcr_shared.language.money import FEN
 from tcr_shared.language.policy_time import SHANGHAI
+from tcr_shared.language.vocabulary import BASES, CAP_SCOPES, PARTY_ROLES, PROGRAMMES
 
-PROGRAMMES = ("import", "export_enterprise", "export_institution", "brokerage")
-ROLES = ("seller", "buyer", "intermediary")
-BASES = ("amount", "technology_amount")
-CAP_SCOPES = ("policy_year", "project")
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+ROLES = PARTY_ROLES
 
 
 class RuleSetError(ValueError):
@@ -158,19 +152,6 @@ class RuleBook:
         self.rule_sets = tuple(ordered)
         self._dates = dates
         self._by_id = {r.id: r for r in ordered}
-
-    @classmethod
-    def from_directory(cls, *directories: Path) -> RuleBook:
-        found: list[RuleSet] = []
-        for directory in directories:
-            for path in sorted(Path(directory).glob("*.yaml")):
-                raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-                found.append(parse_rule_set(raw, where=path.name))
-        return cls(found)
-
-    @classmethod
-    def default(cls) -> RuleBook:
-        return cls.from_directory(DEFAULT_RULES_DIR)
 
     def by_id(self, rule_set_id: str) -> RuleSet:
         return self._by_id[rule_set_id]

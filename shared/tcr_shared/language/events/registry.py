@@ -7,22 +7,11 @@ earlier event to understand a later one. Individuals' names and identity numbers
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
-PartyKind = Literal[
-    "enterprise",
-    "university",
-    "research_institute",
-    "public_institution",
-    "government",
-    "social_organisation",
-    "individual",
-    "foreign",
-]
-Category = Literal["development", "transfer", "licence", "consulting", "service"]
-ContractStatus = Literal["submitted", "certified", "rejected", "withdrawn", "revoked"]
+from tcr_shared.language.vocabulary import Category, Consideration, ContractStatus, PartyKind
+
 Money = str  # two-decimal string, e.g. "9000000.00"
 
 SOURCE = "/tcr/registry"
@@ -43,7 +32,7 @@ class ContractTerms(BaseModel):
     signed_on: date
     amount: Money = Field(description="成交额: the whole contract price, yuan, two decimals")
     technology_amount: Money = Field(description="技术交易额: the part paid for the technology itself")
-    consideration: Literal["money", "equity"]
+    consideration: Consideration
     result_id: str | None = None
     seller: PublicParty
     buyer: PublicParty

@@ -6,13 +6,11 @@ and `delta`, the change in the net amount paid, so a consumer can keep totals by
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
+from tcr_shared.language.vocabulary import AwardStatus, Programme
+
 SOURCE = "/tcr/subsidy"
-Programme = Literal["import", "export_enterprise", "export_institution", "brokerage"]
-AwardStatus = Literal["full", "capped", "clawed_back"]
 
 
 class Cause(BaseModel):

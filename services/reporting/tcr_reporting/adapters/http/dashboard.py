@@ -27,13 +27,7 @@ from tcr_shared.platform.problems import Problem
 
 COOKIE = "tcr_reporting_key"
 CATEGORY_LABELS = {c: f"{label['zh']} {label['en']}" for c, label in vocabulary.CATEGORY_LABELS.items()}
-# Shorter than the vocabulary's programme names (which carry the policy's wording): these fit a chart axis.
-PROGRAMME_LABELS = {
-    "import": "技术引进 Import (buyers)",
-    "export_enterprise": "企业技术输出 Export, enterprises",
-    "export_institution": "高校院所技术输出 Export, universities & institutes",
-    "brokerage": "技术中介 Brokerage",
-}
+PROGRAMME_LABELS = {p: f"{label['zh']} {label['en']}" for p, label in vocabulary.PROGRAMME_LABELS.items()}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"

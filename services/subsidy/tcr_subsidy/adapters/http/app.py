@@ -2,60 +2,62 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import io
-import logging
 import re
-from contextlib import asynccontextmanager
-from typing import Literal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import Gauge
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tcr_shared.feeds.server import feed_router
+from tcr_shared.feeds.follower import Follower
+from tcr_shared.feeds.server import NewEventsSignal, feed_router
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.language.identifiers import credit_code_problem
 from tcr_shared.language.policy_time import now_utc, policy_year
 from tcr_shared.language.regions import is_known_region
+from tcr_shared.language.vocabulary import Programme
 from tcr_shared.partners.asyncapi import asyncapi_router
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router
-from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
-from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, configure_logging, instrument
+from tcr_shared.platform import page_tokens
+from tcr_shared.platform.auth import Authenticator
+from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
 from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers
-from tcr_subsidy.adapters.persistence.queries import AWARD_COLUMNS
+from tcr_subsidy.adapters.persistence.queries import AWARD_COLUMNS, Queries
 from tcr_subsidy.adapters.persistence.tables import webhooks
-from tcr_subsidy.application.service import SubsidyService
+from tcr_subsidy.application.projection import AwardProjection
+from tcr_subsidy.domain.rules import RuleBook
 from tcr_subsidy.settings import SubsidySettings
 
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MIN_YEAR, MAX_YEAR = 2000, 2100
-ProgrammeName = Literal["import", "export_enterprise", "export_institution", "brokerage"]
 _REGION = re.compile(r"^\d{2}(\d{2}(\d{2})?)?$")
 MIN_POSITION_DOC = "Read-your-writes: wait (up to 10 s) until the registry feed position (TCR-Position) is applied"
 
 
-def create_app(settings: SubsidySettings | None = None) -> FastAPI:
-    settings = settings or SubsidySettings()
-    configure_logging()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long poll is noise
-    service = SubsidyService(settings)
-    resolver = RegistryKeyResolver(settings.registry_url)
-    # One delivery worker per database: run one replica of the subsidy service.
-    deliveries = DeliveryWorker(service.db, webhooks, service.queries, signal=service.signal)
+class Runtime(Protocol):
+    """What the routes read from the running service (built by tcr_subsidy.bootstrap)."""
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI):
-        await service.start()
-        deliveries.start()
-        try:
-            yield
-        finally:
-            await deliveries.stop()
-            await service.stop()
-            await resolver.aclose()
+    settings: SubsidySettings
+    rulebook: RuleBook
+    db: AsyncEngine
+    queries: Queries
+    signal: NewEventsSignal
+    projection: AwardProjection
+    follower: Follower
+    authenticator: Authenticator
+    deliveries: DeliveryWorker
 
+    async def ready(self) -> bool: ...
+
+
+def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
+    """The subsidy API's routes and metrics over one runtime; starting and stopping it is the lifespan's job."""
+    settings = runtime.settings
     app = FastAPI(
         title="tcr subsidy service",
         version="1.0.0",
@@ -63,10 +65,9 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
         telemetry=NATIVE_TELEMETRY_OFF,
         description="Subsidy awards decided from the registry's feed, with their caps, explained to the fen.",
     )
-    app.state.service = service
     install_problem_handlers(app)
-    metrics = instrument(app, "subsidy", ready=service.ready)
-    status = service.follower.status
+    metrics = instrument(app, "subsidy", ready=runtime.ready)
+    status = runtime.follower.status
     lag = Gauge(
         "tcr_subsidy_feed_lag_events",
         "Events the registry feed is ahead of this service",
@@ -81,32 +82,32 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
     )
     Gauge(
         "tcr_subsidy_award_events_appended", "Award events appended since start", registry=metrics.registry
-    ).set_function(lambda: service.projection.awards_total)
+    ).set_function(lambda: runtime.projection.awards_total)
     Gauge(
         "tcr_subsidy_events_skipped",
         "Registry events skipped (unknown type or malformed) since start",
         registry=metrics.registry,
-    ).set_function(lambda: service.projection.skipped_total)
+    ).set_function(lambda: runtime.projection.skipped_total)
 
-    require = Authenticator(settings.admin_key, resolver).require
+    require = runtime.authenticator.require
     reader = require("analyst")
-    app.include_router(feed_router(service.queries, service.signal, require("partner", "analyst")))
+    app.include_router(feed_router(runtime.queries, runtime.signal, require("partner", "analyst")))
     app.include_router(
         subscriptions_router(
-            engine=service.db,
+            engine=runtime.db,
             tables=webhooks,
-            source=service.queries,
+            source=runtime.queries,
             event_types=SUBSIDY_EVENT_TYPES,
             require=require,
-            worker=deliveries,
+            worker=runtime.deliveries,
         )
     )
     app.include_router(asyncapi_router())
-    deliveries.register_metrics(metrics.registry)
+    runtime.deliveries.register_metrics(metrics.registry)
 
     async def caught_up(min_position: int | None) -> None:
         if min_position and min_position > status.position:
-            if not await service.follower.wait_for(min_position, timeout=10.0):
+            if not await runtime.follower.wait_for(min_position, timeout=10.0):
                 raise Problem(
                     503,
                     f"Registry position {min_position} is not applied yet (at {status.position}); retry shortly.",
@@ -130,7 +131,7 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
         if problem := credit_code_problem(credit_code):
             raise Problem(422, f"credit_code: {problem}", errors=[field_error("credit_code", problem)])
         await caught_up(min_position)
-        body = await service.queries.ledger(credit_code, year or policy_year(now_utc()))
+        body = await runtime.queries.ledger(credit_code, year or policy_year(now_utc()))
         if body is None:
             raise Problem(404, f"No award has ever been decided for beneficiary {credit_code}.")
         return positioned(body)
@@ -142,7 +143,7 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
         _principal=Depends(reader),
     ) -> JSONResponse:
         await caught_up(min_position)
-        body = await service.queries.contract_awards(contract_id)
+        body = await runtime.queries.contract_awards(contract_id)
         if body is None:
             raise Problem(404, f"Contract {contract_id} is not known to the subsidy service (yet).")
         return positioned(body)
@@ -151,7 +152,7 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
     async def list_awards(
         request: Request,
         year: int | None = Query(None, ge=MIN_YEAR, le=MAX_YEAR),
-        programme: ProgrammeName | None = Query(None),
+        programme: Programme | None = Query(None),
         region: str | None = Query(None, description="GB/T 2260 area: 64, 6401, 640100 or a county code"),
         page_token: str | None = Query(None),
         limit: int = Query(100, ge=1, le=1000),
@@ -167,24 +168,24 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
         await caught_up(min_position)
         if "text/csv" in request.headers.get("accept", ""):
             return StreamingResponse(
-                _csv(service, year, programme, region),
+                _csv(runtime.queries, year, programme, region),
                 media_type="text/csv; charset=utf-8",
                 headers={
                     "Content-Disposition": 'attachment; filename="awards.csv"',
                     "TCR-Position": str(status.position),
                 },
             )
-        after = _decode_token(page_token) if page_token else None
-        items, last = await service.queries.list_awards(year, programme, region, after, limit)
-        return positioned({"awards": items, "next_page_token": _encode_token(last) if last else None})
+        after = page_tokens.decode_text(page_token, "after") if page_token else None
+        items, last = await runtime.queries.list_awards(year, programme, region, after, limit)
+        return positioned({"awards": items, "next_page_token": page_tokens.encode("after", last) if last else None})
 
     @app.get("/v1/programmes", tags=["programmes"], summary="The rule sets in force and their history")
     async def programmes(_principal=Depends(reader)) -> dict:
         today = now_utc().date()
-        current = service.rulebook.in_force_at(now_utc())
+        current = runtime.rulebook.in_force_at(now_utc())
         history = []
-        for rs in service.rulebook.rule_sets:
-            until = service.rulebook.effective_until(rs)
+        for rs in runtime.rulebook.rule_sets:
+            until = runtime.rulebook.effective_until(rs)
             history.append(
                 {
                     **rs.as_dict(),
@@ -202,7 +203,7 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
 
     @app.get("/v1/status", tags=["status"], summary="Feeds followed: position processed, head and lag")
     async def status_endpoint(_principal=Depends(reader)) -> dict:
-        skipped = await service.queries.skipped()
+        skipped = await runtime.queries.skipped()
         return {
             "feeds": [
                 {
@@ -211,36 +212,18 @@ def create_app(settings: SubsidySettings | None = None) -> FastAPI:
                     "following": settings.subsidy_follow,
                 }
             ],
-            "award_feed": {"head": await service.queries.head()},
+            "award_feed": {"head": await runtime.queries.head()},
             "skipped_events": {"count": len(skipped), "recent": skipped[-20:]},
         }
 
     return app
 
 
-def _encode_token(award_id: str) -> str:
-    return base64.urlsafe_b64encode(f"after:{award_id}".encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    try:
-        text = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not text.startswith("after:") or len(text) <= len("after:"):
-        raise Problem(
-            422,
-            "page_token is not one this service issued; pass next_page_token unchanged",
-            errors=[field_error("page_token", "malformed")],
-        )
-    return text[len("after:") :]
-
-
-async def _csv(service: SubsidyService, year, programme, region):
+async def _csv(queries: Queries, year, programme, region) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(AWARD_COLUMNS)
-    async for item in service.queries.iter_awards(year, programme, region):
+    async for item in queries.iter_awards(year, programme, region):
         writer.writerow([item[c] if item[c] is not None else "" for c in AWARD_COLUMNS])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()

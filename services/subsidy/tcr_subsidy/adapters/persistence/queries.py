@@ -14,10 +14,10 @@ from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_shared.language.events.subsidy import SOURCE
 from tcr_shared.language.money import ZERO, format_money
 from tcr_shared.language.regions import area_prefix
+from tcr_shared.language.vocabulary import PROGRAMMES, AwardEventType
 from tcr_subsidy.adapters.persistence import tables as t
 from tcr_subsidy.adapters.persistence.store import award_from_row, contract_from_row
-from tcr_subsidy.domain.awards import Award
-from tcr_subsidy.domain.rules import PROGRAMMES
+from tcr_subsidy.domain.ledger import Award
 
 AWARD_COLUMNS = (
     "award_id",
@@ -163,7 +163,10 @@ class Queries:
                 for r in (
                     await s.execute(
                         select(t.award_events)
-                        .where(t.award_events.c.award_id.in_(ids[i : i + 500]), t.award_events.c.type != DECIDED_TYPE)
+                        .where(
+                            t.award_events.c.award_id.in_(ids[i : i + 500]),
+                            t.award_events.c.type != AwardEventType.DECIDED,
+                        )
                         .order_by(t.award_events.c.position)
                     )
                 ).all():
@@ -232,7 +235,7 @@ class Queries:
                 project["awarded"] += a.award
                 project["awards"].append(line)
         out = []
-        for name in ("import", "export_enterprise", "export_institution", "brokerage"):
+        for name in PROGRAMMES:
             entry = programmes.get(name)
             if entry is None:
                 continue
@@ -304,9 +307,6 @@ class Queries:
                     for r in (await s.execute(select(t.skipped_events).order_by(t.skipped_events.c.position))).all()
                 ],
             }
-
-
-DECIDED_TYPE = "tcr.subsidy.award.decided.v1"
 
 
 def _money_cap(entry: dict[str, Any]) -> dict[str, Any]:

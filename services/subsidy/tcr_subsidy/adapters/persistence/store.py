@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Integer, Text, TextClause, bindparam, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tcr_shared.language.money import from_fen, to_fen
+from tcr_shared.platform.database import is_postgres, pg_columns, pg_lookup, pg_unnest, pg_upsert
 from tcr_subsidy.adapters.persistence import tables as t
-from tcr_subsidy.domain.awards import (
-    CERTIFIED,
-    Award,
-    AwardEvent,
-    CapUsage,
-    ContractRecord,
-    Engine,
-    RegistryEvent,
-    State,
-)
+from tcr_subsidy.application.page import PageLedger
+from tcr_subsidy.application.ports import SkippedEvent
+from tcr_subsidy.application.projection import REGISTRY_FEED
+from tcr_subsidy.domain.award_events import AwardEvent
+from tcr_subsidy.domain.ledger import Award, CapUsage, ContractRecord
 
 _CHUNK = 500
 _LOOKUP = 100  # keys per IN (...) lookup: small enough that PostgreSQL always picks the index
-
-
-def to_fen(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_exact())
-
-
-def from_fen(fen: int) -> Decimal:
-    return Decimal(int(fen)).scaleb(-2)
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
@@ -133,32 +123,9 @@ def _cap_row(c: CapUsage) -> dict:
     }
 
 
-class PageState(State):
-    """A `State` preloaded from the database for one page; remembers which rows exist (update vs insert)."""
-
-    def __init__(self) -> None:
-        super().__init__(strict=True)
-        self.stored_contracts: set[str] = set()
-        self.stored_awards: set[str] = set()
-        self.stored_caps: set[str] = set()
-
-
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _pg_lookup(table, column: str):
-    """Rows of `table` whose `column` is one of an array of keys, joined against `unnest` rather than written as
-    `= ANY(:keys)`: asyncpg prepares statements and PostgreSQL soon switches to a generic plan, in which
-    `= ANY($1)` cannot hash the array and compares every row with every key (a page of 1,000 cap keys then took
-    ~250 ms against 30k caps); the join is a hash or index lookup whatever the plan."""
-    return text(
-        f"SELECT t.* FROM {table.name} AS t JOIN unnest(CAST(:keys AS VARCHAR[])) AS k(key) ON t.{column} = k.key"
-    )
-
-
+# PostgreSQL: one round trip per lookup (a join with the array of keys; see pg_lookup for why not = ANY).
 _PG_LOOKUPS = {
-    (table.name, column): _pg_lookup(table, column)
+    (table.name, column): pg_lookup(table, column)
     for table, column in ((t.contracts, "contract_id"), (t.awards, "contract_id"), (t.caps, "cap_key"))
 }
 
@@ -168,7 +135,7 @@ async def _rows_in(session: AsyncSession, query, column, keys: list[str]) -> lis
     elsewhere IN lists of at most _LOOKUP keys."""
     if not keys:
         return []
-    if _is_postgres(session):
+    if is_postgres(session):
         return list((await session.execute(_PG_LOOKUPS[(column.table.name, column.name)], {"keys": keys})).all())
     rows: list = []
     for chunk in _chunks(keys, _LOOKUP):
@@ -176,41 +143,11 @@ async def _rows_in(session: AsyncSession, query, column, keys: list[str]) -> lis
     return rows
 
 
-async def load_page_state(session: AsyncSession, engine: Engine, events: Sequence[RegistryEvent]) -> PageState:
-    state = PageState()
-    contract_ids = sorted({e.contract_id for e in events})
-    for r in await _rows_in(session, select(t.contracts), t.contracts.c.contract_id, contract_ids):
-        state.contracts[r.contract_id] = contract_from_row(r)
-        state.stored_contracts.add(r.contract_id)
-    # Only contracts certified earlier can have awards: during catch-up most contracts of a page are new.
-    decided = sorted(c.contract_id for c in state.contracts.values() if c.status in ("certified", "revoked"))
-    for r in await _rows_in(session, select(t.awards), t.awards.c.contract_id, decided):
-        award = award_from_row(r)
-        state.awards[award.award_id] = award
-        state.by_contract.setdefault(award.contract_id, []).append(award.award_id)
-        state.stored_awards.add(award.award_id)
-    keys: set[str] = {a.cap_key for a in state.awards.values()}
-    years = {c.contract_id: c.policy_year for c in state.contracts.values() if c.policy_year is not None}
-    for event in events:
-        if event.type == CERTIFIED and event.contract_id not in years:
-            year = engine.certified_year(event)
-            if year is not None:
-                years[event.contract_id] = year
-        keys |= engine.cap_keys(event, years.get(event.contract_id))
-    state.loaded_cap_keys = keys
-    for r in await _rows_in(session, select(t.caps), t.caps.c.cap_key, sorted(keys)):
-        state.caps[r.cap_key] = CapUsage(
-            r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project, from_fen(r.used_fen)
-        )
-        state.stored_caps.add(r.cap_key)
-    return state
-
-
 async def _upsert(session: AsyncSession, table, pk: str, rows: list[dict], stored: set[str]) -> None:
     if not rows:
         return
-    if _is_postgres(session):
-        await session.execute(_PG_UPSERTS[table.name], _columns(table, rows))
+    if is_postgres(session):
+        await session.execute(_PG_UPSERTS[table.name], pg_columns(table, rows))
         return
     inserts = [r for r in rows if r[pk] not in stored]
     updates = [r for r in rows if r[pk] in stored]
@@ -224,41 +161,14 @@ async def _upsert(session: AsyncSession, table, pk: str, rows: list[dict], store
         await session.execute(statement, [{f"k_{pk}": r[pk], **{f"v_{c}": r[c] for c in columns}} for r in updates])
 
 
-# PostgreSQL: each table's page of rows goes in ONE statement, one array per column (unnest), instead of one
-# parameter set per row (executemany): a single round trip, and no per-row parameter processing in SQLAlchemy.
-def _pg_array_type(column) -> str:
-    if isinstance(column.type, BigInteger):
-        return "BIGINT[]"
-    if isinstance(column.type, Integer):
-        return "INTEGER[]"
-    return "TEXT[]" if isinstance(column.type, Text) else "VARCHAR[]"
-
-
-def _pg_unnest(table, names: list[str]) -> str:
-    return ", ".join(f"CAST(:{n} AS {_pg_array_type(table.c[n])})" for n in names)
-
-
-def _pg_upsert(table) -> TextClause:
-    names = [c.name for c in table.columns]
-    (pk,) = [c.name for c in table.primary_key.columns]
-    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != pk)
-    return text(
-        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({_pg_unnest(table, names)}) "
-        f"ON CONFLICT ({pk}) DO UPDATE SET {updates}"
-    )
-
-
-def _columns(table, rows: list[dict]) -> dict[str, list]:
-    return {c.name: [r[c.name] for r in rows] for c in table.columns}
-
-
-_PG_UPSERTS = {table.name: _pg_upsert(table) for table in (t.contracts, t.awards, t.caps)}
+# PostgreSQL: each table's page of rows goes in ONE statement, one array per column (unnest).
+_PG_UPSERTS = {table.name: pg_upsert(table) for table in (t.contracts, t.awards, t.caps)}
 _AWARD_EVENT_COLUMNS = [c.name for c in t.award_events.columns if c.name != "position"]
 # Positions continue the award feed: head + the event's place in the page, in the same statement.
 _PG_APPEND_AWARD_EVENTS = text(
     f"INSERT INTO {t.award_events.name} (position, {', '.join(_AWARD_EVENT_COLUMNS)}) "
     f"SELECT h.head + u.ord, {', '.join(f'u.{n}' for n in _AWARD_EVENT_COLUMNS)} "
-    f"FROM unnest({_pg_unnest(t.award_events, _AWARD_EVENT_COLUMNS)}) "
+    f"FROM unnest({pg_unnest(t.award_events, _AWARD_EVENT_COLUMNS)}) "
     f"WITH ORDINALITY AS u({', '.join(_AWARD_EVENT_COLUMNS)}, ord) "
     f"CROSS JOIN (SELECT COALESCE(MAX(position), 0) AS head FROM {t.award_events.name}) AS h"
 )
@@ -268,26 +178,56 @@ async def award_feed_head(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(t.award_events.c.position), 0))) or 0)
 
 
-async def write_page(session: AsyncSession, state: PageState, outputs: list[AwardEvent], skipped: list[dict]) -> int:
+class SqlAwardStore:
+    """The AwardStore port over the projection's tables, in the caller's session (one transaction per page)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def load_contracts(self, page: PageLedger, contract_ids: Sequence[str]) -> None:
+        session = self.session
+        for r in await _rows_in(session, select(t.contracts), t.contracts.c.contract_id, list(contract_ids)):
+            page.stored_contract(contract_from_row(r))
+        # Only contracts certified earlier can have awards: during catch-up most contracts of a page are new.
+        decided = sorted(c.contract_id for c in page.contracts.values() if c.status in ("certified", "revoked"))
+        for r in await _rows_in(session, select(t.awards), t.awards.c.contract_id, decided):
+            page.stored_award(award_from_row(r))
+
+    async def load_caps(self, page: PageLedger, cap_keys: Sequence[str]) -> None:
+        for r in await _rows_in(self.session, select(t.caps), t.caps.c.cap_key, list(cap_keys)):
+            page.stored_cap(
+                CapUsage(r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project, from_fen(r.used_fen))
+            )
+
+    async def feed_head(self) -> int:
+        return await award_feed_head(self.session)
+
+    async def write(self, page: PageLedger, events: Sequence[AwardEvent], skipped: Sequence[SkippedEvent]) -> None:
+        await write_page(self.session, page, list(events), list(skipped))
+
+
+async def write_page(
+    session: AsyncSession, page: PageLedger, outputs: list[AwardEvent], skipped: list[SkippedEvent]
+) -> int:
     """Write the page's changes; returns the number of award events appended to the service's feed."""
     await _upsert(
         session,
         t.contracts,
         "contract_id",
-        [_contract_row(state.contracts[c]) for c in sorted(state.dirty_contracts)],
-        state.stored_contracts,
+        [_contract_row(page.contracts[c]) for c in sorted(page.changed_contracts)],
+        page.stored_contracts,
     )
     await _upsert(
         session,
         t.awards,
         "award_id",
-        [_award_row(state.awards[a]) for a in sorted(state.dirty_awards)],
-        state.stored_awards,
+        [_award_row(page.awards[a]) for a in sorted(page.changed_awards)],
+        page.stored_awards,
     )
     await _upsert(
-        session, t.caps, "cap_key", [_cap_row(state.caps[k]) for k in sorted(state.dirty_caps)], state.stored_caps
+        session, t.caps, "cap_key", [_cap_row(page.caps[k]) for k in sorted(page.changed_caps)], page.stored_caps
     )
-    if outputs and _is_postgres(session):
+    if outputs and is_postgres(session):
         await session.execute(
             _PG_APPEND_AWARD_EVENTS,
             {
@@ -318,5 +258,13 @@ async def write_page(session: AsyncSession, state: PageState, outputs: list[Awar
         for chunk in _chunks(rows):
             await session.execute(t.award_events.insert(), chunk)
     if skipped:
-        await session.execute(t.skipped_events.insert(), skipped)
+        await session.execute(t.skipped_events.insert(), [dataclasses.asdict(s) for s in skipped])
     return len(outputs)
+
+
+async def wipe(db: AsyncEngine) -> None:
+    """Delete every derived row (the service must be stopped): the next follow starts from position 0."""
+    async with db.begin() as conn:
+        for table in (t.award_events, t.awards, t.caps, t.contracts, t.skipped_events):
+            await conn.execute(delete(table))
+        await conn.execute(delete(t.feed_tracking).where(t.feed_tracking.c.feed == REGISTRY_FEED))

@@ -1,0 +1,51 @@
+"""What the subsidy application needs from the world, as Protocols; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tcr_shared.language.events.envelope import FeedEvent, FeedPage
+from tcr_subsidy.application.page import PageLedger
+from tcr_subsidy.domain.award_events import AwardEvent
+
+
+@dataclass(frozen=True)
+class SkippedEvent:
+    """A registry event the service could not decide (unknown type or malformed), recorded for /v1/status."""
+
+    position: int
+    event_id: str
+    type: str
+    reason: str
+
+
+class AwardStore(Protocol):
+    """The projection's tables, inside the transaction that applies one page (and records its feed position)."""
+
+    async def load_contracts(self, page: PageLedger, contract_ids: Sequence[str]) -> None:
+        """Fill `page` with these contracts' records and the awards of those already decided."""
+
+    async def load_caps(self, page: PageLedger, cap_keys: Sequence[str]) -> None:
+        """Fill `page` with the usage of these caps (those never used stay absent)."""
+
+    async def write(self, page: PageLedger, events: Sequence[AwardEvent], skipped: Sequence[SkippedEvent]) -> None:
+        """Write what the page changed, append its award events to the award feed and record its skipped events."""
+
+    async def feed_head(self) -> int:
+        """The award feed's last position (0 when empty)."""
+
+
+class RegistryPages(Protocol):
+    """The registry's feed, read page by page."""
+
+    async def page(self, after: int, *, limit: int | None = None) -> FeedPage: ...
+
+
+class PositionedSink(Protocol):
+    """Applies pages of registry events together with the feed position they reach, exactly once."""
+
+    async def position(self) -> int: ...
+
+    async def apply(self, events: Sequence[FeedEvent], position: int) -> None: ...

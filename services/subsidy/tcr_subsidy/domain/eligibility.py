@@ -1,0 +1,95 @@
+"""Which parties a certified contract entitles, under which programme, and why every other party was not
+(policy README, "How an award is decided": category, kind, region, credit code, no stacking)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tcr_shared.language.money import round_fen
+from tcr_subsidy.domain.rules import ProgrammeRule, RuleSet
+from tcr_subsidy.domain.terms import Party, Terms
+
+
+@dataclass(frozen=True)
+class Candidate:
+    rule: ProgrammeRule
+    party: Party
+    base: Decimal
+    entitlement: Decimal
+    cap_key: str
+    project: str | None
+
+
+def cap_key_for(
+    rule: ProgrammeRule, beneficiary: str, year: int, result_id: str | None, contract_id: str
+) -> tuple[str, str | None]:
+    """The cap an award counts against: per beneficiary per policy year, or per beneficiary per project (the
+    technology result, else the contract) over all years."""
+    if rule.cap_scope == "policy_year":
+        return f"{rule.programme}|{beneficiary}|year:{year}", None
+    project = f"result:{result_id}" if result_id else f"contract:{contract_id}"
+    return f"{rule.programme}|{beneficiary}|{project}", project
+
+
+def could_be(rs: RuleSet, role: str, kind: str) -> str | None:
+    """The programme a party of this role and kind qualifies for, if any (so that a university seller is not
+    reported as failing export_enterprise when it qualifies for export_institution)."""
+    return next((p.programme for p in rs.programmes if p.role == role and kind in p.kinds), None)
+
+
+def candidates(rs: RuleSet, terms: Terms, contract_id: str, year: int) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Which parties this contract entitles under which programme, and why every other one was not."""
+    considered: list[dict[str, Any]] = []
+    if terms.category not in rs.eligible_categories:
+        considered.append(
+            {
+                "programme": None,
+                "party": None,
+                "eligible": False,
+                "reason": (
+                    f"category {terms.category} earns no subsidy under {rs.id} "
+                    f"(only {', '.join(rs.eligible_categories)} do)"
+                ),
+            }
+        )
+        return [], considered
+    found: list[Candidate] = []
+    taken: dict[str, str] = {}
+    for rule in rs.programmes:
+        party: Party | None = getattr(terms, rule.role)
+        entry: dict[str, Any] = {"programme": rule.programme, "party": rule.role, "eligible": False}
+        if party is None:
+            continue  # no intermediary: brokerage is not considered at all
+        if party.kind not in rule.kinds:
+            if rule.role == "intermediary" or could_be(rs, rule.role, party.kind) is None:
+                entry["reason"] = (
+                    f"{rule.role} is of kind {party.kind}; {rule.programme} needs {' or '.join(rule.kinds)}"
+                )
+                considered.append(entry)
+            continue
+        if not party.region or not party.region.startswith(rs.region_prefix):
+            where = party.region or f"country {party.country}"
+            entry["reason"] = f"{rule.role} is registered in {where}, outside Ningxia ({rs.region_prefix}xxxx)"
+            considered.append(entry)
+            continue
+        if not party.credit_code:
+            entry["reason"] = f"{rule.role} carries no unified social credit code"
+            considered.append(entry)
+            continue
+        if party.credit_code in taken:
+            entry["reason"] = (
+                f"no stacking (clause 十五): {party.credit_code} already benefits under "
+                f"{taken[party.credit_code]} for this contract"
+            )
+            considered.append(entry)
+            continue
+        base = Decimal(getattr(terms, rule.base))
+        entitlement = round_fen(rule.rate * base)
+        key, project = cap_key_for(rule, party.credit_code, year, terms.result_id, contract_id)
+        found.append(Candidate(rule, party, base, entitlement, key, project))
+        taken[party.credit_code] = rule.programme
+        entry.update(eligible=True, beneficiary=party.credit_code)
+        considered.append(entry)
+    return found, considered

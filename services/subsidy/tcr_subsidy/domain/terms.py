@@ -1,0 +1,85 @@
+"""A contract's terms as the subsidy decision reads them from a registry event's data (the registry's schema,
+tcr_shared.language.events.registry), checked by hand so the domain needs no schema library. Data that does not
+match raises ValueError/TypeError/KeyError, which the engine reports as a malformed event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from tcr_shared.language.vocabulary import CATEGORIES, CONSIDERATIONS, PARTY_KINDS
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str | None
+    kind: str
+    credit_code: str | None = None
+    region: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Terms:
+    category: str
+    amount: str  # money on the wire: a two-decimal string
+    technology_amount: str
+    seller: Party
+    buyer: Party
+    intermediary: Party | None = None
+    result_id: str | None = None
+
+
+def _text(data: dict[str, Any], key: str, *, required: bool = True, nullable: bool = True) -> str | None:
+    if required and key not in data:
+        raise KeyError(key)
+    value = data.get(key)
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _one_of(data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = data[key]
+    if value not in allowed:
+        raise ValueError(f"{key} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{where} must be an object, not {type(value).__name__}")
+    return value
+
+
+def read_party(value: Any, where: str) -> Party:
+    data = _mapping(value, where)
+    return Party(
+        name=_text(data, "name"),
+        kind=_one_of(data, "kind", PARTY_KINDS),
+        credit_code=_text(data, "credit_code", required=False),
+        region=_text(data, "region", required=False),
+        country=_text(data, "country", required=False),
+    )
+
+
+def read_terms(value: Any) -> Terms:
+    """The terms of a registry event, checked as strictly as the registry's published schema."""
+    data = _mapping(value, "terms")
+    _text(data, "title", nullable=False)
+    _text(data, "subcategory")
+    date.fromisoformat(_text(data, "signed_on", nullable=False) or "")
+    _one_of(data, "consideration", CONSIDERATIONS)
+    intermediary = data.get("intermediary")
+    return Terms(
+        category=_one_of(data, "category", CATEGORIES),
+        amount=_text(data, "amount", nullable=False) or "",
+        technology_amount=_text(data, "technology_amount", nullable=False) or "",
+        seller=read_party(data["seller"], "seller"),
+        buyer=read_party(data["buyer"], "buyer"),
+        intermediary=None if intermediary is None else read_party(intermediary, "intermediary"),
+        result_id=_text(data, "result_id", required=False),
+    )
