@@ -173,3 +173,17 @@ async def test_list_filters_refuse_text_no_store_can_hold(registry):
     for field in ("seller", "buyer"):
         r = await registry.client.get("/v1/contracts", params={field: "9164\x00"}, headers=point.headers)
         assert_problem(r, 422, field)
+
+
+async def test_odd_tokens_and_positions_are_4xx_problems(registry):
+    """The probe's other 500s, through the registry: a non-ASCII key, a page token of 27 digits, a feed position
+    beyond BIGINT."""
+    import base64
+
+    point = await registry.point("6401")
+    r = await registry.client.get("/v1/contracts", headers={"Authorization": "Bearer ключ".encode()})
+    assert_problem(r, 401)
+    token = base64.urlsafe_b64encode(b"p:" + b"9" * 27).decode().rstrip("=")
+    assert_problem(await registry.client.get("/v1/contracts", params={"page_token": token}, headers=point.headers), 422)
+    r = await registry.client.get("/v1/events", params={"after": 2**63}, headers=ADMIN)
+    assert 400 <= r.status_code < 500 and r.headers["content-type"].startswith("application/problem+json"), r.text
