@@ -236,3 +236,16 @@ def test_one_canonical_form_per_code_and_result_id():
     assert canonical_result_id("zl 202310077777.x") == canonical_result_id("ZL202310077777.X") == "ZL202310077777.X"
     assert canonical_result_id("ZL2023-10077777.X") == "ZL202310077777.X"
     assert canonical_credit_code("91640181MA7F3K2Q1Q") == "91640181MA7F3K2Q1Q"  # idempotent
+
+
+def test_terms_are_canonical_however_they_are_built():
+    """Not only requests and stored records: any Party or Terms (an import row, demo data) holds canonical values,
+    so that identity is judged on one spelling."""
+    from tests.registry.memory import organisation, terms
+
+    code = _with_letters("640104")
+    seller = type(organisation())(name="宁夏大学", kind="university", credit_code=f" {code[:9]}-{code[9:].lower()}")
+    assert seller.credit_code == code
+    built = terms(seller=seller, result_id="zl 2021-0012.3")
+    assert built.result_id == "ZL20210012.3"
+    assert terms(result_id="").result_id is None

@@ -32,13 +32,16 @@ class Party:
     country: str | None = None
     id_number: str | None = None
 
+    def __post_init__(self) -> None:
+        # One spelling per enterprise, however the party was built (a request, a stored record from before the
+        # rule, an import row): identity, caps and the feed compare only the canonical form.
+        if self.credit_code:
+            object.__setattr__(self, "credit_code", canonical_credit_code(self.credit_code))
+
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Party:
-        """A party from a request or a stored record, its credit code in canonical form: events stored before the
-        rule keep their bytes, but every reader sees one spelling per enterprise."""
-        code = record.get("credit_code")
-        if code:
-            record = {**record, "credit_code": canonical_credit_code(code)}
+        """A party from a request or a stored record (events stored before the rule keep their bytes; every
+        reader sees the canonical credit code)."""
         return cls(**record)
 
     @property
@@ -129,6 +132,10 @@ class Terms:
     result_id: str | None = None
     intermediary: Party | None = None
 
+    def __post_init__(self) -> None:
+        # One spelling per project under the per-project cap; an empty result id is no project.
+        object.__setattr__(self, "result_id", canonical_result_id(self.result_id) if self.result_id else None)
+
     # --- serialisation: events store terms as plain JSON values (money as two-decimal strings) ---
     def to_record(self) -> dict[str, Any]:
         return {
@@ -157,7 +164,7 @@ class Terms:
             consideration=record["consideration"],
             seller=Party.from_record(record["seller"]),
             buyer=Party.from_record(record["buyer"]),
-            result_id=canonical_result_id(record["result_id"]) if record.get("result_id") else None,
+            result_id=record.get("result_id"),
             intermediary=Party.from_record(record["intermediary"]) if record.get("intermediary") else None,
         )
 

@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from tcr_registry.domain.terms import Party, Terms
-from tcr_shared.language.identifiers import canonical_result_id
 from tcr_shared.language.money import parse_money
 from tcr_shared.language.policy_time import SHANGHAI
 from tcr_shared.language.text import EARLIEST_SIGNED_ON, Name, Reason, text_type
@@ -80,7 +79,7 @@ class ContractIn(Strict):
     intermediary: PartyIn | None = None
 
     def terms(self) -> Terms:
-        """The domain's terms, with credit codes and the result id in their canonical form."""
+        """The domain's terms (which keep credit codes and the result id in their canonical form)."""
 
         def party(p: PartyIn | None) -> Party | None:
             return None if p is None else Party.from_record(p.model_dump())
@@ -93,7 +92,7 @@ class ContractIn(Strict):
             amount=parse_money(self.amount),
             technology_amount=parse_money(self.technology_amount),
             consideration=self.consideration,
-            result_id=canonical_result_id(self.result_id) if self.result_id else None,
+            result_id=self.result_id,
             seller=party(self.seller),
             buyer=party(self.buyer),
             intermediary=party(self.intermediary),
