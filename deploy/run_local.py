@@ -50,6 +50,8 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("TCR_DEMO", "1")
     env.setdefault("TCR_DATA_DIR", str(ROOT / "var"))
+    # Local development: the partners' webhook receivers of a laptop demo run on localhost (production: off).
+    env.setdefault("TCR_WEBHOOK_ALLOW_LOOPBACK", "1")
     generated_admin = "TCR_ADMIN_KEY" not in env
     env.setdefault("TCR_ADMIN_KEY", f"tcr_admin_{secrets.token_urlsafe(18)}")
     ports = {name: port for name, _, port in SERVICES}
