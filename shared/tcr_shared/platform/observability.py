@@ -180,6 +180,23 @@ class RequestContext:
                 )
 
 
+def all_ready(*checks: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
+    """One readiness check from several (e.g. `database_ready(engine)` and the followers' health): ready when each
+    is; a check that raises counts as not ready (the probe asks again in a moment)."""
+
+    async def ready() -> bool:
+        for check in checks:
+            try:
+                if not await check():
+                    return False
+            except Exception:
+                logging.getLogger("tcr.ready").warning("readiness check failed", exc_info=True)
+                return False
+        return True
+
+    return ready
+
+
 def instrument(
     app: FastAPI, service: str, ready: Callable[[], Awaitable[bool]] | None = None, metrics: Metrics | None = None
 ) -> Metrics:
@@ -196,7 +213,7 @@ def instrument(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ok = await ready() if ready else True
+        ok = await all_ready(ready)() if ready else True
         return JSONResponse({"ready": ok, "service": service}, status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
