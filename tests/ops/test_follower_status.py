@@ -196,3 +196,18 @@ async def test_a_source_that_retries_inside_says_unreachable_through_its_reach()
     follower = Follower("registry", feed, FlakySink())
     status = follower.status.as_dict()
     assert status["state"] == "unreachable" and status["last_error"] == "connection refused"
+
+
+async def test_a_standby_watches_the_position_another_replica_applies() -> None:
+    sink = FlakySink()
+    follower = Follower("registry", FakeFeed(head=4), sink)
+    watching = asyncio.create_task(follower.watch(interval=0.01))
+    try:
+        waiter = asyncio.create_task(follower.wait_for(3, timeout=10))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        sink.at = 3  # the leader replica applied up to 3 in the shared database
+        assert await waiter
+        assert follower.status.position == 3 and follower.status.events_applied == 0
+    finally:
+        watching.cancel()

@@ -136,3 +136,23 @@ async def test_only_one_of_two_replicas_leads_and_a_lost_connection_stops_the_wo
 def test_as_dict_names_the_role(role, tmp_path) -> None:
     lease = Lease("postgresql://postgres@127.0.0.1:1/none" if role == "standby" else "sqlite:///x.db", "n")
     assert lease.as_dict()["role"] == role
+
+
+async def test_the_standby_work_runs_until_the_replica_leads(make_pg_database) -> None:
+    url = make_pg_database("tcr_lease")
+    first, second = Lease(url, "follower"), Lease(url, "follower")
+    first_work, second_work, second_standby = Worker(), Worker(), Worker()
+    tasks = [asyncio.create_task(first.run_while_leader(first_work))]
+    try:
+        await asyncio.wait_for(first_work.started.wait(), 10)
+        tasks.append(asyncio.create_task(second.run_while_leader(second_work, standby=second_standby)))
+        await asyncio.wait_for(second_standby.started.wait(), 10)
+        assert second.role == "standby" and not second_work.started.is_set()
+
+        tasks[0].cancel()  # the leader stops (its connection closes, the lock is freed)
+        await asyncio.wait_for(second_work.started.wait(), TAKEOVER_BOUND)
+        assert second_standby.stopped.is_set()  # the standby work ended before the leader's work began
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -229,6 +229,21 @@ class Follower:
         else:
             status.stuck = Stuck(status.position, failure.event, error, status.clock(), self._wall_clock())
 
+    async def watch(self, interval: float = 0.5) -> None:
+        """On a standby replica (another replica holds the lease and applies the feed): keep `status.position`
+        current from the sink, so that `wait_for` (read-your-writes) works on every replica. Until cancelled."""
+        while True:
+            try:
+                position = await self._sink.position()
+            except Exception as exc:  # the database is down: /readyz says so; keep the last position
+                log.debug("follower %s cannot read its position: %r", self.status.feed, exc)
+            else:
+                if position > self.status.position:
+                    self.status.position = position
+                    async with self._progress:
+                        self._progress.notify_all()
+            await asyncio.sleep(interval)
+
     async def wait_for(self, position: int, timeout: float = 10.0) -> bool:
         """Wait until the follower has applied `position` (read-your-writes for clients holding TCR-Position)."""
 

@@ -57,38 +57,44 @@ class Lease:
         """For /v1/status: {"lease": name, "role": ..., "leader_since": epoch seconds or None}."""
         return {"lease": self.name, "role": self.role, "leader_since": self._since}
 
-    async def run_while_leader(self, work: Callable[[], Awaitable[None]]) -> None:
+    async def run_while_leader(
+        self, work: Callable[[], Awaitable[None]], standby: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         """Run `work()` whenever this replica holds the lease, until cancelled. `work` is cancelled when the lease
-        is lost; if it ends (returns or raises) the lease is given up, to be taken again at the next try."""
+        is lost; if it ends (returns or raises) the lease is given up, to be taken again at the next try.
+        `standby()`, if given, runs while this replica is not the leader (e.g. `Follower.watch`, which keeps a
+        standby's position current for read-your-writes) and is cancelled when it becomes the leader."""
         if not self._postgres:
             await work()
             return
         while True:
+            waiting = asyncio.create_task(standby(), name=f"lease-{self.name}-standby") if standby else None
             try:
-                await self._lead_once(work)
+                await self._lead_once(work, waiting)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # PostgreSQL unreachable or the lock connection lost: try again
                 log.warning("lease %s: %r; standing by", self.name, exc)
+            finally:
+                await _stop(waiting)
             self._step_down()
             await asyncio.sleep(self.check_every)
 
-    async def _lead_once(self, work: Callable[[], Awaitable[None]]) -> None:
+    async def _lead_once(self, work: Callable[[], Awaitable[None]], waiting: asyncio.Task | None) -> None:
         import psycopg
 
         timeout = max(1, round(self.check_every * 3))
         async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, connect_timeout=timeout) as conn:
             while not await self._try_lock(conn, timeout):
                 await asyncio.sleep(self.check_every)
+            await _stop(waiting)
             self._leader, self._since = True, time.time()
             log.info("lease %s: leader", self.name)
             task = asyncio.create_task(work(), name=f"lease-{self.name}")
             try:
                 await self._hold(conn, task, timeout)
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await _stop(task)
             if not task.cancelled() and task.exception() is not None:
                 log.error("lease %s: the leader's work failed", self.name, exc_info=task.exception())
             with contextlib.suppress(Exception):
@@ -112,3 +118,11 @@ class Lease:
         if self._leader:
             log.warning("lease %s: no longer leader", self.name)
         self._leader, self._since = False, None
+
+
+async def _stop(task: asyncio.Task | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
