@@ -211,3 +211,26 @@ async def test_a_standby_watches_the_position_another_replica_applies() -> None:
         assert follower.status.position == 3 and follower.status.events_applied == 0
     finally:
         watching.cancel()
+
+
+def test_the_follower_gauges_say_unknown_and_stalled() -> None:
+    from tcr_shared.feeds.follower import follower_metrics
+    from tcr_shared.platform.observability import Metrics
+
+    clock, metrics = Clock(), Metrics("test")
+    follower = Follower("registry", FakeFeed(head=1), FlakySink(), stall_after=STALL_AFTER, clock=clock)
+    follower_metrics(metrics, follower)
+    text = metrics.render().body.decode()
+    assert 'tcr_follower_lag_events{feed="registry"} NaN' in text
+    assert 'tcr_follower_state{feed="registry",state="starting"} 1.0' in text
+    follower._sink_failed(_failure(event(1)))
+    clock.now += STALL_AFTER + 5
+    text = metrics.render().body.decode()
+    assert 'tcr_follower_stalled_seconds{feed="registry"} 5.0' in text
+    assert 'tcr_follower_state{feed="registry",state="stalled"} 1.0' in text
+
+
+def _failure(on: FeedEvent):
+    from tcr_shared.feeds.follower import _SinkFailed
+
+    return _SinkFailed(ValueError("bad"), on)

@@ -21,13 +21,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from tcr_shared.language.events.envelope import FeedEvent, FeedPage
+
+if TYPE_CHECKING:  # only for a type: the follower itself needs no web framework
+    from tcr_shared.platform.observability import Metrics
 
 log = logging.getLogger("tcr.follower")
 
 State = Literal["starting", "following", "caught_up", "unreachable", "stalled"]
+STATES: tuple[State, ...] = ("starting", "following", "caught_up", "unreachable", "stalled")
 STALL_AFTER_SECONDS = 60.0
 RETRY_PAUSE_SECONDS = 1.0
 
@@ -256,6 +260,21 @@ class Follower:
         except TimeoutError:
             return False
         return True
+
+
+def follower_metrics(metrics: Metrics, *followers: Follower) -> None:
+    """Gauges per followed feed on the service's /metrics: `tcr_follower_state{feed,state}` (1 for the current
+    state), `tcr_follower_lag_events` (NaN while the head is unknown) and `tcr_follower_stalled_seconds` (alert
+    when > 0: the follower is stuck on one event, see /v1/status)."""
+    state = metrics.gauge("tcr_follower_state", "1 for the follower's current state", ("feed", "state"))
+    lag = metrics.gauge("tcr_follower_lag_events", "Events the feed's head is ahead (NaN: unknown)", ("feed",))
+    stalled = metrics.gauge("tcr_follower_stalled_seconds", "Seconds stalled on one event (0: not)", ("feed",))
+    for follower in followers:
+        status = follower.status
+        for name in STATES:
+            state.labels(status.feed, name).set_function(lambda s=status, n=name: float(s.state == n))
+        lag.labels(status.feed).set_function(lambda s=status: s.lag_gauge)
+        stalled.labels(status.feed).set_function(lambda s=status: s.stalled_for)
 
 
 def _same_event(known: FeedEvent | None, new: FeedEvent | None) -> bool:
