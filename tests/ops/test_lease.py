@@ -32,9 +32,16 @@ LEADER_SCRIPT = textwrap.dedent(
 )
 
 
-def granted_advisory_locks(url: str) -> list[int]:
+# pg_locks is server-wide: only this database's advisory lock of this key counts (other tests lock too)
+HOLDERS = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = %s "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def lock_holders(url: str, lease: Lease) -> list[int]:
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchall()
+        rows = conn.execute(HOLDERS, (lease.key & 0xFFFFFFFF,)).fetchall()
     return [pid for (pid,) in rows]
 
 
@@ -85,7 +92,8 @@ async def test_a_standby_takes_over_within_5_s_when_the_leader_process_is_killed
         # the standby tries several times and is refused while the leader lives
         await asyncio.sleep(standby.check_every * 3)
         assert standby.role == "standby" and not worker.started.is_set()
-        assert granted_advisory_locks(url) and len(granted_advisory_locks(url)) == 1
+        holders = lock_holders(url, standby)
+        assert len(holders) == 1  # the leader process holds it, the standby does not
 
         leader.send_signal(signal.SIGKILL)
         leader.wait(timeout=10)
@@ -116,10 +124,7 @@ async def test_only_one_of_two_replicas_leads_and_a_lost_connection_stops_the_wo
 
         # the leader's lock connection dies (PostgreSQL restarted it, a network cut): its work stops
         with psycopg.connect(url, autocommit=True) as admin:
-            pid = admin.execute(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = %s",
-                (first.key & 0xFFFFFFFF,),
-            ).fetchone()[0]
+            (pid,) = lock_holders(url, first)
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         await asyncio.wait_for(first_work.stopped.wait(), TAKEOVER_BOUND)
         # one of the two leads again (the second usually, as it was already trying; either is right)
