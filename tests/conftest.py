@@ -10,21 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.support import postgres, servers
+from tests.support.servers import in_ci, unavailable
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 NATS_URL = os.environ.get("TCR_TEST_NATS_URL", "nats://127.0.0.1:4222")
 CHROMIUM = "/usr/bin/chromium"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def unavailable(problem: str) -> None:
-    """A piece the tests need is missing: locally the tests skip saying why; under CI=true they fail loudly."""
-    if in_ci():
-        pytest.fail(f"{problem} (CI=true: tests may not be skipped)", pytrace=False)
-    pytest.skip(problem)
 
 
 @pytest.fixture(scope="session")
