@@ -85,7 +85,11 @@ class PostgresCluster:
         user = _unprivileged_user()
         if user:
             os.chown(cluster.base, user.pw_uid, user.pw_gid)
-        cluster._run("initdb", "-D", str(cluster.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        try:
+            cluster._run("initdb", "-D", str(cluster.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        except BaseException:
+            shutil.rmtree(cluster.base, ignore_errors=True)
+            raise
         return cluster
 
     @property
