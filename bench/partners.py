@@ -60,7 +60,9 @@ async def main(events: int, certifications: int) -> None:
     async with httpx.AsyncClient(timeout=60) as http:
         try:
             # The real registry, with the webhook router and worker mounted as docs/partners.md says.
-            publisher = start_registry(work, work, app=REGISTRY_WITH_WEBHOOKS, TCR_ACCESS_LOG="0")
+            publisher = start_registry(
+                work, work, app=REGISTRY_WITH_WEBHOOKS, TCR_ACCESS_LOG="0", TCR_WEBHOOK_ALLOW_LOOPBACK="1"
+            )
             processes.append(publisher)
             registry = RegistryClient(http, publisher)
             await registry.setup_point()
