@@ -27,7 +27,9 @@ from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import LocalFeed
 from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.auth import Authenticator
-from tcr_shared.platform.observability import Metrics, configure_logging
+from tcr_shared.platform.database import database_ready
+from tcr_shared.platform.lease import Lease
+from tcr_shared.platform.observability import Metrics, all_ready, configure_logging
 
 log = logging.getLogger("tcr.registry")
 
@@ -54,10 +56,24 @@ class RegistryRuntime:
         self.metrics = Metrics("registry")
         self.events_appended = self.metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
         self.webhooks = DeliveryWorker(self.engine, webhooks, self.feed, signal=self.signal)
+        self._database_ready = database_ready(self.engine)
 
     @property
     def ready(self) -> bool:
         return self.app is not None and self.writer is not None
+
+    async def readiness(self) -> bool:
+        """/readyz: started, the database answers, and the contract index's follower is not stalled."""
+        if not self.ready:
+            return False
+        checks = [self._database_ready] + ([self.index_follower.ready] if self.index_follower else [])
+        return await all_ready(*checks)()
+
+    def leases(self) -> tuple[Lease, Lease]:
+        """Work done once per database whatever the number of replicas: the contract index and webhook delivery
+        (on SQLite, one process by design, both are always held)."""
+        url = self.database.url
+        return Lease(url, "registry-contract-index"), Lease(url, "registry-webhooks")
 
     async def start(self) -> None:
         self.signal.bind(asyncio.get_running_loop())
@@ -99,8 +115,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
-        runtime.webhooks.start()
-        index_task = asyncio.create_task(runtime.index_follower.run(), name="contract-index")
+        index_lease, webhooks_lease = runtime.leases()
+        follower = runtime.index_follower
+        index_task = asyncio.create_task(
+            index_lease.run_while_leader(follower.run, standby=follower.watch), name="contract-index"
+        )
+        webhooks_task = asyncio.create_task(webhooks_lease.run_while_leader(runtime.webhooks.lead), name="webhooks")
         if settings.demo:
             from tcr_registry.adapters.demo import load_demo
 
@@ -109,10 +129,11 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            for task in (webhooks_task, index_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.webhooks.stop()
-            index_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await index_task
             await runtime.stop()
             log.info("registry stopped", extra={"service": "registry"})
 

@@ -161,6 +161,19 @@ class DeliveryWorker:
         if self._owns_client:
             await self._client.aclose()
 
+    async def lead(self) -> None:
+        """`run()` for a leader lease (`Lease.run_while_leader(worker.lead)`): deliver while this replica leads;
+        when cancelled (the lease is lost, or shutdown) stop every subscription's task too, so that a standby
+        sends nothing, and keep the HTTP client for the next term (`stop()` closes it at shutdown)."""
+        try:
+            await self.run()
+        finally:
+            tasks = list(self._tasks.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.clear()
+
     def notify(self) -> None:
         """New events were appended: wake subscriptions that are waiting at the head. Call on the event loop
         (from a thread: `loop.call_soon_threadsafe(worker.notify)`)."""

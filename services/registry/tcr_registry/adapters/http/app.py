@@ -34,10 +34,7 @@ def build_app(runtime: Any, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
     install_problem_handlers(app)
     install_domain_errors(app)
 
-    async def ready() -> bool:
-        return runtime.ready
-
-    metrics = instrument(app, "registry", ready, metrics=runtime.metrics)
+    metrics = instrument(app, "registry", runtime.readiness, metrics=runtime.metrics)
     reader = runtime.require("partner", "analyst")
     app.include_router(feed_router(runtime.feed, runtime.signal, reader, heartbeat=runtime.settings.sse_heartbeat))
     app.include_router(contracts_router(runtime))
