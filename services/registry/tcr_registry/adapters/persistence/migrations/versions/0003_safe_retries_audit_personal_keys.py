@@ -9,6 +9,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
+from tcr_shared.platform.sealing import is_sealed, master_key
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -36,6 +38,7 @@ _APPEND_ONLY_SQLITE = [
 
 def upgrade() -> None:
     _idempotency_records_keep_references()
+    _seal_webhook_secrets()
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -103,6 +106,16 @@ def _idempotency_records_keep_references() -> None:
     bind.execute(sa.delete(records).where(records.c.reference.is_(None)))
     with op.batch_alter_table("idempotency_records") as batch:
         batch.drop_column("body")
+
+
+def _seal_webhook_secrets() -> None:
+    """Signing secrets stored in clear before: sealed with the master key (the worker opens both forms)."""
+    bind = op.get_bind()
+    subscriptions = sa.table("webhook_subscriptions", sa.column("id", sa.String), sa.column("secret", sa.Text))
+    for row in bind.execute(sa.select(subscriptions)).all():
+        if not is_sealed(row.secret):
+            sealed = master_key().seal(row.secret)
+            bind.execute(sa.update(subscriptions).where(subscriptions.c.id == row.id).values(secret=sealed))
 
 
 def downgrade() -> None:
