@@ -187,3 +187,50 @@ async def test_webhook_signing_secrets_are_sealed_at_rest(registry):
     assert secret not in stored
     assert is_sealed(stored)
     assert unseal(stored) == secret
+
+
+async def test_master_key_rotation_keeps_everything_readable(database_url, tmp_path):
+    import base64
+    import os
+
+    from tcr_registry.adapters.persistence.key_rotation import rotate
+    from tcr_shared.platform.sealing import MasterKey, unseal
+    from tests.support.registry import RegistryEnv, registry_in_process
+
+    old, new = (base64.urlsafe_b64encode(os.urandom(32)).decode() for _ in range(2))
+    number = id_number()
+    receipt = {**ADMIN, "Idempotency-Key": "rotation-key"}
+    async with registry_in_process(database_url, tmp_path, master_key=old) as client:
+        registry = RegistryEnv(client, "", database_url)
+        point = await registry.point("6401")
+        body = contract_body(seller=individual("葛洪", number))
+        contract_id = (await client.post("/v1/contracts", json=body, headers=point.headers)).json()["id"]
+        issued = await client.post("/v1/api-keys", json={"role": "analyst"}, headers=receipt)
+        partner = await registry.key("partner")
+        hook = {"url": "http://127.0.0.1:9/hooks", "start": "now"}
+        webhook = (await client.post("/v1/subscriptions", json=hook, headers=partner)).json()
+        sync_url = registry.runtime.database.sync_url
+
+    rotating = MasterKey.from_environment({"TCR_MASTER_KEY": new, "TCR_PREVIOUS_MASTER_KEY": old})
+    engine = create_engine(sync_url)
+    try:
+        rotated = {done.table: done.resealed for done in rotate(engine, rotating)}
+        assert rotated["personal_keys"] >= 2 and rotated["idempotency_records"] == 1
+        assert rotated["webhook_subscriptions"] == 1
+        again = {done.table: done.resealed for done in rotate(engine, rotating)}
+        assert set(again.values()) == {0}  # idempotent
+    finally:
+        engine.dispose()
+
+    async with registry_in_process(database_url, tmp_path, master_key=new) as client:  # the old key is gone
+        seen = (await client.get(f"/v1/contracts/{contract_id}", headers=point.headers)).json()
+        assert (seen["seller"]["name"], seen["seller"]["id_number"]) == ("葛洪", number)
+        replayed = await client.post("/v1/api-keys", json={"role": "analyst"}, headers=receipt)
+        assert replayed.json() == issued.json()
+        engine = create_engine(sync_url)
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT secret FROM webhook_subscriptions WHERE id = :id"), {"id": webhook["id"]}
+            ).scalar_one()
+        engine.dispose()
+        assert unseal(stored) == webhook["secret"]

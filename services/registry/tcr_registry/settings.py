@@ -18,6 +18,7 @@ class RegistrySettings(BaseSettings):
     admin_key: str | None = None
     # 32 bytes, url-safe base64 (TCR_MASTER_KEY); without it a development key in data_dir (docs/security.md).
     master_key: str | None = None
+    previous_master_key: str | None = None  # during a rotation only (TCR_PREVIOUS_MASTER_KEY)
     demo: bool = False
     demo_contracts: int = 400
     persistence: bool = True  # False only for the benchmark's baseline: validate, answer, store nothing
@@ -31,8 +32,10 @@ class RegistrySettings(BaseSettings):
 
     def master(self) -> MasterKey:
         if self.master_key:
-            return MasterKey.from_text(self.master_key, "TCR_MASTER_KEY")
-        return MasterKey.development(self.data_dir)
+            current = MasterKey.from_text(self.master_key, "TCR_MASTER_KEY")
+        else:
+            current = MasterKey.development(self.data_dir)
+        return current.replacing(self.previous_master_key)
 
     @property
     def database(self) -> Database:

@@ -32,6 +32,8 @@ class SealingError(ValueError):
 class MasterKey:
     key: bytes
     source: str  # "environment" or the development key file's path
+    # Keys this one replaced (TCR_PREVIOUS_MASTER_KEY): values they sealed still open during a rotation.
+    previous: tuple[MasterKey, ...] = ()
 
     @property
     def kid(self) -> str:
@@ -51,8 +53,20 @@ class MasterKey:
     def from_environment(cls, environ: dict[str, str] | None = None) -> MasterKey:
         environ = os.environ if environ is None else environ
         if environ.get("TCR_MASTER_KEY"):
-            return cls.from_text(environ["TCR_MASTER_KEY"], "environment")
-        return cls.development(Path(environ.get("TCR_DATA_DIR") or "./var"))
+            current = cls.from_text(environ["TCR_MASTER_KEY"], "environment")
+        else:
+            current = cls.development(Path(environ.get("TCR_DATA_DIR") or "./var"))
+        return current.replacing(environ.get("TCR_PREVIOUS_MASTER_KEY"))
+
+    def replacing(self, previous_text: str | None) -> MasterKey:
+        """This key, still able to open what `previous_text` (TCR_PREVIOUS_MASTER_KEY) sealed."""
+        if not previous_text:
+            return self
+        previous = MasterKey.from_text(previous_text, "TCR_PREVIOUS_MASTER_KEY")
+        return MasterKey(self.key, self.source, (previous,))
+
+    def sealed_by_me(self, value: str) -> bool:
+        return is_sealed(value) and value[len(PREFIX) :].split(":", 1)[0] == self.kid
 
     @classmethod
     def development(cls, data_dir: Path) -> MasterKey:
@@ -82,8 +96,9 @@ class MasterKey:
     def open_bytes(self, value: str) -> bytes:
         if not is_sealed(value):
             raise SealingError("not a sealed value")
-        _kid, payload = value[len(PREFIX) :].split(":", 1)
-        return self.decrypt(base64.b64decode(payload))
+        kid, payload = value[len(PREFIX) :].split(":", 1)
+        key = next((k for k in (self, *self.previous) if k.kid == kid), self)
+        return key.decrypt(base64.b64decode(payload))
 
     # --- text ---
     def seal(self, text: str) -> str:
