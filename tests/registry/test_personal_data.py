@@ -234,3 +234,23 @@ async def test_master_key_rotation_keeps_everything_readable(database_url, tmp_p
             ).scalar_one()
         engine.dispose()
         assert unseal(stored) == webhook["secret"]
+
+
+def test_without_a_master_key_a_development_key_is_kept_in_the_data_directory(tmp_path, caplog):
+    import stat
+
+    import pytest
+
+    from tcr_shared.platform.sealing import MasterKey, SealingError
+
+    first = MasterKey.from_environment({"TCR_DATA_DIR": str(tmp_path)})
+    assert "TCR_MASTER_KEY is not set" in caplog.text
+    path = tmp_path / "dev-master.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert MasterKey.from_environment({"TCR_DATA_DIR": str(tmp_path)}).key == first.key  # kept, not regenerated
+    chosen = MasterKey.from_environment({"TCR_MASTER_KEY": "dGNyLXRlc3RzLW9ubHktbWFzdGVyLWtleS0zMmJ5dGU="})
+    assert chosen.source == "environment" and chosen.key != first.key
+    with pytest.raises(SealingError):
+        chosen.open(first.seal("secret"))
+    with pytest.raises(ValueError, match="32 bytes"):
+        MasterKey.from_environment({"TCR_MASTER_KEY": "c2hvcnQ="})

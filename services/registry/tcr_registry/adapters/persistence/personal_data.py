@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tcr_registry.adapters.persistence.models import personal_keys
 from tcr_shared.platform.database import Database
-from tcr_shared.platform.sealing import MasterKey
+from tcr_shared.platform.sealing import MasterKey, SealingError
 
 ERASED = "[已删除 erased]"
 PREFIX = "pii:v1:"
@@ -62,7 +62,13 @@ class PersonalKeys:
     def subject(self, id_number: str) -> str:
         """Who an identity number belongs to, as the store knows them (never the number itself)."""
         if self._pepper is None:
-            self._pepper = self._key(PEPPER_SUBJECT, create=True)
+            try:
+                self._pepper = self._key(PEPPER_SUBJECT, create=True)
+            except SealingError as exc:
+                raise SealingError(
+                    f"the master key ({self._master.source}, kid {self._master.kid}) does not open the personal data "
+                    "keys of this database: every replica needs the TCR_MASTER_KEY that sealed them"
+                ) from exc
         digest = hmac.new(self._pepper, canonical_id_number(id_number).encode(), hashlib.sha256)
         return digest.hexdigest()[:40]
 
