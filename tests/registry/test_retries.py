@@ -265,3 +265,40 @@ def test_the_receipt_commits_with_the_events_or_not_at_all(tmp_path):
         assert keys == [("key-1", 1)]
     finally:
         app.close()
+
+
+def test_receipts_stored_before_keep_only_their_reference(database_url):
+    """Migration 0003: records that held whole answers (names and identity numbers included) keep which contract
+    version they showed and their position; their bodies are gone."""
+    from alembic import command
+    from alembic.config import Config
+
+    from tcr_registry.adapters.persistence.migrate import MIGRATIONS
+    from tcr_shared.platform.database import Database
+
+    database = Database(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database.sync_url.replace("%", "%%"))
+    command.upgrade(config, "0002")
+    old_body = {"id": "c-1", "version": 2, "seller": {"name": "张三丰", "id_number": "11010519491231002X"}}
+    engine = create_engine(database.sync_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO idempotency_records (key_id, idempotency_key, request_hash, status_code, body, headers)"
+                    " VALUES ('k', 'old', 'h', 200, :body, :headers)"
+                ),
+                {"body": json.dumps(old_body), "headers": json.dumps({"etag": '"2"', "tcr-position": "41"})},
+            )
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            row = conn.execute(select(idempotency_records)).mappings().one()
+    finally:
+        engine.dispose()
+    assert "body" not in row
+    reference = row["reference"] if isinstance(row["reference"], dict) else json.loads(row["reference"])
+    assert reference == {"contract_id": "c-1", "version": 2}
+    assert row["position"] == 41
+    assert "张三丰" not in json.dumps({k: str(v) for k, v in row.items()}, ensure_ascii=False)
