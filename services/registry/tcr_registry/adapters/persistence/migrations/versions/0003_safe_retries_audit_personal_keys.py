@@ -1,6 +1,6 @@
 """idempotency records keep references (no personal data), the append-only audit log, per-individual keys
 
-Revision ID: 0003
+Revision ID: 0003_safe_retries
 Revises: 0002
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 from tcr_shared.platform.sealing import is_sealed, master_key
 
-revision = "0003"
+revision = "0003_safe_retries"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
