@@ -16,9 +16,11 @@ from tcr_registry.adapters.feeds.index_sink import SharedIndexSink
 from tcr_registry.adapters.http.app import build_app
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
 from tcr_registry.adapters.persistence import migrate
+from tcr_registry.adapters.persistence.audit_log import AuditLog
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
 from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
 from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
+from tcr_registry.adapters.persistence.personal_data import PersonalKeys
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
 from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
 from tcr_registry.settings import RegistrySettings
@@ -30,6 +32,7 @@ from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import Metrics, all_ready, configure_logging
+from tcr_shared.platform.sealing import use_master_key
 
 log = logging.getLogger("tcr.registry")
 
@@ -46,6 +49,11 @@ class RegistryRuntime:
         self.auth = Authenticator(settings.admin_key, self.points_and_keys.resolve_key)
         self.require = self.auth.require
         self.idempotency = IdempotencyRecords(self.engine)
+        self.audit = AuditLog(self.engine)
+        # One master key for everything sealed at rest (personal data keys, receipts, webhook secrets).
+        self.master_key = settings.master()
+        use_master_key(self.master_key)
+        self.personal_keys = PersonalKeys.for_database(self.database, self.master_key)
         self.app: Registry | None = None
         self.contracts = EventStoreContracts(lambda: self.app)
         self.contract_index = SqlContractIndex(self.engine)
@@ -78,7 +86,8 @@ class RegistryRuntime:
     async def start(self) -> None:
         self.signal.bind(asyncio.get_running_loop())
         await asyncio.to_thread(migrate.upgrade, self.database)
-        self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env())
+        self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env(), self.personal_keys)
+        await asyncio.to_thread(self.personal_keys.subject, "")  # the pepper, read once before serving
         self.event_log = RegistryEventLog(self.app)
         if self.settings.persistence:
             self.writer = Writer(
@@ -93,6 +102,18 @@ class RegistryRuntime:
         sink = SharedIndexSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
         self.index_follower = Follower("registry-contract-index", LocalFeed(self.event_log, self.signal), sink)
 
+    async def erase_individual(self, id_number: str, by: str) -> str | None:
+        """Crypto-shredding: destroy the person's key ('erased', 'already erased', or None if never held)."""
+        subject = await asyncio.to_thread(self.personal_keys.subject, id_number)
+        outcome = await asyncio.to_thread(self.personal_keys.erase, subject, by)
+        if outcome is not None and isinstance(self.writer, Writer):
+            self.writer.forget_everything()
+        return outcome
+
+    def audit_target(self, name: str, value: str) -> str:
+        """What the audit trail keeps of a path parameter: never an identity number, only its subject."""
+        return f"subject:{self.personal_keys.subject(value)}" if name == "id_number" else value
+
     def _committed(self, position: int, appended: int) -> None:
         self.events_appended.inc(appended)
         self.signal.ring()
@@ -102,6 +123,7 @@ class RegistryRuntime:
             await asyncio.to_thread(self.writer.stop)
         if self.app is not None:
             self.app.close()
+        self.personal_keys.close()
         await self.engine.dispose()
 
 

@@ -44,6 +44,7 @@ from tcr_shared.partners.webhooks.filters import SubscriptionFilter
 from tcr_shared.partners.webhooks.settings import WebhookSettings
 from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
+from tcr_shared.platform.sealing import unseal
 
 log = logging.getLogger("tcr.webhooks")
 
@@ -399,7 +400,9 @@ class DeliveryWorker:
         parts = urlsplit(checked.url)
         extensions = {"sni_hostname": checked.host} if checked.scheme == "https" else {}
         async with self._slots:
-            headers = signed_headers(sub["secret"], webhook_id, body)  # signed when sent: the timestamp is fresh
+            headers = signed_headers(
+                unseal(sub["secret"]), webhook_id, body
+            )  # signed when sent: the timestamp is fresh
             headers["host"] = parts.netloc.rpartition("@")[2]
             started = time.perf_counter()
             for i, address in enumerate(checked.addresses):  # as a browser would: the next address if one is down

@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 
 from tcr_registry.adapters.feeds.public_events import event_data, event_id, is_public, public_type
 from tcr_registry.adapters.http import schemas
+from tcr_registry.adapters.http.idempotency import IdempotentRequest, crash_after_commit
 from tcr_registry.adapters.http.views import contract_view, etag, parse_if_match
+from tcr_registry.adapters.persistence.receipts import Receipt
 from tcr_registry.application import commands, queries
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound
@@ -66,14 +68,22 @@ def contracts_router(runtime) -> APIRouter:
             response_headers["TCR-Position"] = str(position)
         return JSONResponse(contract_view(contract, personal=True), status_code=status, headers=response_headers)
 
-    async def execute(request: Request, principal: Principal, command, status: int = 200, location: bool = False):
-        async def handle() -> JSONResponse:
-            committed = await runtime.writer.execute(command)
-            contract = committed.value
-            extra = {"Location": f"/v1/contracts/{contract.id}"} if location else {}
-            return written(contract, committed.position, status, **extra)
+    def answer(contract: Contract, position: int | None, status: int) -> JSONResponse:
+        extra = {"Location": f"/v1/contracts/{contract.id}"} if status == 201 else {}
+        return written(contract, position, status, **extra)
 
-        return await runtime.idempotency.run(request, principal, handle)
+    async def execute(request: Request, principal: Principal, command, action: str, status: int = 200):
+        async def handle(idempotent: IdempotentRequest | None) -> JSONResponse:
+            committed = await runtime.writer.execute(command, receipt=_receipt(idempotent, status))
+            crash_after_commit(runtime.settings.fault_after_commit, action)
+            return answer(committed.value, committed.position, status)
+
+        async def replay(earlier) -> JSONResponse:
+            reference = earlier.reference
+            contract = await runtime.contracts.load_version(uuid.UUID(reference["contract_id"]), reference["version"])
+            return answer(contract, earlier.position, earlier.status_code)
+
+        return await runtime.idempotency.run(request, principal, handle, replay)
 
     @router.post("", status_code=201, summary="Submit a contract (registration points)")
     async def submit(body: schemas.ContractIn, request: Request, principal: Principal = Depends(point)):
@@ -81,7 +91,7 @@ def contracts_router(runtime) -> APIRouter:
         contract_id = uuid.uuid5(_IDEMPOTENT_NAMESPACE, f"{principal.key_id}:{key}") if key else uuid.uuid4()
         command = commands.submit(contract_id, _actor(principal), body.terms(), _now())
         try:
-            return await execute(request, principal, command, status=201, location=True)
+            return await execute(request, principal, command, "submit", status=201)
         except AlreadySubmitted:
             # The first attempt committed but its answer was lost: answer as it would have.
             contract = await runtime.contracts.load(contract_id)
@@ -104,7 +114,7 @@ def contracts_router(runtime) -> APIRouter:
             body.expert_review_ref,
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "certify")
 
     @router.post("/{contract_id}/reject", summary="Refuse registration (不予登记)")
     async def reject(contract_id: str, body: schemas.RejectIn, request: Request, principal: Principal = Depends(point)):
@@ -116,7 +126,7 @@ def contracts_router(runtime) -> APIRouter:
             _now(),
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "reject")
 
     @router.post("/{contract_id}/withdraw", summary="Withdraw a submitted contract")
     async def withdraw(
@@ -133,7 +143,7 @@ def contracts_router(runtime) -> APIRouter:
             _now(),
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "withdraw")
 
     @router.post("/{contract_id}/amend", summary="Amend amounts, category, title or parties' names and regions")
     async def amend(contract_id: str, body: schemas.AmendIn, request: Request, principal: Principal = Depends(point)):
@@ -154,7 +164,7 @@ def contracts_router(runtime) -> APIRouter:
             body.expert_review_ref,
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "amend")
 
     @router.post("/{contract_id}/revoke", summary="Revoke a certified contract (reason required)")
     async def revoke(contract_id: str, body: schemas.RevokeIn, request: Request, principal: Principal = Depends(point)):
@@ -165,7 +175,7 @@ def contracts_router(runtime) -> APIRouter:
             _now(),
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "revoke")
 
     @router.get("/{contract_id}", summary="One contract; ETag is its version")
     async def get_contract(contract_id: str, principal: Principal = Depends(reader)):
@@ -231,6 +241,19 @@ def _party_filter(field: str, code: str | None) -> str | None:
     except TextError as refusal:
         raise Problem(422, f"{field} {refusal}.", errors=[field_error(field, str(refusal))]) from None
     return code if ":" in code else canonical_credit_code(code)  # `DE:name` keys a foreign party as it is
+
+
+def _receipt(idempotent: IdempotentRequest | None, status: int) -> Receipt | None:
+    """The receipt the writer stores with the command's events: which contract version the answer shows."""
+    if idempotent is None:
+        return None
+    return Receipt(
+        idempotent.key_id,
+        idempotent.key,
+        idempotent.fingerprint,
+        status,
+        refer=lambda contract: {"contract_id": str(contract.id), "version": contract.version},
+    )
 
 
 def _reader(principal: Principal) -> queries.Reader:
