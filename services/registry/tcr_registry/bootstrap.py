@@ -14,6 +14,8 @@ from tcr_registry.adapters import contract_index
 from tcr_registry.adapters.event_log import LazyEventLog, RegistryEventLog
 from tcr_registry.adapters.http.app import build_app
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
+from tcr_registry.adapters.imports.jobs import SqlImportJobs
+from tcr_registry.adapters.imports.service import Imports
 from tcr_registry.adapters.index_sink import SharedIndexSink
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
@@ -54,6 +56,7 @@ class RegistryRuntime:
         self.metrics = Metrics("registry")
         self.events_appended = self.metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
         self.webhooks = DeliveryWorker(self.engine, webhooks, self.feed, signal=self.signal)
+        self.imports = Imports(SqlImportJobs(self.engine), lambda: self.writer)
 
     @property
     def ready(self) -> bool:
@@ -109,6 +112,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await runtime.imports.stop()
             await runtime.webhooks.stop()
             index_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
