@@ -67,9 +67,11 @@ class _Cells:
 
     def __enter__(self) -> Iterator[tuple]:
         if self._xlsx:
+            self._file = open(self._path, "rb")  # noqa: SIM115 - closed in __exit__ (a file object: any file name)
             try:
-                self._book = load_workbook(self._path, read_only=True, data_only=True)
+                self._book = load_workbook(self._file, read_only=True, data_only=True)
             except Exception as exc:  # openpyxl raises many kinds for a damaged file
+                self._file.close()
                 raise ImportFileError(
                     f"the XLSX file cannot be read: {exc}", [("file", "is not a readable XLSX")]
                 ) from None
@@ -90,8 +92,7 @@ class _Cells:
     def __exit__(self, *_exc) -> None:
         if self._xlsx:
             self._book.close()
-        else:
-            self._file.close()
+        self._file.close()
 
 
 def _has_values(line: tuple) -> bool:
