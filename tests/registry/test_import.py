@@ -69,6 +69,7 @@ async def imported(registry, headers, content: bytes, name: str = "batch.csv", *
     started = r.json()
     assert r.headers["Location"] == f"/v1/imports/{started['id']}"
     assert started["status"] == "running" and started["rows"] >= 0
+    assert datetime.fromisoformat(started["created_at"]).utcoffset() == timedelta(0)
     await registry.runtime.imports.idle()
     r = await registry.client.get(f"/v1/imports/{started['id']}", headers=headers)
     assert r.status_code == 200, r.text
@@ -117,6 +118,8 @@ async def test_good_rows_are_registered_and_certified_and_bad_rows_reported(regi
     assert first["registration_number"].startswith("2025640101")
     ninth = (await registry.client.get(f"/v1/contracts/{contract_id(point.id, 'A-8')}", headers=point.headers)).json()
     assert datetime.fromisoformat(ninth["certified_at"]) == datetime(2025, 3, 11, 1, 30, tzinfo=UTC)
+    # Numbers stay gap-free: the refused certification of row 7 (between the two) consumed none.
+    assert (first["registration_number"][-6:], ninth["registration_number"][-6:]) == ("000001", "000002")
     second = (await registry.client.get(f"/v1/contracts/{contract_id(point.id, 'A-2')}", headers=point.headers)).json()
     assert second["status"] == "submitted"
     # The row whose certification was refused left no submitted contract behind: nothing half-done.

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Protocol
@@ -93,6 +93,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.required)
+_INTERMEDIARY_COLUMNS = tuple(name for name in COLUMN_NAMES if name.startswith("intermediary_"))
 _BY_HEADER: dict[str, str] = {c.name: c.name for c in COLUMNS} | {c.chinese: c.name for c in COLUMNS}
 _BILINGUAL = re.compile(r"^(?P<zh>[^()（）]*)\s*[(（]\s*(?P<en>[^()（）]+)\s*[)）]$")
 _YES = {"yes", "y", "true", "1", "是"}
@@ -191,8 +192,7 @@ def plan_row(point_id: str, row: int, values: dict[str, str]) -> RowPlan:
             return None
 
     def party(role: str) -> Party | None:
-        columns = [c for c in COLUMN_NAMES if c.startswith(f"{role}_")]
-        if role == "intermediary" and not any(text(c) for c in columns):
+        if role == "intermediary" and not any(text(c) for c in _INTERMEDIARY_COLUMNS):
             return None
         return Party(
             name=required(f"{role}_name"),
@@ -203,19 +203,19 @@ def plan_row(point_id: str, row: int, values: dict[str, str]) -> RowPlan:
             id_number=(text(f"{role}_id_number") or "").upper() or None,
         )
 
-    category = required("category")
+    title, category = required("title"), required("category")
     signed_on = _date(required("signed_on"), "signed_on", errors)
     amount, technology_amount = money("amount"), money("technology_amount")
     seller, buyer, intermediary = party("seller"), party("buyer"), party("intermediary")
     certify = _yes_no(text("certify"), errors)
     certified_at = _moment(text("certified_at"), errors)
     expert_review_ref = text("expert_review_ref")
-    if not certify and certified_at is not None:
+    if certify is False and certified_at is not None:
         errors.append(("certified_at", "only a row with certify yes (是) is certified"))
     if errors or signed_on is None or amount is None or technology_amount is None:
         raise RowRefused(errors)
     terms = Terms(
-        title=required("title"),
+        title=title,
         category=_CATEGORY_BY_LABEL.get(category, category),
         subcategory=text("subcategory"),
         signed_on=signed_on,
@@ -227,8 +227,8 @@ def plan_row(point_id: str, row: int, values: dict[str, str]) -> RowPlan:
         buyer=buyer,
         intermediary=intermediary,
     )
-    return RowPlan(row, row_contract_id(point_id, text("external_ref"), terms), terms, certify, certified_at,
-                   expert_review_ref)  # fmt: skip
+    contract_id = row_contract_id(point_id, text("external_ref"), terms)
+    return RowPlan(row, contract_id, terms, bool(certify), certified_at, expert_review_ref)
 
 
 def row_contract_id(point_id: str, external_ref: str | None, terms: Terms) -> uuid.UUID:
@@ -264,13 +264,13 @@ def _moment(value: str | None, errors: list[tuple[str, str]]) -> datetime | None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=SHANGHAI)
 
 
-def _yes_no(value: str | None, errors: list[tuple[str, str]]) -> bool:
+def _yes_no(value: str | None, errors: list[tuple[str, str]]) -> bool | None:
     if value is None or value.lower() in _NO:
         return False
     if value.lower() in _YES:
         return True
     errors.append(("certify", f"{value!r} is neither yes/no nor 是/否"))
-    return False
+    return None
 
 
 # --- the row's command ------------------------------------------------------------------------------------------
@@ -295,6 +295,50 @@ def register_row(plan: RowPlan, actor: PointActor, now: datetime) -> commands.Co
             return REGISTERED
         certify(uow)
         return CERTIFIED
+
+    return run
+
+
+REFUSALS = (InvalidTerms, OutsideJurisdiction, NotAllowedInState, RowRefused)
+
+
+class _RowScope:
+    """One row's view of a batch's unit of work: the aggregates the row adds join the batch only when the whole
+    row succeeded. (An aggregate the row loads, the registration book, is changed only after every check of the
+    certification has passed: commands.certify issues the number last.)"""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self.added: dict[uuid.UUID, object] = {}
+
+    def is_new(self, aggregate_id: uuid.UUID) -> bool:
+        return aggregate_id not in self.added and self._uow.is_new(aggregate_id)
+
+    def get(self, aggregate_id: uuid.UUID):
+        return self.added.get(aggregate_id) or self._uow.get(aggregate_id)
+
+    def add(self, aggregate) -> None:
+        self.added[aggregate.id] = aggregate
+
+
+def register_rows(plans: list[RowPlan], actor: PointActor, now: datetime) -> commands.Command[list[object]]:
+    """register_row for many rows in one command: the writer runs it (and loads the registration book) once for
+    the lot. Each row is still all or nothing; a refused row is answered as its exception, in row order."""
+    rows = [register_row(plan, actor, now) for plan in plans]
+
+    def run(uow: UnitOfWork) -> list[object]:
+        outcomes: list[object] = []
+        for command in rows:
+            scope = _RowScope(uow)
+            try:
+                outcome = command(scope)
+            except REFUSALS as refused:
+                outcomes.append(refused)
+                continue
+            for aggregate in scope.added.values():
+                uow.add(aggregate)
+            outcomes.append(outcome)
+        return outcomes
 
     return run
 
@@ -385,7 +429,8 @@ class ImportRun:
     jobs: ImportJobs
     clock: Callable[[], datetime]
     on_progress: Callable[[ImportJob], None] = lambda _job: None
-    chunk: int = 2_000  # rows planned and sent to the writer at once; two chunks are in flight
+    chunk: int = 2_000  # rows read, planned and sent to the writer at once; two chunks are in flight
+    rows_per_command: int = 250  # rows in one command: one run of it, one load of the registration book
     _pending: list[RowError] = field(default_factory=list)
 
     async def run(self, source: Iterable[tuple[int, dict[str, str]]]) -> ImportJob:
@@ -414,19 +459,19 @@ class ImportRun:
 
     async def _send(self, chunk: list[tuple[int, dict[str, str]]]) -> list[tuple[int, object]]:
         now = self.clock()
-        rows: list[int] = []
-        sent: list[Awaitable] = []
-        refused: list[tuple[int, object]] = []
+        outcomes: list[tuple[int, object]] = []
+        plans: list[RowPlan] = []
         for row, values in chunk:
             try:
-                plan = plan_row(self.actor.point_id, row, values)
+                plans.append(plan_row(self.actor.point_id, row, values))
             except RowRefused as exc:
-                refused.append((row, exc))
-                continue
-            rows.append(row)
-            sent.append(self.runner.execute(register_row(plan, self.actor, now)))
-        answers = await asyncio.gather(*sent, return_exceptions=True)
-        outcomes = refused + [(row, a if isinstance(a, BaseException) else a.value) for row, a in zip(rows, answers)]
+                outcomes.append((row, exc))
+        batches = [plans[i : i + self.rows_per_command] for i in range(0, len(plans), self.rows_per_command)]
+        sent = [self.runner.execute(register_rows(batch, self.actor, now)) for batch in batches]
+        for batch, answer in zip(batches, await asyncio.gather(*sent, return_exceptions=True)):
+            if isinstance(answer, BaseException):
+                raise answer  # not a refusal of a row (those are answered in the list): the store failed
+            outcomes += [(plan.row, outcome) for plan, outcome in zip(batch, answer.value)]
         return sorted(outcomes, key=lambda outcome: outcome[0])
 
     async def _settle(self, sent: asyncio.Task) -> None:

@@ -51,7 +51,11 @@ class SqlImportJobs:
     async def get(self, job_id: str) -> ImportJob | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(import_jobs).where(import_jobs.c.id == job_id))).mappings().first()
-        return None if row is None else ImportJob(**dict(row))
+        if row is None:
+            return None
+        job = ImportJob(**dict(row))
+        job.created_at, job.finished_at = _aware(job.created_at), _aware(job.finished_at)
+        return job
 
     async def errors(self, job_id: str) -> AsyncIterator[RowError]:
         query = (
@@ -62,6 +66,11 @@ class SqlImportJobs:
         async with self._engine.connect() as conn:
             for row in await conn.execute(query):
                 yield RowError(row.row, row.field, row.message)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite gives back times without their offset; they were stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _row(job: ImportJob) -> dict:
