@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from tcr_registry.adapters.imports.files import BatchList  # noqa: E402
 from tcr_registry.adapters.imports.service import import_file  # noqa: E402
+from tcr_registry.adapters.imports.terms import read_terms  # noqa: E402
 from tcr_registry.adapters.persistence import migrate  # noqa: E402
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys  # noqa: E402
 from tcr_registry.adapters.persistence.writer import DiscardingWriter  # noqa: E402
@@ -104,7 +105,9 @@ async def run_rules_only(path: Path) -> float:
     source = BatchList(path)
     job = ImportJob(id="bench", point_id="bench", filename=path.name, rows=source.rows)
     clock = lambda: datetime.now(UTC)  # noqa: E731
-    await ImportRun(job, PointActor("bench", "6400", "01"), DiscardingWriter(), _NoJobs(), clock).run(source)
+    await ImportRun(job, PointActor("bench", "6400", "01"), DiscardingWriter(), _NoJobs(), clock, read_terms).run(
+        source
+    )
     assert job.status == "done" and job.registered == ROWS, job
     return time.perf_counter() - started
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from tcr_registry.adapters.imports.terms import read_terms
 from tcr_registry.application.imports import (
     ALREADY,
     CERTIFIED,
@@ -63,19 +64,20 @@ def test_a_row_reads_as_the_api_reads_a_body():
         "certify": "是",
         "certified_at": "2025-03-10",
     }
-    row = plan_row("p1", 2, values)
+    row = plan_row("p1", 2, values, read_terms)
     assert (row.terms.title, row.terms.category, str(row.terms.signed_on)) == ("合同", "licence", "2025-03-01")
     assert row.terms.consideration == "money" and row.terms.intermediary is None
     assert row.terms.seller.credit_code == "12640000MA0000001X"
     assert row.certify and row.certified_at.isoformat() == "2025-03-10T00:00:00+08:00"
     # Without an external_ref the row is named by its terms: the same terms, the same contract.
     assert (
-        row.contract_id == plan_row("p1", 9, {**values, "title": "合同", "certify": "", "certified_at": ""}).contract_id
+        row.contract_id
+        == plan_row("p1", 9, {**values, "title": "合同", "certify": "", "certified_at": ""}, read_terms).contract_id
     )
-    assert row.contract_id != plan_row("p2", 2, values).contract_id
+    assert row.contract_id != plan_row("p2", 2, values, read_terms).contract_id
 
     with pytest.raises(RowRefused) as refused:
-        plan_row("p1", 3, {**values, "amount": "9e5", "signed_on": "", "certify": "maybe", "title": ""})
+        plan_row("p1", 3, {**values, "amount": "9e5", "signed_on": "", "certify": "maybe", "title": ""}, read_terms)
     assert [field for field, _ in refused.value.errors] == ["title", "signed_on", "amount", "certify"]
 
 

@@ -15,16 +15,15 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
-from typing import Protocol
+from datetime import datetime, time
+from typing import Any, Protocol
 
 from tcr_registry.application import commands
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, Conflict
 from tcr_registry.application.ports import CommandRunner, UnitOfWork
 from tcr_registry.domain.errors import InvalidTerms, NotAllowedInState, OutsideJurisdiction
-from tcr_registry.domain.terms import Party, Terms
-from tcr_shared.language.money import MoneyFormatError, parse_money
+from tcr_registry.domain.terms import Terms
 from tcr_shared.language.policy_time import SHANGHAI
 from tcr_shared.language.vocabulary import CATEGORIES, CATEGORY_LABELS, CONSIDERATIONS, PARTY_KINDS
 
@@ -93,7 +92,12 @@ COLUMNS: tuple[Column, ...] = (
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.required)
-_INTERMEDIARY_COLUMNS = tuple(name for name in COLUMN_NAMES if name.startswith("intermediary_"))
+_PARTY_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    role: tuple((name.removeprefix(f"{role}_"), name) for name in COLUMN_NAMES if name.startswith(f"{role}_"))
+    for role in ("seller", "buyer", "intermediary")
+}
+_TERMS_COLUMNS = ("title", "category", "subcategory", "signed_on", "amount", "technology_amount", "consideration",
+                  "result_id")  # fmt: skip
 _BY_HEADER: dict[str, str] = {c.name: c.name for c in COLUMNS} | {c.chinese: c.name for c in COLUMNS}
 _BILINGUAL = re.compile(r"^(?P<zh>[^()（）]*)\s*[(（]\s*(?P<en>[^()（）]+)\s*[)）]$")
 _YES = {"yes", "y", "true", "1", "是"}
@@ -169,66 +173,47 @@ class RowPlan:
     expert_review_ref: str | None
 
 
-def plan_row(point_id: str, row: int, values: dict[str, str]) -> RowPlan:
-    """The row as domain terms. Raises RowRefused naming the columns whose text cannot be read; the rules of the
-    terms themselves are the domain's, checked when the row's command runs."""
+TermsReader = Callable[[dict[str, Any]], Terms]
+"""How the API reads a request body of POST /v1/contracts into terms (its schema's checks, then the same
+construction); raises RowRefused naming the row's columns. The HTTP adapter provides it."""
+
+
+def plan_row(point_id: str, row: int, values: dict[str, str], read_terms: TermsReader) -> RowPlan:
+    """The row as the body of a POST /v1/contracts, read into terms as the API reads it; and what the row asks of
+    its certification. Raises RowRefused naming every column that cannot be read; the rules of the terms
+    themselves are the domain's, checked when the row's command runs."""
+    values = {name: value.strip() for name, value in values.items() if value and value.strip()}
     errors: list[tuple[str, str]] = []
-
-    def text(name: str) -> str | None:
-        value = values.get(name)
-        return value.strip() if value is not None and value.strip() else None
-
-    def required(name: str) -> str:
-        value = text(name)
-        if value is None:
-            errors.append((name, "is required"))
-        return value or ""
-
-    def money(name: str):
-        try:
-            return parse_money(required(name) or "0.00")
-        except MoneyFormatError as exc:
-            errors.append((name, str(exc)))
-            return None
-
-    def party(role: str) -> Party | None:
-        if role == "intermediary" and not any(text(c) for c in _INTERMEDIARY_COLUMNS):
-            return None
-        return Party(
-            name=required(f"{role}_name"),
-            kind=required(f"{role}_kind"),
-            credit_code=(text(f"{role}_credit_code") or "").upper() or None,
-            region=text(f"{role}_region"),
-            country=(text(f"{role}_country") or "").upper() or None,
-            id_number=(text(f"{role}_id_number") or "").upper() or None,
-        )
-
-    title, category = required("title"), required("category")
-    signed_on = _date(required("signed_on"), "signed_on", errors)
-    amount, technology_amount = money("amount"), money("technology_amount")
-    seller, buyer, intermediary = party("seller"), party("buyer"), party("intermediary")
-    certify = _yes_no(text("certify"), errors)
-    certified_at = _moment(text("certified_at"), errors)
-    expert_review_ref = text("expert_review_ref")
+    certify = _yes_no(values.get("certify"), errors)
+    certified_at = _moment(values.get("certified_at"), errors)
     if certify is False and certified_at is not None:
         errors.append(("certified_at", "only a row with certify yes (是) is certified"))
-    if errors or signed_on is None or amount is None or technology_amount is None:
+    try:
+        terms = read_terms(request_body(values))
+    except RowRefused as refused:
+        errors[:0] = refused.errors
+    if errors:
         raise RowRefused(errors)
-    terms = Terms(
-        title=title,
-        category=_CATEGORY_BY_LABEL.get(category, category),
-        subcategory=text("subcategory"),
-        signed_on=signed_on,
-        amount=amount,
-        technology_amount=technology_amount,
-        consideration=text("consideration") or "money",
-        result_id=text("result_id"),
-        seller=seller,
-        buyer=buyer,
-        intermediary=intermediary,
-    )
-    contract_id = row_contract_id(point_id, text("external_ref"), terms)
-    return RowPlan(row, contract_id, terms, bool(certify), certified_at, expert_review_ref)
+    contract_id = row_contract_id(point_id, values.get("external_ref"), terms)
+    return RowPlan(row, contract_id, terms, bool(certify), certified_at, values.get("expert_review_ref"))
+
+
+def request_body(values: dict[str, str]) -> dict[str, Any]:
+    """The row as the JSON body of POST /v1/contracts (an empty cell is a field left out), with a spreadsheet's
+    habits made the API's: 2025/03/01 is 2025-03-01, 技术许可 is licence, codes are upper case."""
+    body: dict[str, Any] = {name: values[name] for name in _TERMS_COLUMNS if name in values}
+    if "signed_on" in body:
+        body["signed_on"] = body["signed_on"].replace("/", "-")
+    if "category" in body:
+        body["category"] = _CATEGORY_BY_LABEL.get(body["category"], body["category"])
+    for role, columns in _PARTY_FIELDS.items():
+        party = {field: values[column] for field, column in columns if column in values}
+        for code in ("credit_code", "country", "id_number"):
+            if code in party:
+                party[code] = party[code].upper()
+        if party or role != "intermediary":
+            body[role] = party
+    return body
 
 
 def row_contract_id(point_id: str, external_ref: str | None, terms: Terms) -> uuid.UUID:
@@ -238,16 +223,6 @@ def row_contract_id(point_id: str, external_ref: str | None, terms: Terms) -> uu
         return uuid.uuid5(_NAMESPACE, f"{point_id}\x1fref\x1f{external_ref}")
     canonical = json.dumps(terms.to_record(), sort_keys=True, ensure_ascii=False)
     return uuid.uuid5(_NAMESPACE, f"{point_id}\x1fterms\x1f{canonical}")
-
-
-def _date(value: str, name: str, errors: list[tuple[str, str]]) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value.replace("/", "-"))
-    except ValueError:
-        errors.append((name, f"{value!r} is not a date (YYYY-MM-DD)"))
-        return None
 
 
 def _moment(value: str | None, errors: list[tuple[str, str]]) -> datetime | None:
@@ -347,7 +322,7 @@ def refusal(row: int, exc: BaseException) -> list[RowError] | None:
     """The row errors an exception of a row's command stands for; None when it is no refusal of the row (the
     store failed) and the import must stop."""
     if isinstance(exc, InvalidTerms | RowRefused):
-        return [RowError(row, _column(f), m) for f, m in exc.errors]
+        return [RowError(row, column_of_field(f), m) for f, m in exc.errors]
     if isinstance(exc, OutsideJurisdiction):
         return [RowError(row, "seller_region", f"outside your jurisdiction: {exc}")]
     if isinstance(exc, NotAllowedInState | Conflict):
@@ -355,8 +330,8 @@ def refusal(row: int, exc: BaseException) -> list[RowError] | None:
     return None
 
 
-def _column(domain_field: str) -> str:
-    """The spreadsheet column of a domain field: seller.credit_code is seller_credit_code."""
+def column_of_field(domain_field: str) -> str:
+    """The spreadsheet column of a field of the API or the domain: seller.credit_code is seller_credit_code."""
     name = domain_field.replace(".", "_")
     return name if name in COLUMN_NAMES else {"seller": "seller_name", "buyer": "buyer_name"}.get(name, name)
 
@@ -428,6 +403,7 @@ class ImportRun:
     runner: CommandRunner
     jobs: ImportJobs
     clock: Callable[[], datetime]
+    read_terms: TermsReader
     on_progress: Callable[[ImportJob], None] = lambda _job: None
     chunk: int = 2_000  # rows read, planned and sent to the writer at once; two chunks are in flight
     rows_per_command: int = 250  # rows in one command: one run of it, one load of the registration book
@@ -463,7 +439,7 @@ class ImportRun:
         plans: list[RowPlan] = []
         for row, values in chunk:
             try:
-                plans.append(plan_row(self.actor.point_id, row, values))
+                plans.append(plan_row(self.actor.point_id, row, values, self.read_terms))
             except RowRefused as exc:
                 outcomes.append((row, exc))
         batches = [plans[i : i + self.rows_per_command] for i in range(0, len(plans), self.rows_per_command)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tcr_registry.adapters.imports.files import BatchList
 from tcr_registry.adapters.imports.jobs import SqlImportJobs
+from tcr_registry.adapters.imports.terms import read_terms
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.event_store import Registry
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
@@ -61,7 +62,7 @@ class Imports:
 
     async def _run(self, job: ImportJob, actor: PointActor, source: BatchList, path: Path) -> None:
         try:
-            await ImportRun(job, actor, self._runner(), self.jobs, _now).run(source)
+            await ImportRun(job, actor, self._runner(), self.jobs, _now, read_terms).run(source)
         finally:
             path.unlink(missing_ok=True)
 
@@ -107,7 +108,7 @@ async def import_file(
         job = new_job(actor, Path(path).name, source)
         await jobs.create(job)
         on_start(job)
-        return await ImportRun(job, actor, writer, jobs, _now, on_progress).run(source)
+        return await ImportRun(job, actor, writer, jobs, _now, read_terms, on_progress).run(source)
     finally:
         await asyncio.to_thread(writer.stop)
         registry.close()
