@@ -95,14 +95,13 @@ def imports_router(runtime) -> APIRouter:
     async def import_errors(job_id: str, request: Request, principal: Principal = Depends(point_or_admin)):
         job = await readable_job(job_id, principal)
         name = f"import-{job.id}-rejected"
+        rows = [error async for error in runtime.imports.jobs.errors(job.id)]
         if XLSX_MEDIA_TYPE in request.headers.get("accept", ""):
-            rows = [error async for error in runtime.imports.jobs.errors(job.id)]
             return Response(
                 errors_xlsx(rows),
                 media_type=XLSX_MEDIA_TYPE,
                 headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
             )
-        rows = [error async for error in runtime.imports.jobs.errors(job.id)]
         return StreamingResponse(
             errors_csv(rows),
             media_type="text/csv; charset=utf-8",
