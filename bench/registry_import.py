@@ -154,7 +154,7 @@ def main() -> int:
         f"{events / import_seconds:,.0f} events/s)"
     )
     print(f"  import, persistence off     {ROWS / rules_seconds:>10,.0f} rows/s  (reading, rules, events: no store)")
-    print(f"  ratio import / COPY         {ratio:>10.2f}x  (goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'})")
+    print(f"  ratio import / COPY         {ratio:>10.3f}x  (goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'})")
     results = ROOT / "bench-results"
     results.mkdir(exist_ok=True)
     figure = {
