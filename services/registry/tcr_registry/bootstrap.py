@@ -15,6 +15,8 @@ from tcr_registry.adapters.feeds.event_log import LazyEventLog, RegistryEventLog
 from tcr_registry.adapters.feeds.index_sink import SharedIndexSink
 from tcr_registry.adapters.http.app import build_app
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
+from tcr_registry.adapters.imports.jobs import SqlImportJobs
+from tcr_registry.adapters.imports.service import Imports
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.audit_log import AuditLog
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
@@ -65,6 +67,7 @@ class RegistryRuntime:
         self.events_appended = self.metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
         self.webhooks = DeliveryWorker(self.engine, webhooks, self.feed, signal=self.signal)
         self._database_ready = database_ready(self.engine)
+        self.imports = Imports(SqlImportJobs(self.engine), lambda: self.writer)
 
     @property
     def ready(self) -> bool:
@@ -155,6 +158,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await runtime.imports.stop()
             await runtime.webhooks.stop()
             await runtime.stop()
             log.info("registry stopped", extra={"service": "registry"})
