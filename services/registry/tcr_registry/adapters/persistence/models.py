@@ -116,7 +116,7 @@ personal_keys = Table(
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("erased_at", DateTime(timezone=True), nullable=True),
     Column("erased_by", String(64), nullable=True),
-
+)
 
 import_jobs = Table(
     "import_jobs",
