@@ -214,8 +214,8 @@ def test_a_kept_simulation_downloads_as_csv_and_one_sheet_a_table():
         simulations.run(twenty_percent_and_three_million(), 2025, 2025, created_by="t", in_thread=False)
     )
     text = simulation_csv(simulation).decode("utf-8-sig").splitlines()
-    assert text[0].startswith("table,policy_year,programme,in_force,candidate,difference,awards")
-    assert any(line.startswith("regions,2025,import,") and "640104" in line for line in text)
+    assert text[0].startswith("table,policy_year,programme,region,region_name,beneficiary,name,kind,in_force,candidate")
+    assert any(line.startswith("regions,2025,import,640104,兴庆区") for line in text)
     book = load_workbook(BytesIO(simulation_xlsx(simulation)))
     assert book.sheetnames == ["合计 Totals", "地区 Regions", "受益方 Beneficiaries"]
     totals = book["合计 Totals"]

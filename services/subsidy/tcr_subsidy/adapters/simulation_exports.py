@@ -48,7 +48,18 @@ TABLES = {
     "beneficiaries": ("beneficiary", "name", "kind", "region", *MONEY, "in_force_awards", "awards"),
 }
 SHEETS = {"totals": "合计 Totals", "regions": "地区 Regions", "beneficiaries": "受益方 Beneficiaries"}
-CSV_COLUMNS = ("table", *dict.fromkeys(c for columns in TABLES.values() for c in columns))
+CSV_COLUMNS = (
+    "table",
+    "policy_year",
+    "programme",
+    "region",
+    "region_name",
+    "beneficiary",
+    "name",
+    "kind",
+    *MONEY,
+    *COUNTS,
+)
 
 
 def region_name(code: str | None) -> str:
