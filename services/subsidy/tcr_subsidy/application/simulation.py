@@ -22,7 +22,7 @@ import gc
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -45,7 +45,7 @@ from tcr_subsidy.domain.decision import (
     RegistryEvent,
     UnknownEventType,
 )
-from tcr_subsidy.domain.ledger import Award, Ledger
+from tcr_subsidy.domain.ledger import Ledger
 from tcr_subsidy.domain.rules import RuleBook, RuleSet, RuleSetError, parse_rule_set
 from tcr_subsidy.domain.terms import read_terms
 
@@ -293,27 +293,56 @@ class _Tally:
     capped: int = 0
     beneficiaries: set[str] = field(default_factory=set)
 
-    def add(self, award: Award) -> None:
-        self.money += award.award
-        self.awards += 1
-        self.capped += award.status == "capped"
-        self.beneficiaries.add(award.beneficiary)
+    def merge(self, other: _Tally) -> None:
+        self.money += other.money
+        self.awards += other.awards
+        self.capped += other.capped
+        self.beneficiaries |= other.beneficiaries
 
 
-def _live(awards: Iterable[Award], from_year: int, to_year: int) -> Iterable[Award]:
-    """The awards of the years asked that stand (a clawed-back award pays nothing and counts as none)."""
-    return (a for a in awards if from_year <= a.policy_year <= to_year and a.status != "clawed_back")
+@dataclass
+class Tallies:
+    """One ledger's standing awards of the years asked (a clawed-back award pays nothing and counts as none), in
+    one pass: per year, programme and beneficiary region; and per beneficiary [money, awards, last award]."""
+
+    cells: dict[tuple[int, str, str], _Tally]
+    people: dict[str, list]
 
 
-def _tallies(ledger: Ledger, from_year: int, to_year: int) -> tuple[dict, dict]:
+def tally(ledger: Ledger, from_year: int, to_year: int) -> Tallies:
+    cells: dict[tuple[int, str, str], _Tally] = {}
+    people: dict[str, list] = {}
+    for a in ledger.awards.values():
+        if a.status == "clawed_back" or not from_year <= a.policy_year <= to_year:
+            continue
+        key = (a.policy_year, a.programme, a.beneficiary_region)
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = _Tally()
+        cell.money += a.award
+        cell.awards += 1
+        cell.capped += a.status == "capped"
+        cell.beneficiaries.add(a.beneficiary)
+        person = people.get(a.beneficiary)
+        if person is None:
+            people[a.beneficiary] = [a.award, 1, a]
+        else:
+            person[0] += a.award
+            person[1] += 1
+            person[2] = a
+    return Tallies(cells, people)
+
+
+def _rollups(tallies: Tallies) -> tuple[dict[tuple, _Tally], dict[tuple, _Tally]]:
+    """Per year and programme; per year, programme and county, and prefecture (the sum of its counties)."""
     totals: dict[tuple, _Tally] = defaultdict(_Tally)
     regions: dict[tuple, _Tally] = defaultdict(_Tally)
-    for a in _live(ledger.awards.values(), from_year, to_year):
-        totals[(a.policy_year, a.programme)].add(a)
-        regions[(a.policy_year, a.programme, a.beneficiary_region)].add(a)
-        prefecture = prefecture_of(a.beneficiary_region)
-        if prefecture and prefecture != a.beneficiary_region:
-            regions[(a.policy_year, a.programme, prefecture)].add(a)
+    for (year, programme, region), cell in tallies.cells.items():
+        totals[(year, programme)].merge(cell)
+        regions[(year, programme, region)].merge(cell)
+        prefecture = prefecture_of(region)
+        if prefecture and prefecture != region:
+            regions[(year, programme, prefecture)].merge(cell)
     return totals, regions
 
 
@@ -336,37 +365,37 @@ def _sort_key(key: tuple) -> tuple:
     return (key[0], PROGRAMMES.index(key[1]) if key[1] in PROGRAMMES else len(PROGRAMMES), *key[2:])
 
 
-def _beneficiaries(before: Ledger, after: Ledger, from_year: int, to_year: int) -> list[dict[str, Any]]:
-    sums: dict[str, list] = {}
-    for side, ledger in ((0, before), (1, after)):
-        for a in _live(ledger.awards.values(), from_year, to_year):
-            entry = sums.setdefault(a.beneficiary, [ZERO, ZERO, 0, 0, a])
-            entry[side] += a.award
-            entry[2 + side] += 1
-            if side == 1 or entry[4] is None:
-                entry[4] = a
-    changed = [(b, e) for b, e in sums.items() if e[0] != e[1]]
-    changed.sort(key=lambda item: (-abs(item[1][1] - item[1][0]), item[0]))
-    return [
-        {
-            "beneficiary": b,
-            "name": e[4].beneficiary_name,
-            "kind": e[4].beneficiary_kind,
-            "region": e[4].beneficiary_region,
-            "in_force": format_money(e[0]),
-            "candidate": format_money(e[1]),
-            "difference": format_money(e[1] - e[0]),
-            "in_force_awards": e[2],
-            "awards": e[3],
-        }
-        for b, e in changed[:TOP_BENEFICIARIES]
-    ]
+def _beneficiaries(before: Tallies, after: Tallies) -> list[dict[str, Any]]:
+    """The beneficiaries whose awards change most (by the size of the change, then by code)."""
+    nothing = [ZERO, 0, None]
+    changes = []
+    for code in set(before.people) | set(after.people):
+        old, new = before.people.get(code, nothing), after.people.get(code, nothing)
+        if old[0] != new[0]:
+            changes.append((-abs(new[0] - old[0]), code, old, new))
+    changes.sort(key=lambda c: (c[0], c[1]))
+    rows = []
+    for _size, code, old, new in changes[:TOP_BENEFICIARIES]:
+        award = new[2] or old[2]
+        rows.append(
+            {
+                "beneficiary": code,
+                "name": award.beneficiary_name,
+                "kind": award.beneficiary_kind,
+                "region": award.beneficiary_region,
+                "in_force": format_money(old[0]),
+                "candidate": format_money(new[0]),
+                "difference": format_money(new[0] - old[0]),
+                "in_force_awards": old[1],
+                "awards": new[1],
+            }
+        )
+    return rows
 
 
-def compare(before: Ledger, after: Ledger, from_year: int, to_year: int) -> dict[str, Any]:
-    """The comparison of two ledgers over policy years `from_year`..`to_year` (money as strings)."""
-    totals_before, regions_before = _tallies(before, from_year, to_year)
-    totals_after, regions_after = _tallies(after, from_year, to_year)
+def compare_tallies(before: Tallies, after: Tallies) -> dict[str, Any]:
+    totals_before, regions_before = _rollups(before)
+    totals_after, regions_after = _rollups(after)
     empty = _Tally()
     totals = [
         _row({"policy_year": k[0], "programme": k[1]}, totals_before.get(k, empty), totals_after.get(k, empty))
@@ -391,12 +420,12 @@ def compare(before: Ledger, after: Ledger, from_year: int, to_year: int) -> dict
         "in_force_awards": sum(t.awards for t in totals_before.values()),
         "in_force_capped": sum(t.capped for t in totals_before.values()),
     }
-    return {
-        "summary": summary,
-        "totals": totals,
-        "regions": regions,
-        "beneficiaries": _beneficiaries(before, after, from_year, to_year),
-    }
+    return {"summary": summary, "totals": totals, "regions": regions, "beneficiaries": _beneficiaries(before, after)}
+
+
+def compare(before: Ledger, after: Ledger, from_year: int, to_year: int) -> dict[str, Any]:
+    """The comparison of two ledgers over policy years `from_year`..`to_year` (money as strings)."""
+    return compare_tallies(tally(before, from_year, to_year), tally(after, from_year, to_year))
 
 
 # -- the use case ---------------------------------------------------------------------------------------------
@@ -417,6 +446,7 @@ class Simulations:
         self.live_position = live_position
         self.page_size = page_size
         self._lock = asyncio.Lock()
+        self._in_force_tallies: tuple[tuple[int, int, int], Tallies] | None = None
 
     @property
     def history(self) -> DecisionHistory:
@@ -457,12 +487,16 @@ class Simulations:
 
     def _decide(self, book: RuleBook, from_year: int, to_year: int, progress: Progress | None) -> dict[str, Any]:
         started = time.perf_counter()
-        before = self.simulator.in_force(progress)
+        history = self.history
+        key = (len(history.events), from_year, to_year)
+        if self._in_force_tallies is None or self._in_force_tallies[0] != key:
+            self._in_force_tallies = key, tally(self.simulator.in_force(progress).ledger, from_year, to_year)
+        before = self._in_force_tallies[1]
         in_force_seconds = time.perf_counter() - started
         started = time.perf_counter()
         after = self.simulator.candidate(book, progress)
+        result = compare_tallies(before, tally(after.ledger, from_year, to_year))
         candidate_seconds = time.perf_counter() - started
-        history = self.history
         return {
             "registry_position": history.position,
             "contracts": history.contracts,
@@ -471,7 +505,7 @@ class Simulations:
             "rule_sets_in_force": [rs.id for rs in self.simulator.rulebook.rule_sets],
             "rule_sets_candidate": [rs.id for rs in book.rule_sets],
             "seconds": {"in_force": round(in_force_seconds, 3), "candidate": round(candidate_seconds, 3)},
-            **compare(before.ledger, after.ledger, from_year, to_year),
+            **result,
         }
 
     async def get(self, simulation_id: str) -> dict[str, Any] | None:
