@@ -120,15 +120,12 @@ def _check_dates(parsed: list[tuple[RuleSet, Any, str]]) -> None:
             raise _refuse("effective_until must be a date (YYYY-MM-DD) or null", f"{at}.effective_until") from exc
         expected = following.effective_from if following else None
         if end != expected:
-            raise _refuse(
-                f"{rs.id} is effective until {end}, but "
-                + (
-                    f"{following.id} takes effect on {expected}: effective dates overlap or leave a gap"
-                    if following
-                    else "it is the latest rule set (effective_until must be null)"
-                ),
-                f"{at}.effective_until",
+            why = (
+                f"{following.id} takes effect on {expected}: effective dates overlap or leave a gap"
+                if following
+                else "it is the latest rule set (effective_until must be null)"
             )
+            raise _refuse(f"{rs.id} is effective until {end}, but {why}", f"{at}.effective_until")
 
 
 def rule_book_as_candidate(book: RuleBook) -> list[dict[str, Any]]:
