@@ -32,7 +32,7 @@ from tcr_subsidy.application.simulation import (
     candidate_book,
     compare,
 )
-from tcr_subsidy.domain.decision import Engine
+from tcr_subsidy.domain.decision import Engine, MalformedEvent
 from tcr_subsidy.domain.ledger import Ledger
 from tests.subsidy.history import CST, History, party, reference, terms
 from tests.subsidy.test_properties import build, operations
@@ -280,3 +280,23 @@ def test_the_compact_history_keeps_what_a_revocation_before_certification_needs(
     simulator = Simulator(default_rule_book(), history)
     assert awards_of(simulator.in_force().ledger) == awards_of(live)
     assert [e.type.split(".")[3] for e in history.events] == ["submitted", "revoked", "certified", "certified"]
+
+
+def test_a_malformed_certification_is_refused_by_the_simulation_as_by_the_live_engine():
+    h = History()
+    cid = h.submit(terms(amount="1000000.00"))
+    broken = h.certify(cid, at(3, 1))
+    broken.data["certified_at"] = "yesterday"  # malformed: skipped, the contract stays submitted
+    h.revoke(cid, at(3, 2))  # so this marks it revoked ...
+    h.certify(cid, at(3, 3))  # ... and this pays nothing
+    live_engine, live = Engine(default_rule_book()), Ledger()
+    for event in h.events:
+        try:
+            live_engine.apply(live, registry_event(event))
+        except MalformedEvent:
+            pass
+    simulator = Simulator(default_rule_book())
+    simulator.history.extend(h.events, h.events[-1].position)
+    replay = simulator.in_force()
+    assert awards_of(replay.ledger) == awards_of(live) == {}
+    assert replay.skipped == 1

@@ -24,7 +24,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -164,11 +164,12 @@ class DecisionHistory:
     def _add(self, event: RegistryEvent) -> None:
         cid = event.contract_id
         if event.type == CERTIFIED:
-            if cid not in self._certified:
+            compact = self._compact(event, ("certified_at", "registration_number"))
+            self.events.append(compact)
+            if compact is not event and cid not in self._certified:  # one the engine can decide
                 self.contracts += 1
-            self._certified.add(cid)
-            self._status.pop(cid, None)
-            self.events.append(self._compact(event, ("certified_at", "registration_number")))
+                self._certified.add(cid)
+                self._status.pop(cid, None)
         elif event.type == AMENDED:
             self.events.append(self._compact(event, ("registration_number",)))
         elif event.type == REVOKED:
@@ -190,6 +191,8 @@ class DecisionHistory:
         data = event.data
         try:
             read_terms(data["terms"])
+            if "certified_at" in keys:
+                datetime.fromisoformat(data["certified_at"])
         except (KeyError, TypeError, ValueError):
             return event  # malformed: kept whole, so that the engine refuses it exactly as the live one did
         compact = {k: data.get(k) for k in keys}
