@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
+import httpx
 import yaml
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -63,6 +64,12 @@ def simulations_router(simulations: Simulations, require: Callable[..., Any]) ->
             )
         except CandidateError as exc:
             raise Problem(422, f"The candidate rules cannot be used: {exc}", errors=exc.errors) from exc
+        except httpx.HTTPError as exc:
+            raise Problem(
+                503,
+                f"The registry's feed, which the simulation replays, cannot be read now: {exc}",
+                headers={"Retry-After": "5"},
+            ) from exc
         return JSONResponse(simulation, status_code=201, headers={"Location": f"/v1/simulations/{simulation['id']}"})
 
     @router.get(
