@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from tcr_shared.feeds.client import FeedUnavailable
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem, field_error
 from tcr_subsidy.adapters.simulation_exports import simulation_csv, simulation_xlsx
@@ -64,7 +65,7 @@ def simulations_router(simulations: Simulations, require: Callable[..., Any]) ->
             )
         except CandidateError as exc:
             raise Problem(422, f"The candidate rules cannot be used: {exc}", errors=exc.errors) from exc
-        except httpx.HTTPError as exc:
+        except (FeedUnavailable, httpx.HTTPError) as exc:
             raise Problem(
                 503,
                 f"The registry's feed, which the simulation replays, cannot be read now: {exc}",
