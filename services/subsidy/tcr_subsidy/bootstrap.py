@@ -22,9 +22,11 @@ from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.http.app import build_app
 from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.queries import Queries
+from tcr_subsidy.adapters.persistence.simulations import SqlSimulationStore
 from tcr_subsidy.adapters.persistence.tables import webhooks
 from tcr_subsidy.adapters.rule_files import load_rule_book
 from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection
+from tcr_subsidy.application.simulation import Simulations
 from tcr_subsidy.domain.decision import Engine
 from tcr_subsidy.settings import SubsidySettings
 
@@ -45,6 +47,10 @@ class SubsidyRuntime:
         self.sink = NotifyingSink(self.db, self.projection, self.signal.ring)
         self.feed = FeedClient(settings.registry_url, settings.registry_feed_key, page_size=settings.subsidy_page_size)
         self.follower = Follower(REGISTRY_FEED, self._source(), self.sink)
+        # What-if simulations replay the history the live projection has applied (read from the same feed).
+        self.simulations = Simulations(
+            self.rulebook, self.feed, SqlSimulationStore(self.db), lambda: self.follower.status.position
+        )
         self.resolver = RegistryKeyResolver(settings.registry_url)
         self.authenticator = Authenticator(settings.admin_key, self.resolver)
         # One delivery worker per database: run one replica of the subsidy service.

@@ -1,4 +1,5 @@
-"""`tcr-subsidy`: rebuild the projection from zero, verify a rebuild equals the live state, migrate."""
+"""`tcr-subsidy`: rebuild the projection from zero, verify a rebuild equals the live state, migrate, simulate a
+candidate rule book (what-if)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,20 @@ def verify(
         else "[red]the rebuilt state differs from the live one[/red]"
     )
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def simulate(
+    candidate: Path = typer.Argument(..., exists=True, dir_okay=False, help="Candidate rule set(s), YAML or JSON"),
+    years: str = typer.Option(..., "--years", help="Policy years to compare, e.g. 2021-2025 or 2025"),
+    xlsx: Path | None = typer.Option(None, "--xlsx", help="Also write the comparison to this XLSX file"),
+    keep: bool = typer.Option(True, help="Keep the simulation in the subsidy database (to cite it later)"),
+) -> None:
+    """Decide the registry's history again under a candidate rule book, in memory (the live ledger, award feed and
+    webhooks are untouched), and print it against the rules in force."""
+    from tcr_subsidy.adapters import simulation_cli
+
+    simulation_cli.run(SubsidySettings(), candidate, years, xlsx, keep, console)
 
 
 @app.command()

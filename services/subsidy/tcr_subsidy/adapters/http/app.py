@@ -27,9 +27,11 @@ from tcr_shared.platform import page_tokens
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
 from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers
+from tcr_subsidy.adapters.http.simulations import simulations_router
 from tcr_subsidy.adapters.persistence.queries import AWARD_COLUMNS, Queries
 from tcr_subsidy.adapters.persistence.tables import webhooks
 from tcr_subsidy.application.projection import AwardProjection
+from tcr_subsidy.application.simulation import Simulations
 from tcr_subsidy.domain.rules import RuleBook
 from tcr_subsidy.settings import SubsidySettings
 
@@ -51,6 +53,7 @@ class Runtime(Protocol):
     follower: Follower
     authenticator: Authenticator
     deliveries: DeliveryWorker
+    simulations: Simulations
 
     async def ready(self) -> bool: ...
 
@@ -103,6 +106,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
         )
     )
     app.include_router(asyncapi_router())
+    app.include_router(simulations_router(runtime.simulations, require))
     runtime.deliveries.register_metrics(metrics.registry)
 
     async def caught_up(min_position: int | None) -> None:
