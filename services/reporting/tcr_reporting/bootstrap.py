@@ -2,7 +2,9 @@
 (`uvicorn --factory tcr_reporting.bootstrap:create_app`, or `tcr-reporting serve`).
 
 On start: migrations, then two followers (registry contracts, subsidy awards), each applying pages of events
-and its position in one transaction through the shared `SqlProjectionSink`."""
+and its position in one transaction through the shared `SqlProjectionSink`. The followers run only while this
+process holds the projection lease (one writer per database: the leader replica, or `tcr-reporting rebuild`);
+a standby serves reads from the figures the leader writes."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from tcr_reporting.adapters.feeds import FollowedFeed, followed_feed
 from tcr_reporting.adapters.http.app import http_app
 from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, subsidy_sink
+from tcr_reporting.adapters.persistence.projection_lease import ProjectionLease
 from tcr_reporting.adapters.persistence.store import FigureStore
 from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY
 from tcr_reporting.application.queries import ReportingQueries
@@ -42,6 +45,7 @@ class ReportingRuntime:
     feeds: dict[str, FollowedFeed]
     resolver: auth.RegistryKeyResolver
     authenticator: auth.Authenticator
+    lease: ProjectionLease
     queries: ReportingQueries = field(init=False)
     clock: Callable[[], datetime] = now_utc
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -51,11 +55,20 @@ class ReportingRuntime:
         # the clock is read through the runtime, so a test that replaces it moves the queries' "now" too
         self.queries = ReportingQueries(self.store, self.version, lambda: self.clock(), cache=self.settings.query_cache)
 
-    def positions(self) -> dict[str, int]:
-        return {name: feed.follower.status.position for name, feed in self.feeds.items()}
+    async def positions(self) -> dict[str, int]:
+        return dict(zip(self.feeds, await self.version(), strict=True))
 
     async def version(self) -> tuple:
-        return tuple(feed.follower.status.position for feed in self.feeds.values())
+        """The projection's version (the positions applied): a standby does not apply the feeds itself, so it
+        reads the positions the leader stored."""
+        if self.lease.role == "leader":
+            return tuple(feed.follower.status.position for feed in self.feeds.values())
+        stored = await self.store.positions()
+        return tuple(stored.get(name, 0) for name in self.feeds)
+
+    async def follow_feeds(self) -> None:
+        """Apply both feeds (while this process holds the lease: cancelled when it is lost)."""
+        await asyncio.gather(*(feed.follower.run() for feed in self.feeds.values()))
 
     async def is_ready(self) -> bool:
         if not self.ready:
@@ -67,8 +80,7 @@ class ReportingRuntime:
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.settings.database)
-        for feed in self.feeds.values():
-            self.tasks.append(asyncio.create_task(feed.follower.run(), name=f"follow-{feed.name}"))
+        self.tasks.append(asyncio.create_task(self.lease.run_while_leader(self.follow_feeds), name="follow-feeds"))
         self.ready = True
         log.info("reporting started", extra={"service": "reporting"})
 
@@ -102,6 +114,7 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
         feeds=feeds,
         resolver=resolver,
         authenticator=auth.Authenticator(settings.admin_key, resolver),
+        lease=ProjectionLease(settings.database),
     )
 
 
