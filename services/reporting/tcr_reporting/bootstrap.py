@@ -25,6 +25,7 @@ from tcr_reporting.adapters.persistence.projection import registry_sink, subsidy
 from tcr_reporting.adapters.persistence.projection_lease import ProjectionLease
 from tcr_reporting.adapters.persistence.store import FigureStore
 from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY
+from tcr_reporting.adapters.subsidy_gateway import SubsidyGateway
 from tcr_reporting.application.queries import ReportingQueries
 from tcr_reporting.settings import ReportingSettings
 from tcr_shared.language.policy_time import now_utc
@@ -46,6 +47,7 @@ class ReportingRuntime:
     resolver: auth.RegistryKeyResolver
     authenticator: auth.Authenticator
     lease: ProjectionLease
+    subsidy: SubsidyGateway
     queries: ReportingQueries = field(init=False)
     clock: Callable[[], datetime] = now_utc
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -94,6 +96,7 @@ class ReportingRuntime:
         for feed in self.feeds.values():
             await feed.client.aclose()
         await self.resolver.aclose()
+        await self.subsidy.aclose()
         await self.engine.dispose()
 
 
@@ -115,6 +118,7 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
         resolver=resolver,
         authenticator=auth.Authenticator(settings.admin_key, resolver),
         lease=ProjectionLease(settings.database),
+        subsidy=SubsidyGateway(settings.subsidy_url),
     )
 
 

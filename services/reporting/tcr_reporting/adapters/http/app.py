@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from tcr_reporting.adapters.http.api import api_router
 from tcr_reporting.adapters.http.dashboard import dashboard_router
+from tcr_reporting.adapters.http.what_if import what_if_router
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
 from tcr_shared.platform.problems import install_problem_handlers
@@ -44,5 +45,6 @@ def http_app(runtime: ServedRuntime, lifespan: Callable[[FastAPI], AbstractAsync
     instrument(app, "reporting", runtime.is_ready)
     app.include_router(api_router(runtime.authenticator.require))
     app.include_router(dashboard_router())
+    app.include_router(what_if_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

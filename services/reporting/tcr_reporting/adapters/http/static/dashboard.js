@@ -100,6 +100,7 @@
       if (chart) { chart.resize(); }
     });
   });
+  window.tcrDashboard = { draw: drawAll };  // pages that build their charts later (what-if) redraw with it
   drawAll();
   if (versionUrl && document.querySelector(".chart[data-spec]")) { window.setTimeout(poll, POLL_MS); }
 })();
