@@ -95,7 +95,10 @@
 
   function render(result) {
     var totals = result.totals || [];
-    var perProgramme = sums(totals, function (r) { return r.programme; });
+    var order = Object.keys(PROGRAMMES);
+    var perProgramme = sums(totals, function (r) { return r.programme; }).sort(function (a, b) {
+      return order.indexOf(a.key) - order.indexOf(b.key);
+    });
     show("whatif-programmes", comparison(perProgramme.map(function (s) { return PROGRAMMES[s.key] || s.key; }), perProgramme),
       table(["项目 Programme"].concat(FIGURES),
         perProgramme.map(function (s) { return [PROGRAMMES[s.key] || s.key].concat(figures(s)); }), 1));
