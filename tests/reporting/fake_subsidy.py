@@ -1,7 +1,9 @@
 """A tiny stand-in for the subsidy service's what-if API (issue 14), at the edge of the reporting service's world:
 `GET /v1/programmes` (the rule set in force, in the shape a candidate takes) and `POST /v1/simulations` answering
-the documented shape: `totals` rows (policy_year, programme, in_force, candidate, difference, awards, capped; money
-as strings), `regions` rows (the same with `region`) and `beneficiaries`. It records every request it gets.
+201 with the kept simulation as the subsidy service's branch `whatif` shapes it: `{id, created_by, from_year,
+to_year, candidate, result}` where `result` holds `totals` rows (policy_year, programme, in_force, candidate,
+difference, awards, capped; money as strings), `regions` rows (the same with `region`) and `beneficiaries`, and a
+`Location` to get it again. It records every request it gets.
 
 Its "simulation" is arithmetic on fixed in-force figures: a programme's candidate amount is its in-force amount
 scaled by candidate rate / rate in force, and limited by the candidate cap per row; enough to check that the page
@@ -139,8 +141,7 @@ def simulate(candidate: dict[str, Any], from_year: int, to_year: int) -> dict[st
         }
     ]
     return {
-        "from_year": from_year,
-        "to_year": to_year,
+        "summary": {},
         "totals": totals,
         "regions": region_rows,
         "beneficiaries": beneficiaries,
@@ -177,16 +178,19 @@ class FakeSubsidy:
                         status_code=422,
                         media_type="application/problem+json",
                     )
-            to_year = min(body["to_year"], 2025)
-            result = {"id": f"sim-{len(self.requests)}", **simulate(body["rules"], body["from_year"], to_year)}
+            simulation = {
+                "id": f"sim-{len(self.requests)}",
+                "created_by": "analyst:k",
+                "from_year": body["from_year"],
+                "to_year": body["to_year"],
+                "candidate": body["rules"],
+                "result": simulate(body["rules"], body["from_year"], min(body["to_year"], 2025)),
+            }
+            self.jobs[simulation["id"]] = simulation
+            location = {"Location": f"/v1/simulations/{simulation['id']}"}
             if body["to_year"] == 2099:  # the long-history path: a job to poll
-                self.jobs[result["id"]] = result
-                return JSONResponse(
-                    {"id": result["id"], "state": "running"},
-                    status_code=202,
-                    headers={"Location": f"/v1/simulations/{result['id']}"},
-                )
-            return JSONResponse(result, status_code=201)
+                return JSONResponse({"id": simulation["id"], "state": "running"}, status_code=202, headers=location)
+            return JSONResponse(simulation, status_code=201, headers=location)
 
         @app.get("/v1/simulations/{simulation_id}")
         async def simulation(request: Request, simulation_id: str) -> JSONResponse:

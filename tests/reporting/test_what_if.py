@@ -47,7 +47,8 @@ async def test_the_candidate_goes_to_the_subsidy_service_with_the_callers_key(wh
     body = candidate(**{"import": {"rate": "0.20", "cap": "3000000.00"}})
     response = await client.post("/v1/what-if", json=body, headers={"Authorization": "Bearer analyst-key"})
     assert response.status_code == 201, response.text
-    assert response.json()["totals"] == simulate(body["rules"], 2021, 2025)["totals"]
+    assert response.json()["result"] == simulate(body["rules"], 2021, 2025)
+    assert response.headers["location"] == f"/v1/what-if/{response.json()['id']}"  # same origin
     sent = fake.requests[-1]
     assert (sent["method"], sent["path"], sent["auth"], sent["body"]) == (
         "POST",
@@ -55,7 +56,9 @@ async def test_the_candidate_goes_to_the_subsidy_service_with_the_callers_key(wh
         "Bearer analyst-key",
         body,
     )
-    import_2025 = next(r for r in response.json()["totals"] if (r["policy_year"], r["programme"]) == (2025, "import"))
+    import_2025 = next(
+        r for r in response.json()["result"]["totals"] if (r["policy_year"], r["programme"]) == (2025, "import")
+    )
     # 6,750,000.00 in force; at 20%: 4,500,000.00, under the 3,000,000.00 cap per award
     assert (import_2025["in_force"], import_2025["candidate"], import_2025["difference"]) == (
         "6750000.00",
@@ -99,7 +102,7 @@ async def test_a_long_simulation_is_a_job_polled_through_the_same_origin(what_if
     location = started.headers["location"]
     assert location == f"/v1/what-if/{started.json()['id']}"
     result = await client.get(location, headers=analyst)
-    assert result.status_code == 200 and result.json()["totals"]
+    assert result.status_code == 200 and result.json()["result"]["totals"]
     assert fake.requests[-1]["path"] == f"/v1/simulations/{started.json()['id']}"
     assert fake.requests[-1]["auth"] == "Bearer analyst-key"
 

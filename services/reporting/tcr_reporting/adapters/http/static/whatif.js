@@ -93,7 +93,9 @@
   var FIGURES = ["现行 In force (元)", "方案 Candidate (元)", "差额 Difference (元)", "奖补笔数 Awards", "封顶笔数 Capped"];
   function figures(s) { return [money(s.in_force), money(s.candidate), money(s.difference), s.awards, s.capped]; }
 
-  function render(result) {
+  function render(simulation) {
+    // the subsidy service keeps a simulation as {id, created_by, candidate, ..., result: {totals, regions, ...}}
+    var result = simulation.result || simulation;
     var totals = result.totals || [];
     var order = Object.keys(PROGRAMMES);
     var perProgramme = sums(totals, function (r) { return r.programme; }).sort(function (a, b) {
