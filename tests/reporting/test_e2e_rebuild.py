@@ -101,6 +101,8 @@ def test_rebuild_with_both_feeds_gives_the_live_figures_and_refuses_while_the_se
     assert subsidies(client) == EXPECTED_SUBSIDIES
     before = snapshot(client)
 
+    held = stack.cli("status")
+    assert held.returncode == 0 and "projection lease: held" in held.stderr, held.stderr
     refused = stack.rebuild()  # the service is running: it holds the projection
     assert refused.returncode == 3, refused.stderr + refused.stdout
     message = " ".join(refused.stderr.split())  # rich wraps lines to the terminal's width
@@ -108,6 +110,7 @@ def test_rebuild_with_both_feeds_gives_the_live_figures_and_refuses_while_the_se
     assert snapshot(client) == before  # nothing was reset
 
     stack.reporting.stop()
+    assert "projection lease: free" in stack.cli("status").stderr
     result = stack.rebuild()
     assert result.returncode == 0, result.stderr + result.stdout
     assert "subsidy feed unavailable" not in result.stderr

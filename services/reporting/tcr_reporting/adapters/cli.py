@@ -2,7 +2,7 @@
 
   tcr-reporting migrate             run the database migrations
   tcr-reporting rebuild             forget every figure and rebuild from position 0 of both feeds
-  tcr-reporting status              positions stored per feed
+  tcr-reporting status              positions stored per feed; whether the projection lease is held
 
 Rebuild forgets every table of the projection, then applies the feeds page by page through the same sink the
 service uses (figures and position in one transaction). It holds the projection lease while it runs and refuses
@@ -144,18 +144,29 @@ def rebuild(
 
 @app.command()
 def status(database_url: str | None = typer.Option(None, envvar="TCR_REPORTING_DATABASE_URL")) -> None:
-    """Positions stored per followed feed."""
+    """Positions stored per followed feed, and whether a process holds the projection."""
     settings = _settings(database_url, None, None, None)
 
-    async def read() -> dict[str, int]:
+    async def read() -> tuple[dict[str, int], bool]:
         engine = settings.database.async_engine()
         try:
-            return await FigureStore(engine).positions()
+            positions = await FigureStore(engine).positions()
         finally:
             await engine.dispose()
+        try:
+            async with ProjectionLease(settings.database).hold():
+                return positions, False
+        except ProjectionBusy:
+            return positions, True
 
-    for feed, position in sorted(asyncio.run(read()).items()):
+    positions, held = asyncio.run(read())
+    for feed, position in sorted(positions.items()):
         console.print(f"{feed}: {position}")
+    console.print(
+        "projection lease: held (a reporting service or a rebuild is writing the figures)"
+        if held
+        else "projection lease: free (nothing is applying the feeds)"
+    )
 
 
 @app.command()
