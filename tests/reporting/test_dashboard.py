@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from playwright.async_api import async_playwright
 
+from tcr_reporting.adapters.http.dashboard import PROGRAMME_LABELS
 from tests.reporting.conftest import REPORTING_APP
 from tests.reporting.fake_subsidy import FakeSubsidy, Served
 from tests.reporting.registry_api import org
@@ -231,9 +232,10 @@ async def test_what_if_page_runs_a_candidate_and_draws_both_comparisons(what_if_
                 assert Decimal(cells[first_figure + 1].replace(",", "")) == Decimal(spec["series"][1]["data"][i])
         programmes = await page.locator("#table-whatif-programmes tbody tr").all_inner_texts()
         # import, 2024 and 2025: 900,000 + 6,750,000 in force; at 20%: 600,000 + 4,500,000
-        assert any(r.startswith("技术引进") and "7,650,000.00\t5,100,000.00\t-2,550,000.00" in r for r in programmes), (
-            programmes
-        )
+        assert any(
+            r.startswith(PROGRAMME_LABELS["import"]) and "7,650,000.00\t5,100,000.00\t-2,550,000.00" in r
+            for r in programmes
+        ), programmes
         counties = await page.locator("#table-whatif-counties tbody tr").all_inner_texts()
         assert len(counties) == 4 and counties[0].startswith("兴庆区")  # counties only, in code order
         assert await page.locator("#table-whatif-beneficiaries tbody tr").count() == 1

@@ -177,6 +177,7 @@ def _form(rules: dict[str, Any], this_year: int) -> str:
   <p class="muted">{title}</p>
   <script type="application/json" id="whatif-rules">{rules_json}</script>
   <script type="application/json" id="whatif-regions">{json.dumps(regions, ensure_ascii=False)}</script>
+  <script type="application/json" id="whatif-programme-labels">{json.dumps(PROGRAMME_LABELS, ensure_ascii=False)}</script>
   <form id="whatif-form" novalidate>
     <div class="table-wrap"><table>
       <thead><tr><th>项目 Programme</th><th>比例 Rate</th><th>上限 Cap (元)</th><th>上限范围 Cap scope</th>

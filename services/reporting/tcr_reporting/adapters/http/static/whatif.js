@@ -11,8 +11,7 @@
   var status = document.getElementById("whatif-status");
   var errorsBox = document.getElementById("whatif-errors");
   var button = document.getElementById("whatif-run");
-  var PROGRAMMES = { "import": "技术引进 Import (buyers)", "export_enterprise": "企业技术输出 Export, enterprises",
-    "export_institution": "高校院所技术输出 Export, universities & institutes", "brokerage": "技术中介 Brokerage" };
+  var PROGRAMMES = JSON.parse(document.getElementById("whatif-programme-labels").textContent);  // name -> label, in order
   var POLL_MS = 1000;
 
   function fen(text) {  // "-1234.5" -> -123450 (exact: no floating point on the way)
