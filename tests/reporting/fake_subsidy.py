@@ -211,12 +211,20 @@ class FakeSubsidy:
 
 
 class Served:
-    """`FakeSubsidy` under uvicorn in a thread of the test process (the reporting process calls it over HTTP)."""
+    """`FakeSubsidy` (or any small app standing in for a publisher) under uvicorn in a thread of the test process
+    (the reporting process calls it over HTTP)."""
 
-    def __init__(self, fake: FakeSubsidy) -> None:
+    def __init__(self, fake: FakeSubsidy | FastAPI) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(fake.app(), host="127.0.0.1", port=self.port, log_level="warning"))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                fake.app() if isinstance(fake, FakeSubsidy) else fake,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+            )
+        )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> Served:

@@ -28,9 +28,11 @@ from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSID
 from tcr_reporting.adapters.subsidy_gateway import SubsidyGateway
 from tcr_reporting.application.queries import ReportingQueries
 from tcr_reporting.settings import ReportingSettings
+from tcr_shared.feeds.follower import Follower
 from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform import auth
-from tcr_shared.platform.observability import configure_logging
+from tcr_shared.platform.database import database_ready
+from tcr_shared.platform.observability import all_ready, configure_logging
 
 log = logging.getLogger("tcr.reporting")
 
@@ -61,28 +63,33 @@ class ReportingRuntime:
         return dict(zip(self.feeds, await self.version(), strict=True))
 
     async def version(self) -> tuple:
-        """The projection's version (the positions applied): a standby does not apply the feeds itself, so it
-        reads the positions the leader stored."""
-        if self.lease.role == "leader":
-            return tuple(feed.follower.status.position for feed in self.feeds.values())
-        stored = await self.store.positions()
-        return tuple(stored.get(name, 0) for name in self.feeds)
+        """The projection's version: the positions applied (by this replica as the leader, or read from the
+        database by `Follower.watch` as a standby)."""
+        return tuple(feed.follower.status.position for feed in self.feeds.values())
+
+    def followers(self) -> list[Follower]:
+        return [feed.follower for feed in self.feeds.values()]
 
     async def follow_feeds(self) -> None:
         """Apply both feeds (while this process holds the lease: cancelled when it is lost)."""
-        await asyncio.gather(*(feed.follower.run() for feed in self.feeds.values()))
+        await asyncio.gather(*(follower.run() for follower in self.followers()))
+
+    async def watch_feeds(self) -> None:
+        """As a standby: keep the followers' positions (the version, /v1/status) current from the database."""
+        await asyncio.gather(*(follower.watch() for follower in self.followers()))
 
     async def is_ready(self) -> bool:
-        if not self.ready:
-            return False
-        try:
-            return await self.store.ping()
-        except Exception:  # database down
-            return False
+        """Ready once started, while the database answers within 2 s and no follower is stalled."""
+        return (
+            self.ready
+            and await all_ready(database_ready(self.engine), *(follower.ready for follower in self.followers()))()
+        )
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.settings.database)
-        self.tasks.append(asyncio.create_task(self.lease.run_while_leader(self.follow_feeds), name="follow-feeds"))
+        self.tasks.append(
+            asyncio.create_task(self.lease.run_while_leader(self.follow_feeds, self.watch_feeds), name="follow-feeds")
+        )
         self.ready = True
         log.info("reporting started", extra={"service": "reporting"})
 
@@ -104,10 +111,11 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
     engine = settings.database.async_engine()
     key = settings.effective_feed_key
     feeds = {
-        FEED_REGISTRY: followed_feed(
-            FEED_REGISTRY, settings.registry_url, key, registry_sink(engine), settings.feed_wait
-        ),
-        FEED_SUBSIDY: followed_feed(FEED_SUBSIDY, settings.subsidy_url, key, subsidy_sink(engine), settings.feed_wait),
+        name: followed_feed(name, url, key, sink, settings.feed_wait, settings.follower_stall_after)
+        for name, url, sink in (
+            (FEED_REGISTRY, settings.registry_url, registry_sink(engine)),
+            (FEED_SUBSIDY, settings.subsidy_url, subsidy_sink(engine)),
+        )
     }
     resolver = auth.RegistryKeyResolver(settings.registry_url)
     return ReportingRuntime(

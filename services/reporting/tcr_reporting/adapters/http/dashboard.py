@@ -170,7 +170,8 @@ def _headline(metrics: dict[str, Any], feeds: dict[str, Any]) -> str:
         f'<div class="sub">净额（扣除追回） net of claw-backs</div></div>'
     )
     status = " · ".join(
-        f"{escape(name)}: {feed['position']}/{feed['head']}"
+        f"{escape(name)}: {feed['position']}/{'?' if feed['head'] is None else feed['head']}"
+        f" ({escape(str(feed.get('state', '')))})"
         + (f' <span class="down">{escape(str(feed["error"]))}</span>' if feed.get("error") else "")
         for name, feed in feeds.items()
     )

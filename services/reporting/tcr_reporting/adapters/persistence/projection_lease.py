@@ -1,14 +1,17 @@
 """Who may write the reporting projection: the replica that holds the projection lease, or `tcr-reporting
 rebuild`, never both at once.
 
-The service applies its feeds only while it holds the lease (`run_while_leader`); a rebuild takes the same lease
-without waiting (`hold`) and refuses to start when it is taken. Two writers of one projection would race: a
-rebuild's reset under a live follower leaves figures that count some events twice and others never.
+The service applies its feeds only while it holds the lease (`run_while_leader`; a standby serves reads and keeps
+its followers' positions current); a rebuild takes the same lease without waiting (`hold`) and refuses to start
+when it is taken. Two writers of one projection would race: a rebuild's reset under a live follower leaves
+figures that count some events twice and others never.
 
-- PostgreSQL: a session advisory lock (`pg_try_advisory_lock`) on a connection of its own. A process that dies
-  loses its connection, so PostgreSQL frees the lock at once.
-- SQLite: an exclusive `flock` on a file beside the database (`<db>.projection-lock`); the kernel frees it when
-  the process dies, even under kill -9.
+- PostgreSQL: the shared leader lease (`tcr_shared.platform.lease.Lease`, a session advisory lock on a connection
+  of its own); `hold` tries the same lock once (`pg_try_advisory_lock` on the same key). A process that dies loses
+  its connection, so PostgreSQL frees the lock at once.
+- SQLite: the shared lease is "always held" there (one process by design), which cannot keep a rebuild out; so an
+  exclusive `flock` on a file beside the database (`<db>.projection-lock`), freed by the kernel when the holder
+  dies, even under kill -9.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -24,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 from tcr_shared.platform.database import Database
+from tcr_shared.platform.lease import Lease, lock_key
 
 log = logging.getLogger("tcr.reporting.lease")
 
@@ -34,11 +37,6 @@ Role = Literal["leader", "standby"]
 
 class ProjectionBusy(RuntimeError):
     """Another process (the running service, or another rebuild) holds the projection."""
-
-
-def lock_key(name: str) -> int:
-    """The advisory lock's bigint key for a lease name (stable across processes and versions)."""
-    return int.from_bytes(hashlib.sha256(f"tcr-lease:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 class _FileLock:
@@ -115,6 +113,8 @@ class ProjectionLease:
         self.name = name
         self.check_every = check_every
         self._database = database
+        # PostgreSQL: the shared lease; SQLite: the file lock below (the shared lease is always held there)
+        self._shared = Lease(database.url, name, check_every=check_every) if database.is_postgres else None
         self._leader = False
         self._since: float | None = None
 
@@ -125,10 +125,14 @@ class ProjectionLease:
 
     @property
     def role(self) -> Role:
+        if self._shared is not None:
+            return self._shared.role
         return "leader" if self._leader else "standby"
 
     def as_dict(self) -> dict:
         """For /v1/status: {"lease": name, "role": ..., "leader_since": epoch seconds or None}."""
+        if self._shared is not None:
+            return self._shared.as_dict()
         return {"lease": self.name, "role": self.role, "leader_since": self._since}
 
     @contextlib.asynccontextmanager
@@ -145,19 +149,24 @@ class ProjectionLease:
         finally:
             await lock.release()
 
-    async def run_while_leader(self, work: Callable[[], Awaitable[None]]) -> None:
-        """Run `work()` whenever this process holds the lease, until cancelled: a standby tries again every
-        `check_every` seconds; the work is cancelled when the lease is lost."""
+    async def run_while_leader(
+        self, work: Callable[[], Awaitable[None]], standby: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Run `work()` whenever this process holds the lease, until cancelled; `standby()` (if given) while it
+        does not. The work is cancelled when the lease is lost, the standby when the lease is taken."""
+        if self._shared is not None:
+            await self._shared.run_while_leader(work, standby)
+            return
         while True:
             lock = self._lock()
+            waiting = asyncio.create_task(standby(), name=f"lease-{self.name}-standby") if standby else None
             try:
-                if await lock.try_acquire():
-                    await self._lead(lock, work)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database unreachable, or the lock's connection lost
-                log.warning("lease %s: %r; standing by", self.name, exc)
+                while not await lock.try_acquire():
+                    await asyncio.sleep(self.check_every)
+                await _stop(waiting)
+                await self._lead(lock, work)
             finally:
+                await _stop(waiting)
                 self._step_down()
                 await lock.release()
             await asyncio.sleep(self.check_every)
@@ -172,11 +181,17 @@ class ProjectionLease:
                 if not task.done():
                     await lock.check()
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _stop(task)
 
     def _step_down(self) -> None:
         if self._leader:
             log.warning("lease %s: no longer leader", self.name)
         self._leader, self._since = False, None
+
+
+async def _stop(task: asyncio.Task | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
