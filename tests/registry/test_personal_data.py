@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from sqlalchemy import create_engine, text
 from stdnum.cn import ric
 
+from tcr_shared.platform.database import Database
 from tests.support.registry import ADMIN, contract_body, party
 
 ERASED = "[已删除 erased]"
@@ -34,6 +36,13 @@ def stored_states(registry) -> str:
     finally:
         engine.dispose()
     return "\n".join(bytes(state).decode() for state in rows)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_webhooks(monkeypatch):
+    """Subscriptions here point at 127.0.0.1 (nothing is delivered there): allow loopback targets, as local
+    development does; production refuses them (TCR_WEBHOOK_ALLOW_LOOPBACK is off by default)."""
+    monkeypatch.setenv("TCR_WEBHOOK_ALLOW_LOOPBACK", "1")
 
 
 async def test_names_and_identity_numbers_are_encrypted_in_the_stored_events(registry):
@@ -168,15 +177,18 @@ def test_events_stored_in_clear_before_encryption_still_load(tmp_path):
         keys.close()
 
 
-async def test_webhook_signing_secrets_are_sealed_at_rest(registry):
+async def test_webhook_signing_secrets_are_sealed_at_rest(database_url, tmp_path):
     from tcr_shared.platform.sealing import is_sealed, unseal
+    from tests.support.registry import RegistryEnv, registry_in_process
 
-    partner = await registry.key("partner")
-    body = {"url": "http://127.0.0.1:9/hooks", "start": "now"}  # loopback: allowed unless a setting refuses it
-    created = await registry.client.post("/v1/subscriptions", json=body, headers=partner)
+    async with registry_in_process(database_url, tmp_path) as client:  # built after the loopback fixture
+        registry = RegistryEnv(client, "", database_url)
+        partner = await registry.key("partner")
+        body = {"url": "http://127.0.0.1:9/hooks", "start": "now"}  # loopback: allowed here by the fixture above
+        created = await registry.client.post("/v1/subscriptions", json=body, headers=partner)
     assert created.status_code == 201, created.text
     secret = created.json()["secret"]
-    engine = create_engine(registry.runtime.database.sync_url)
+    engine = create_engine(Database(database_url).sync_url)
     try:
         with engine.connect() as conn:
             stored = conn.execute(
