@@ -16,6 +16,7 @@ from tcr_shared.platform.problems import Problem
 
 MAX_PAGE = 1000
 MAX_WAIT_SECONDS = 30.0
+MAX_POSITION = 2**63 - 1  # positions are BIGINT: a larger `after` is a 422, not a database overflow (issue 11)
 POLL_FALLBACK_SECONDS = 1.0  # writers in other processes do not ring this process's bell
 
 
@@ -77,35 +78,12 @@ async def read_waiting(log: EventLog, signal: NewEventsSignal, after: int, limit
         await signal.wait(min(remaining, POLL_FALLBACK_SECONDS), since=ticket)
 
 
-def feed_router(log: EventLog, signal: NewEventsSignal, reader: Callable, *, heartbeat: float = 15.0) -> APIRouter:
-    """`reader` is the auth dependency that admits feed readers (partner, analyst, admin)."""
-    router = APIRouter(tags=["feed"])
-
-    @router.get("/v1/events", response_model=FeedPage, summary="Catch-up feed (CloudEvents, in global order)")
-    async def events(
-        after: int = Query(0, ge=0, description="Return events strictly after this position"),
-        limit: int = Query(100, ge=1, le=MAX_PAGE),
-        wait: float = Query(0, ge=0, le=MAX_WAIT_SECONDS, description="Long poll: seconds to wait for an event"),
-        _principal=Depends(reader),
-    ) -> FeedPage:
-        return await read_waiting(log, signal, after, limit, wait)
-
-    @router.get("/v1/events/stream", summary="Live stream (Server-Sent Events; id = position)")
-    async def stream(
-        request: Request,
-        after: int | None = Query(None, ge=0, description="Start after this position (Last-Event-ID wins)"),
-        _principal=Depends(reader),
-    ) -> EventSourceResponse:
-        position = _resume_position(request.headers.get("last-event-id"), after)
-        return _FeedStream(_sse_events(log, signal, position, heartbeat), ping=heartbeat)
-
-    return router
-
-
 class _FeedStream(EventSourceResponse):
     """An SSE response that ends its HTTP message properly when the server shuts down: sse-starlette cancels
     the stream on shutdown and returns without the final body message, so the client saw a broken chunked
     response (and uvicorn logged "ASGI callable returned without completing response")."""
+
+    media_type = "text/event-stream"  # what the OpenAPI document declares for the stream route
 
     async def __call__(self, scope, receive, send) -> None:
         started = completed = False
@@ -126,9 +104,41 @@ class _FeedStream(EventSourceResponse):
                 pass
 
 
+def feed_router(log: EventLog, signal: NewEventsSignal, reader: Callable, *, heartbeat: float = 15.0) -> APIRouter:
+    """`reader` is the auth dependency that admits feed readers (partner, analyst, admin)."""
+    router = APIRouter(tags=["feed"])
+
+    @router.get("/v1/events", response_model=FeedPage, summary="Catch-up feed (CloudEvents, in global order)")
+    async def events(
+        after: int = Query(0, ge=0, le=MAX_POSITION, description="Return events strictly after this position"),
+        limit: int = Query(100, ge=1, le=MAX_PAGE),
+        wait: float = Query(0, ge=0, le=MAX_WAIT_SECONDS, description="Long poll: seconds to wait for an event"),
+        _principal=Depends(reader),
+    ) -> FeedPage:
+        return await read_waiting(log, signal, after, limit, wait)
+
+    @router.get(
+        "/v1/events/stream",
+        summary="Live stream (Server-Sent Events; id = position)",
+        response_class=_FeedStream,
+        responses={200: {"description": "An endless text/event-stream", "content": {"text/event-stream": {}}}},
+    )
+    async def stream(
+        request: Request,
+        after: int | None = Query(
+            None, ge=0, le=MAX_POSITION, description="Start after this position (Last-Event-ID wins)"
+        ),
+        _principal=Depends(reader),
+    ) -> EventSourceResponse:
+        position = _resume_position(request.headers.get("last-event-id"), after)
+        return _FeedStream(_sse_events(log, signal, position, heartbeat), ping=heartbeat)
+
+    return router
+
+
 def _resume_position(last_event_id: str | None, after: int | None) -> int:
     if last_event_id is not None and last_event_id.strip():
-        if not last_event_id.strip().isdigit():
+        if not last_event_id.strip().isdigit() or int(last_event_id) > MAX_POSITION:
             raise Problem(400, "Last-Event-ID must be a feed position (a whole number).")
         return int(last_event_id)
     return after or 0
