@@ -17,10 +17,12 @@ from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import BatchingSource, PrefetchingSource
 from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
+from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import configure_logging
 from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.http.app import build_app
 from tcr_subsidy.adapters.persistence import migrate
+from tcr_subsidy.adapters.persistence.projection_lock import FOLLOWER_LEASE, held_while_following
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.adapters.persistence.tables import webhooks
 from tcr_subsidy.adapters.rule_files import load_rule_book
@@ -29,6 +31,7 @@ from tcr_subsidy.domain.decision import Engine
 from tcr_subsidy.settings import SubsidySettings
 
 log = logging.getLogger("tcr.subsidy")
+REGISTRY_HEAD_TIMEOUT = 2.0  # seconds: asking the registry's head for a min_position beyond the known one
 
 
 class SubsidyRuntime:
@@ -45,6 +48,8 @@ class SubsidyRuntime:
         self.sink = NotifyingSink(self.db, self.projection, self.signal.ring)
         self.feed = FeedClient(settings.registry_url, settings.registry_feed_key, page_size=settings.subsidy_page_size)
         self.follower = Follower(REGISTRY_FEED, self._source(), self.sink)
+        # One replica applies the feed (PostgreSQL advisory lock); `tcr-subsidy rebuild` takes the same lock.
+        self.lease = Lease(self.database.url, FOLLOWER_LEASE)
         self.resolver = RegistryKeyResolver(settings.registry_url)
         self.authenticator = Authenticator(settings.admin_key, self.resolver)
         # One delivery worker per database: run one replica of the subsidy service.
@@ -66,12 +71,26 @@ class SubsidyRuntime:
         self.signal.bind(asyncio.get_running_loop())
         self.follower.status.position = await self.sink.position()
         if self.settings.subsidy_follow:
-            self._task = asyncio.create_task(self.follower.run(), name="subsidy-follower")
+            self._task = asyncio.create_task(self.lease.run_while_leader(self._follow), name="subsidy-follower")
         self.deliveries.start()
         self.started = True
 
+    async def _follow(self) -> None:
+        async with held_while_following(self.database):  # SQLite: no rebuild runs meanwhile
+            await self.follower.run()
+
     async def ready(self) -> bool:
         return self.started
+
+    async def registry_head(self) -> int | None:
+        try:
+            async with asyncio.timeout(REGISTRY_HEAD_TIMEOUT):
+                page = await self.feed.page(self.follower.status.position, limit=1)
+        except Exception as exc:  # unreachable or slow: the caller waits as before
+            log.info("registry head unknown: %r", exc)
+            return None
+        self.follower.status.head = max(self.follower.status.head, page.head, page.next_after)
+        return max(page.head, page.next_after)
 
     async def stop(self) -> None:
         await self.deliveries.stop()
