@@ -360,6 +360,7 @@ def test_kill_9_mid_catch_up_gives_identical_results(stack, tmp_path):
         sync.dispose()
         broken = _cli(env, "verify")
         assert broken.returncode == 1 and "awards: differs" in broken.stderr
+        assert "awards a rebuild would change" in broken.stderr and "change -0.01" in broken.stderr
         rebuilt = _cli(env, "rebuild", "--yes")
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert _cli(env, "verify").returncode == 0
@@ -390,3 +391,86 @@ def test_a_registry_that_is_down_makes_the_follower_wait_then_catch_up(tmp_path)
     finally:
         subsidy.stop()
         registry.kill()
+
+
+def test_hostile_query_values_answer_4xx_problem_json_at_once(stack):
+    """Issue 11: positions beyond BIGINT, a min_position the registry has not reached, odd path values."""
+    point = Point.create(stack["registry"].url)
+    c = point.certified(terms(amount="1000000.00", buyer=party("enterprise", 551)), day(9))
+    subsidy = Subsidy(stack["subsidy"].url)
+    subsidy.awards(c, point.last_position)
+    beyond = point.last_position + 1_000_000
+    cases = [
+        ("/v1/events", {"after": str(2**63)}, 422),
+        ("/v1/events", {"after": "-1"}, 422),
+        ("/v1/events/stream", {"after": str(2**63)}, 422),
+        ("/v1/awards", {"min_position": str(2**63)}, 422),
+        (f"/v1/contracts/{c}/awards", {"min_position": str(beyond)}, 409),
+        ("/v1/awards", {"min_position": str(beyond)}, 409),
+        (f"/v1/beneficiaries/{party('enterprise', 551)['credit_code']}/ledger", {"min_position": str(beyond)}, 409),
+        ("/v1/contracts/%00/awards", {}, 404),
+        ("/v1/awards", {"region": "64\x00"}, 422),
+        ("/v1/beneficiaries/%00/ledger", {}, 422),
+    ]
+    for path, params, status in cases:
+        r = subsidy.client.get(path, params=params)
+        assert r.status_code == status, (path, params, r.status_code, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json"), path
+    r = subsidy.client.get(f"/v1/contracts/{c}/awards", params={"min_position": str(beyond)})
+    assert r.json()["head"] >= point.last_position
+    assert r.json()["errors"][0]["field"] == "min_position"
+
+
+def test_a_beneficiary_ledger_is_found_under_any_spelling_of_its_code(stack):
+    point = Point.create(stack["registry"].url)
+    buyer = party("enterprise", 561)
+    point.certified(terms(amount="1000000.00", buyer=buyer), day(11))
+    subsidy = Subsidy(stack["subsidy"].url)
+    code_ = buyer["credit_code"]
+    canonical = subsidy.ledger(code_, 2025, point.last_position)
+    for spelling in (code_.lower(), f"{code_[:6]}-{code_[6:]}"):
+        assert subsidy.ledger(spelling, 2025, point.last_position) == canonical
+
+
+def test_rebuild_with_the_feeds_running_pays_the_same_money_and_refuses_while_the_service_holds_it(stack, tmp_path):
+    """Issue 10 item 6: the live projection and `tcr-subsidy rebuild` agree to the fen, awards that never changed
+    included; a rebuild refuses while a running service holds the projection."""
+    registry = stack["registry"]
+    point = Point.create(registry.url)
+    _load(point, 40, offset=700)
+    backend = stack["backend"]
+    url, drop = database_url(backend, tmp_path, "rebuilt")
+    env = {"TCR_SUBSIDY_DATABASE_URL": url, "TCR_REGISTRY_URL": registry.url, "TCR_ADMIN_KEY": ADMIN_KEY}
+    try:
+        live = start_subsidy(url, tmp_path, registry.url)
+        Subsidy(live.url).wait_position(point.last_position)
+        before = _figures(Subsidy(live.url))
+        assert any(a["status"] == "full" and a["award"] != "0.00" for a in before["awards"])  # never changed
+        refused = _cli(env, "rebuild", "--yes")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "held by a running subsidy service" in refused.stderr
+        assert _figures(Subsidy(live.url)) == before  # the refusal deleted nothing
+        live.stop()
+        rebuilt = _cli(env, "rebuild", "--yes")
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        again = start_subsidy(url, tmp_path, registry.url, port=live.port)
+        try:
+            Subsidy(again.url).wait_position(point.last_position)
+            assert _figures(Subsidy(again.url)) == before
+            status = Subsidy(again.url).ok("/v1/status")["feeds"][0]
+            assert status["role"] == "leader"
+            # the rebuilt projection goes on following the live registry
+            c = point.certified(terms(amount="1000000.00", buyer=party("enterprise", 799)), day(12))
+            assert Subsidy(again.url).awards(c, point.last_position)["awards"][0]["award"] == "300000.00"
+        finally:
+            again.stop()
+    finally:
+        if drop:
+            postgres.drop_database(url)
+
+
+def _figures(subsidy: Subsidy) -> dict:
+    """Every award (amounts, status, explanations) and every award event, as a client reads them."""
+    awards = subsidy.ok("/v1/awards", limit=1000)["awards"]
+    events = subsidy.ok("/v1/events", after=0, limit=1000)["events"]
+    return {"awards": awards, "events": events}
