@@ -474,3 +474,32 @@ def _figures(subsidy: Subsidy) -> dict:
     awards = subsidy.ok("/v1/awards", limit=1000)["awards"]
     events = subsidy.ok("/v1/events", after=0, limit=1000)["events"]
     return {"awards": awards, "events": events}
+
+
+def test_readyz_fails_while_the_database_is_unreachable_and_recovers(postgres_server, tmp_path):
+    """Issue 12: /readyz says whether the service can serve (its database answers); /healthz stays the liveness
+    probe. The database refuses connections for a while (ALLOW_CONNECTIONS false, sessions terminated)."""
+    import psycopg
+
+    registry = start_registry(f"sqlite:///{tmp_path / 'registry-ready.db'}", tmp_path)
+    url = postgres.create_database("tcr_ready")
+    name = url.rsplit("/", 1)[1]
+    subsidy = start_subsidy(url, tmp_path, registry.url)
+    try:
+        assert httpx.get(f"{subsidy.url}/readyz").status_code == 200
+        with psycopg.connect(postgres.ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            down = httpx.get(f"{subsidy.url}/readyz", timeout=30)
+            assert down.status_code == 503 and down.json()["ready"] is False
+            assert httpx.get(f"{subsidy.url}/healthz").status_code == 200
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        for _ in range(100):  # recovers by itself (no restart); bounded, not timed
+            if httpx.get(f"{subsidy.url}/readyz", timeout=30).status_code == 200:
+                break
+            time.sleep(0.1)
+        assert httpx.get(f"{subsidy.url}/readyz").status_code == 200
+    finally:
+        subsidy.kill()
+        registry.kill()
+        postgres.drop_database(url)

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from tcr_shared.feeds.client import FeedClient
 from tcr_shared.feeds.follower import Follower
@@ -31,6 +32,7 @@ from tcr_subsidy.domain.decision import Engine
 from tcr_subsidy.settings import SubsidySettings
 
 log = logging.getLogger("tcr.subsidy")
+READY_TIMEOUT = 2.0  # seconds: /readyz's database check
 REGISTRY_HEAD_TIMEOUT = 2.0  # seconds: asking the registry's head for a min_position beyond the known one
 
 
@@ -80,7 +82,17 @@ class SubsidyRuntime:
             await self.follower.run()
 
     async def ready(self) -> bool:
-        return self.started
+        """Started, and the database answers (within READY_TIMEOUT): /readyz fails while it is unreachable and
+        recovers by itself."""
+        if not self.started:
+            return False
+        try:
+            async with asyncio.timeout(READY_TIMEOUT), self.db.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("not ready: the database does not answer: %r", exc)
+            return False
+        return True
 
     async def registry_head(self) -> int | None:
         try:
