@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tcr_shared.language.identifiers import canonical_credit_code, canonical_result_id
 from tcr_shared.language.money import ZERO
 from tcr_shared.language.policy_time import SHANGHAI, policy_year
 from tcr_shared.language.vocabulary import AwardEventType, RegistryEventType
@@ -22,7 +23,7 @@ from tcr_subsidy.domain.eligibility import Candidate, candidates, cap_key_for
 from tcr_subsidy.domain.explanation import explain_award, explain_none
 from tcr_subsidy.domain.ledger import Award, ContractRecord, Ledger
 from tcr_subsidy.domain.rules import ProgrammeRule, RuleBook, RuleSet
-from tcr_subsidy.domain.terms import optional_text, read_terms
+from tcr_subsidy.domain.terms import canonical_text, optional_text, read_terms
 
 SUBMITTED, CERTIFIED, REJECTED, WITHDRAWN, AMENDED, REVOKED = (
     RegistryEventType.SUBMITTED,
@@ -95,20 +96,23 @@ def _cap_keys_of_terms(rulebook: RuleBook, event: RegistryEvent, year: int | Non
     if not isinstance(year, int):
         return keys
     for terms_key in ("terms", "previous_terms"):
-        try:
-            terms = read_terms(event.data.get(terms_key))
-        except (KeyError, TypeError, ValueError):
-            continue  # absent or malformed: a malformed event is skipped by the engine and reads no cap
+        terms = event.data.get(terms_key)
+        if not isinstance(terms, dict):
+            continue
+        given = terms.get("result_id")
+        result_id = canonical_text(given, canonical_result_id) if isinstance(given, str) else None
         for rs in rulebook.rule_sets:
             for rule in rs.programmes:
-                party = getattr(terms, rule.role)
+                party = terms.get(rule.role)
                 if (
-                    party is not None
-                    and party.credit_code
-                    and party.kind in rule.kinds
-                    and (party.region or "").startswith(rs.region_prefix)
+                    isinstance(party, dict)
+                    and isinstance(party.get("credit_code"), str)
+                    and party.get("kind") in rule.kinds
+                    and str(party.get("region") or "").startswith(rs.region_prefix)
                 ):
-                    keys.add(cap_key_for(rule, party.credit_code, year, terms.result_id, event.contract_id)[0])
+                    code = canonical_text(party["credit_code"], canonical_credit_code)
+                    if code:  # the same canonical keys the engine reads (terms.read_party)
+                        keys.add(cap_key_for(rule, code, year, result_id, event.contract_id)[0])
     return keys
 
 

@@ -4,8 +4,10 @@ match raises ValueError/TypeError/KeyError, which the engine reports as a malfor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from tcr_shared.language.identifiers import canonical_credit_code, canonical_result_id
@@ -72,10 +74,13 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _canonical(value: str | None, canonical) -> str | None:
+@lru_cache(maxsize=65536)  # the same parties and projects recur event after event
+def canonical_text(value: Any, canonical: Callable[[str], str]) -> str | None:
     """Old events may carry a code as typed (`9164-...1l`): every cap key, ledger key and beneficiary uses the
-    canonical form, so a rebuild over old events pays one party (one project) once."""
-    return canonical(value) or None if value else None
+    canonical form, so a rebuild over old events pays one party (one project) once. None when absent or empty."""
+    if not isinstance(value, str) or not value:
+        return None
+    return plain_text(canonical(value)) or None
 
 
 def read_party(value: Any, where: str) -> Party:
@@ -83,7 +88,7 @@ def read_party(value: Any, where: str) -> Party:
     return Party(
         name=_text(data, "name"),
         kind=_one_of(data, "kind", PARTY_KINDS),
-        credit_code=_canonical(_text(data, "credit_code", required=False), canonical_credit_code),
+        credit_code=canonical_text(_text(data, "credit_code", required=False), canonical_credit_code),
         region=_text(data, "region", required=False),
         country=_text(data, "country", required=False),
     )
@@ -104,5 +109,5 @@ def read_terms(value: Any) -> Terms:
         seller=read_party(data["seller"], "seller"),
         buyer=read_party(data["buyer"], "buyer"),
         intermediary=None if intermediary is None else read_party(intermediary, "intermediary"),
-        result_id=_canonical(_text(data, "result_id", required=False), canonical_result_id),
+        result_id=canonical_text(_text(data, "result_id", required=False), canonical_result_id),
     )
