@@ -411,6 +411,9 @@ def test_hostile_query_values_answer_4xx_problem_json_at_once(stack):
         ("/v1/contracts/%00/awards", {}, 404),
         ("/v1/awards", {"region": "64\x00"}, 422),
         ("/v1/beneficiaries/%00/ledger", {}, 422),
+        ("/v1/subscriptions/%00", {}, 404),
+        ("/v1/subscriptions/%00/deliveries", {}, 404),
+        ("/v1/subscriptions/" + "a" * 5000, {}, 404),
     ]
     for path, params, status in cases:
         r = subsidy.client.get(path, params=params)
