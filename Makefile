@@ -15,14 +15,17 @@ $(STAMP): pyproject.toml shared/pyproject.toml services/*/pyproject.toml
 install: $(STAMP)
 
 # Headless Chromium for the dashboard test (Debian's package). As root it installs directly; otherwise through
-# sudo when that works without a password; else it says what to run.
+# sudo when that works without a password. When it cannot, `make test` goes on and the browser test skips saying
+# why, except under CI=true, where a missing browser fails the run.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=env; \
 	  elif sudo -n true 2>/dev/null; then SUDO="sudo env"; \
-	  else echo "chromium is missing: run 'sudo apt-get install chromium fonts-noto-cjk' once" >&2; exit 1; fi; \
-	  $$SUDO DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	  else SUDO=; fi; \
+	  if [ -n "$$SUDO" ] && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	     $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; then :; \
+	  elif [ "$$CI" = true ]; then echo "chromium is missing and could not be installed (CI=true)" >&2; exit 1; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium fonts-noto-cjk' once; the browser test skips" >&2; fi; }
 
 run: $(STAMP)
 	$(BIN)/python deploy/run_local.py

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv whose console scripts run the services
 SERVICES = [
     ("registry", "tcr_registry.bootstrap:create_app", int(os.environ.get("TCR_REGISTRY_PORT", 8001))),
     ("subsidy", "tcr_subsidy.bootstrap:create_app", int(os.environ.get("TCR_SUBSIDY_PORT", 8002))),
@@ -82,28 +83,14 @@ def main() -> int:
             if not _available(app):
                 print(f"  ({name}: not built yet, skipped)")
                 continue
-            command = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app,
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "3",
-                "--no-access-log",
-            ]
+            # the console script, as in production (Dockerfile, compose, k8s): `tcr-<service> serve`
+            command = [str(BIN / f"tcr-{name}"), "serve", "--host", "127.0.0.1", "--port", str(port)]
             child = subprocess.Popen(command, cwd=ROOT, env=env)
             children.append((name, child))
             print(f"starting {name} on :{port} ...", flush=True)
             _wait_ready(name, f"http://127.0.0.1:{port}", child)
         if env.get("TCR_NATS_URL") and _available("tcr_relay.__main__:x"):
-            children.append(("relay", subprocess.Popen([sys.executable, "-m", "tcr_relay"], cwd=ROOT, env=env)))
+            children.append(("relay", subprocess.Popen([str(BIN / "tcr-relay"), "serve"], cwd=ROOT, env=env)))
         _banner(env, ports, generated_admin)
         while True:
             for name, child in children:

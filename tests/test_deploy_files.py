@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _commands() -> list[list[str]]:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    ours = ("uvicorn", "python", "tcr-registry", "tcr-subsidy", "tcr-reporting")
+    ours = ("uvicorn", "python", "tcr-registry", "tcr-subsidy", "tcr-reporting", "tcr-relay")
     found = [s["command"] for s in compose["services"].values() if s.get("command", [""])[0] in ours]
     for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):

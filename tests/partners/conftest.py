@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +17,6 @@ from tests.support.processes import ServiceProcess, free_port, start_service
 
 ADMIN_KEY = "test-admin-key-partners"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-NATS_URL = os.environ.get("TCR_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 # Retry timings shrunk so that backoff, pause and resume run in seconds.
 FAST_WEBHOOKS = {
@@ -164,22 +161,3 @@ async def feed_events(client: httpx.AsyncClient, publisher: ServiceProcess) -> l
 async def http():
     async with httpx.AsyncClient(timeout=30) as client:
         yield client
-
-
-def nats_problem() -> str | None:
-    host, _, port = NATS_URL.removeprefix("nats://").partition(":")
-    try:
-        with socket.create_connection((host, int(port or 4222)), timeout=2):
-            return None
-    except OSError as exc:
-        return f"NATS at {NATS_URL} is unreachable: {exc}"
-
-
-@pytest.fixture(scope="session")
-def nats_server() -> str:
-    problem = nats_problem()
-    if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{problem} (CI=true: the relay tests may not be skipped)", pytrace=False)
-        pytest.skip(problem)
-    return NATS_URL

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +14,6 @@ from tcr_shared.partners.webhooks import encode_event, signed_headers
 from tcr_shared.partners.webhooks.router import new_webhook_secret
 from tests.partners.conftest import ADMIN_KEY, append, feed_events, wait_until
 from tests.partners.events import registry_event
-from tests.support.processes import ROOT
 
 EVENT = FeedEvent(
     id="3f1d2c1e-0000-4000-8000-000000000001",
@@ -118,46 +115,3 @@ async def test_the_client_rides_out_a_publisher_restart(http, start_publisher):
         task.cancel()
         await client.aclose()
     assert got == [1, 2, 3, 4, 5]
-
-
-def test_the_partner_client_installs_and_imports_on_its_own(tmp_path):
-    """shared/pyproject.toml (distribution tcr-shared, `pip install ./shared`) packages the client; built from
-    that configuration alone, it imports without any service dependency (no FastAPI, SQLAlchemy, NATS...)."""
-    site = tmp_path / "site"
-    built = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import setuptools; setuptools.setup()",
-            "-q",
-            "egg_info",
-            "--egg-base",
-            str(tmp_path),
-            "build_py",
-            "--build-lib",
-            str(site),
-        ],
-        cwd=ROOT / "shared",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert built.returncode == 0, built.stderr
-    names = {p.relative_to(site).as_posix() for p in site.rglob("*.py")}
-    assert {
-        "tcr_shared/partners/client.py",
-        "tcr_shared/feeds/client.py",
-        "tcr_shared/language/events/envelope.py",
-    } <= names
-    code = (
-        "import sys; import tcr_shared.partners.client as p; "
-        "bad = [m for m in ('fastapi','sqlalchemy','eventsourcing','nats','starlette') if m in sys.modules]; "
-        "assert not bad, bad; assert p.__file__.startswith(sys.argv[1]), p.__file__; print('ok')"
-    )
-    ran = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code, str(site)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stderr

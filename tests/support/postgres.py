@@ -10,6 +10,13 @@ import psycopg
 ADMIN_DSN = os.environ.get("TCR_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def use_admin(dsn: str) -> None:
+    """Point this session (and the processes it starts) at another server, e.g. a throwaway cluster."""
+    global ADMIN_DSN
+    ADMIN_DSN = dsn
+    os.environ["TCR_TEST_PG_ADMIN"] = dsn
+
+
 def server_problem() -> str | None:
     try:
         with psycopg.connect(ADMIN_DSN, connect_timeout=3) as conn:

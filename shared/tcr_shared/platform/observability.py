@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tcr_shared.platform.problems import Problem, problem_response
@@ -70,6 +70,9 @@ class Metrics:
 
     def counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         return Counter(name, doc, list(labels), registry=self.registry)
+
+    def gauge(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+        return Gauge(name, doc, list(labels), registry=self.registry)
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -180,6 +183,23 @@ class RequestContext:
                 )
 
 
+def all_ready(*checks: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
+    """One readiness check from several (e.g. `database_ready(engine)` and the followers' health): ready when each
+    is; a check that raises counts as not ready (the probe asks again in a moment)."""
+
+    async def ready() -> bool:
+        for check in checks:
+            try:
+                if not await check():
+                    return False
+            except Exception:
+                logging.getLogger("tcr.ready").warning("readiness check failed", exc_info=True)
+                return False
+        return True
+
+    return ready
+
+
 def instrument(
     app: FastAPI, service: str, ready: Callable[[], Awaitable[bool]] | None = None, metrics: Metrics | None = None
 ) -> Metrics:
@@ -196,7 +216,7 @@ def instrument(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ok = await ready() if ready else True
+        ok = await all_ready(ready)() if ready else True
         return JSONResponse({"ready": ok, "service": service}, status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tcr_shared.platform.outages import RETRY_AFTER_SECONDS, handled_bases, is_outage
 
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {
@@ -107,9 +110,32 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
         return problem_response(Problem(exc.status_code, detail, headers=dict(exc.headers or {})), request)
 
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if is_outage(exc):
+            return problem_response(outage_problem(), request)
+        return _crashed(request)
+
+    # Database errors are handled here, not by the catch-all below, so that an outage is an answer (503) that the
+    # middleware sees and counts, not an exception that escapes the app.
+    for base in handled_bases():
+        app.add_exception_handler(base, _database)
+
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        import logging
+        if is_outage(exc):
+            return problem_response(outage_problem(), request)
+        return _crashed(request)
 
-        logging.getLogger("tcr.http").exception("unhandled error")
-        return problem_response(Problem(500, "The service failed to handle this request; it has been logged."), request)
+
+def outage_problem() -> Problem:
+    """503 with Retry-After: the database is unreachable for now; the same request may succeed in a moment."""
+    return Problem(
+        503,
+        "The service's database is unreachable for now; retry the request shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _crashed(request: Request) -> JSONResponse:
+    logging.getLogger("tcr.http").exception("unhandled error")
+    return problem_response(Problem(500, "The service failed to handle this request; it has been logged."), request)
