@@ -10,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from tcr_shared.feeds.client import FeedClient
 from tcr_shared.feeds.follower import Follower
@@ -18,6 +17,7 @@ from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import BatchingSource, PrefetchingSource
 from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
+from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import configure_logging
 from tcr_subsidy.adapters.feeds import NotifyingSink
@@ -32,7 +32,7 @@ from tcr_subsidy.domain.decision import Engine
 from tcr_subsidy.settings import SubsidySettings
 
 log = logging.getLogger("tcr.subsidy")
-READY_TIMEOUT = 2.0  # seconds: /readyz's database check
+DELIVERY_LEASE = "subsidy-webhooks"
 REGISTRY_HEAD_TIMEOUT = 2.0  # seconds: asking the registry's head for a min_position beyond the known one
 
 
@@ -49,15 +49,17 @@ class SubsidyRuntime:
         self.projection = AwardProjection(Engine(self.rulebook))
         self.sink = NotifyingSink(self.db, self.projection, self.signal.ring)
         self.feed = FeedClient(settings.registry_url, settings.registry_feed_key, page_size=settings.subsidy_page_size)
-        self.follower = Follower(REGISTRY_FEED, self._source(), self.sink)
+        self.follower = Follower(REGISTRY_FEED, self._source(), self.sink, stall_after=settings.subsidy_stall_after)
         # One replica applies the feed (PostgreSQL advisory lock); `tcr-subsidy rebuild` takes the same lock.
         self.lease = Lease(self.database.url, FOLLOWER_LEASE)
         self.resolver = RegistryKeyResolver(settings.registry_url)
         self.authenticator = Authenticator(settings.admin_key, self.resolver)
-        # One delivery worker per database: run one replica of the subsidy service.
+        # One replica delivers webhooks (a lease of its own: it may be another replica than the follower's).
         self.deliveries = DeliveryWorker(self.db, webhooks, self.queries, signal=self.signal)
-        self._task: asyncio.Task | None = None
+        self.delivery_lease = Lease(self.database.url, DELIVERY_LEASE)
+        self._tasks: list[asyncio.Task] = []
         self.started = False
+        self._database_ready = database_ready(self.db)
 
     def _source(self):
         settings = self.settings
@@ -73,26 +75,26 @@ class SubsidyRuntime:
         self.signal.bind(asyncio.get_running_loop())
         self.follower.status.position = await self.sink.position()
         if self.settings.subsidy_follow:
-            self._task = asyncio.create_task(self.lease.run_while_leader(self._follow), name="subsidy-follower")
-        self.deliveries.start()
+            following = self.lease.run_while_leader(self._follow, standby=self.follower.watch)
+            self._tasks.append(asyncio.create_task(following, name="subsidy-follower"))
+        delivering = self.delivery_lease.run_while_leader(self._deliver)
+        self._tasks.append(asyncio.create_task(delivering, name="subsidy-webhooks"))
         self.started = True
 
     async def _follow(self) -> None:
         async with held_while_following(self.database):  # SQLite: no rebuild runs meanwhile
             await self.follower.run()
 
-    async def ready(self) -> bool:
-        """Started, and the database answers (within READY_TIMEOUT): /readyz fails while it is unreachable and
-        recovers by itself."""
-        if not self.started:
-            return False
+    async def _deliver(self) -> None:
         try:
-            async with asyncio.timeout(READY_TIMEOUT), self.db.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            log.warning("not ready: the database does not answer: %r", exc)
-            return False
-        return True
+            await self.deliveries.run()
+        finally:  # the lease is lost (or the service stops): no subscription task may go on delivering
+            await self.deliveries.pause()
+
+    async def ready(self) -> bool:
+        """Started, the database answers (/readyz fails while it is unreachable and recovers by itself), and the
+        follower is not stalled on an event."""
+        return self.started and await self._database_ready() and await self.follower.ready()
 
     async def registry_head(self) -> int | None:
         try:
@@ -101,15 +103,16 @@ class SubsidyRuntime:
         except Exception as exc:  # unreachable or slow: the caller waits as before
             log.info("registry head unknown: %r", exc)
             return None
-        self.follower.status.head = max(self.follower.status.head, page.head, page.next_after)
-        return max(page.head, page.next_after)
+        head = max(page.head, page.next_after)
+        self.follower.status.head = max(self.follower.status.head or 0, head)
+        return head
 
     async def stop(self) -> None:
-        await self.deliveries.stop()
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        await self.deliveries.stop()
         await self.feed.aclose()
         await self.db.dispose()
         await self.resolver.aclose()

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tcr_shared.feeds.follower import Follower
+from tcr_shared.feeds.follower import Follower, follower_metrics
 from tcr_shared.feeds.server import NewEventsSignal, feed_router
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
 from tcr_shared.language.identifiers import canonical_credit_code, credit_code_problem
@@ -58,6 +58,7 @@ class Runtime(Protocol):
     authenticator: Authenticator
     deliveries: DeliveryWorker
     lease: Lease
+    delivery_lease: Lease
 
     async def ready(self) -> bool: ...
 
@@ -77,6 +78,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     metrics = instrument(app, "subsidy", ready=runtime.ready)
+    follower_metrics(metrics, runtime.follower)  # state, lag and seconds stalled per followed feed
     status = runtime.follower.status
     lag = Gauge(
         "tcr_subsidy_feed_lag_events",
@@ -84,7 +86,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
         ["feed"],
         registry=metrics.registry,
     )
-    lag.labels(status.feed).set_function(lambda: status.lag)
+    lag.labels(status.feed).set_function(lambda: status.lag_gauge)  # NaN while the head is unknown
     position = Gauge("tcr_subsidy_feed_position", "Registry feed position applied", ["feed"], registry=metrics.registry)
     position.labels(status.feed).set_function(lambda: status.position)
     Gauge("tcr_subsidy_events_applied", "Registry events applied since start", registry=metrics.registry).set_function(
@@ -128,7 +130,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
     async def exists_in_registry(min_position: int) -> None:
         """A position the registry has not reached cannot be waited for: answer at once rather than after 10 s.
         The follower's head may be a little old, so a position beyond it is checked with the registry."""
-        if min_position <= status.head:
+        if status.head is not None and min_position <= status.head:
             return
         head = await runtime.registry_head()
         if head is not None and min_position > head:
@@ -238,9 +240,11 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
                     "url": f"{settings.registry_url.rstrip('/')}/v1/events",
                     "following": settings.subsidy_follow,
                     "role": runtime.lease.role,  # leader: this replica applies the feed; standby: another does
+                    "leader_since": runtime.lease.as_dict()["leader_since"],
                 }
             ],
             "award_feed": {"head": await runtime.queries.head()},
+            "webhook_delivery": {"role": runtime.delivery_lease.role},
             "skipped_events": {"count": len(skipped), "recent": skipped[-20:]},
         }
 
