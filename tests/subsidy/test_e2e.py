@@ -506,3 +506,51 @@ def test_readyz_fails_while_the_database_is_unreachable_and_recovers(postgres_se
         subsidy.kill()
         registry.kill()
         postgres.drop_database(url)
+
+
+def test_a_stalled_follower_makes_the_service_not_ready_and_resumes_by_itself(postgres_server, tmp_path):
+    """Issue 12: the store refuses one registry event (a constraint an operator added by mistake); the follower
+    never skips it, /v1/status names the event and its error, /readyz fails once it is stalled longer than
+    TCR_SUBSIDY_STALL_AFTER, and the service resumes by itself when the cause goes."""
+    import psycopg
+
+    registry = start_registry(f"sqlite:///{tmp_path / 'registry-stall.db'}", tmp_path)
+    url = postgres.create_database("tcr_stall")
+    subsidy = start_subsidy(url, tmp_path, registry.url, TCR_SUBSIDY_STALL_AFTER="0.5")
+    client = Subsidy(subsidy.url)
+    try:
+        point = Point.create(registry.url)
+        point.certified(terms(amount="1000000.00", buyer=party("enterprise", 571)), day(13))
+        client.wait_position(point.last_position)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "ALTER TABLE subsidy_awards ADD CONSTRAINT no_stall CHECK (beneficiary_name NOT LIKE 'Stall%')"
+            )
+            stuck_on = point.certified(
+                terms(amount="2000000.00", buyer=party("enterprise", 572, name="Stall Co")), day(14)
+            )
+            after = point.certified(terms(amount="3000000.00", buyer=party("enterprise", 573)), day(15))
+            for _ in range(300):  # bounded wait for the follower to be stalled (no timed assertion)
+                feed = client.ok("/v1/status")["feeds"][0]
+                if feed["state"] == "stalled":
+                    break
+                time.sleep(0.1)
+            assert feed["state"] == "stalled", feed
+            stuck = feed["stuck"]  # the first event of the page it cannot apply, after the position it holds
+            assert (
+                stuck["after"] == feed["position"] and stuck["event_position"] > feed["position"] and stuck["event_id"]
+            )
+            assert "no_stall" in feed["stuck"]["error"] and feed["stalled_since"]
+            assert feed["lag"] > 0 and feed["role"] == "leader"
+            assert httpx.get(f"{subsidy.url}/readyz").status_code == 503
+            assert client.get(f"/v1/contracts/{after}/awards").status_code == 404  # nothing after it was applied
+            conn.execute("ALTER TABLE subsidy_awards DROP CONSTRAINT no_stall")
+        client.wait_position(point.last_position)
+        assert client.awards(stuck_on, point.last_position)["awards"][0]["award"] == "600000.00"
+        assert client.awards(after, point.last_position)["awards"][0]["award"] == "900000.00"
+        assert client.ok("/v1/status")["feeds"][0]["state"] == "caught_up"
+        assert httpx.get(f"{subsidy.url}/readyz").status_code == 200
+    finally:
+        subsidy.kill()
+        registry.kill()
+        postgres.drop_database(url)
