@@ -554,3 +554,33 @@ def test_a_stalled_follower_makes_the_service_not_ready_and_resumes_by_itself(po
         subsidy.kill()
         registry.kill()
         postgres.drop_database(url)
+
+
+def test_two_replicas_on_one_database_one_applies_the_feed_and_the_other_takes_over(postgres_server, tmp_path):
+    """Issue 12: exactly one replica applies the registry feed and runs webhook delivery (leases); the standby
+    serves reads with read-your-writes; when the leader dies the standby takes over."""
+    registry = start_registry(f"sqlite:///{tmp_path / 'registry-replicas.db'}", tmp_path)
+    url = postgres.create_database("tcr_replicas")
+    replicas = [start_subsidy(url, tmp_path, registry.url) for _ in range(2)]
+    try:
+        point = Point.create(registry.url)
+        c1 = point.certified(terms(amount="1000000.00", buyer=party("enterprise", 581)), day(16))
+        for replica in replicas:  # read-your-writes on both, the standby included (it watches the position)
+            assert Subsidy(replica.url).awards(c1, point.last_position)["awards"][0]["award"] == "300000.00"
+        roles = [Subsidy(r.url).ok("/v1/status") for r in replicas]
+        assert sorted(s["feeds"][0]["role"] for s in roles) == ["leader", "standby"]
+        assert sorted(s["webhook_delivery"]["role"] for s in roles) == ["leader", "standby"]
+        leader = next(r for r, s in zip(replicas, roles, strict=True) if s["feeds"][0]["role"] == "leader")
+        standby = next(r for r in replicas if r is not leader)
+        leader.kill()  # SIGKILL: its lock connection closes and PostgreSQL frees the lease
+        c2 = point.certified(terms(amount="2000000.00", buyer=party("enterprise", 582)), day(17))
+        survivor = Subsidy(standby.url)
+        survivor.wait_position(point.last_position)
+        assert survivor.awards(c2, point.last_position)["awards"][0]["award"] == "600000.00"
+        status = survivor.ok("/v1/status")
+        assert status["feeds"][0]["role"] == "leader" and status["webhook_delivery"]["role"] == "leader"
+    finally:
+        for replica in replicas:
+            replica.kill()
+        registry.kill()
+        postgres.drop_database(url)
