@@ -132,6 +132,8 @@ def subscriptions_router(
         return position
 
     async def owned(sub_id: str, principal: Principal) -> dict[str, Any]:
+        if len(sub_id) > s.c.id.type.length or not sub_id.isprintable():  # never an id; PostgreSQL refuses NUL
+            raise Problem(404, "There is no such subscription for this key.")
         async with engine.connect() as conn:
             row = (await conn.execute(select(s).where(s.c.id == sub_id))).mappings().first()
         if row is None or row["status"] == "deleted" or (not principal.is_admin and row["owner"] != principal.key_id):
