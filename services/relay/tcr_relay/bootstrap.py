@@ -56,5 +56,4 @@ async def _serve(settings: RelaySettings) -> None:
 def serve(settings: RelaySettings | None = None) -> None:
     """Relay the registry and subsidy feeds to NATS JetStream until SIGTERM or Ctrl-C."""
     configure_logging()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long poll is noise
     asyncio.run(_serve(settings or RelaySettings()))

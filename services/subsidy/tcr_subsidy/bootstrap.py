@@ -134,7 +134,6 @@ class SubsidyRuntime:
 
 def create_app(settings: SubsidySettings | None = None) -> FastAPI:
     configure_logging()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long poll is noise
     runtime = SubsidyRuntime(settings or SubsidySettings())
     app = build_app(runtime, lifespan=runtime.lifespan)
     app.state.runtime = runtime

@@ -49,6 +49,8 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(JsonLogFormatter())
     root.handlers = [handler]
     root.setLevel(level)
+    # Followers long-poll their feeds: httpx would log a line per poll; the access logs already say what happened.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class Metrics:
