@@ -37,9 +37,8 @@ ADMIN = auth(ADMIN_KEY)
 REGISTRY_APP = "tcr_registry.bootstrap:create_app"
 SUBSIDY_APP = "tcr_subsidy.bootstrap:create_app"
 REPORTING_APP = "tcr_reporting.bootstrap:create_app"
-AMBIGUOUS = "ambiguous"  # an attempt whose outcome the client cannot know: no answer, or a 5xx
+AMBIGUOUS = "ambiguous"  # an attempt that got no answer (a 5xx leaves the outcome unknown as well)
 RETRYABLE = {429, 500, 502, 503, 504}
-REPORT_YEARS = (2025, 2026)
 
 
 @dataclass(frozen=True)
@@ -468,10 +467,49 @@ def wait_caught_up(system: System, reporting: str, timeout: float = 120.0) -> No
             time.sleep(0.3)
 
 
-def annual_reports(url: str) -> dict[int, tuple[int, dict]]:
+def contract_list(url: str) -> dict[str, tuple]:
+    """The registry's contract index (its list projection), every page."""
+    found: dict[str, tuple] = {}
+    token = None
+    with httpx.Client(base_url=url, headers=ADMIN, timeout=30) as http:
+        while True:
+            params = {"limit": 500, **({"page_token": token} if token else {})}
+            response = http.get("/v1/contracts", params=params)
+            response.raise_for_status()
+            page = response.json()
+            found.update({c["id"]: (c["status"], c["title"], c["registration_number"]) for c in page["contracts"]})
+            token = page["next_page_token"]
+            if not token:
+                return found
+
+
+def check_contract_index(url: str, events: list[dict], findings: Findings, timeout: float = 60.0) -> None:
+    """The registry's list projection equals the log folded: each contract's status, title and number as its
+    last event says."""
+    expected: dict[str, tuple] = {}
+    for event in events:
+        data = event["data"]
+        expected[event["subject"]] = (data["status"], data["terms"]["title"], data.get("registration_number"))
+    deadline = time.monotonic() + timeout
+    while (listed := contract_list(url)) != expected:
+        if time.monotonic() > deadline:
+            differ = sorted(k for k in expected.keys() | listed.keys() if expected.get(k) != listed.get(k))
+            findings.problems.append(
+                f"registry contract index differs from the log on {len(differ)} contracts, e.g. "
+                + "; ".join(f"{k}: log {expected.get(k)} index {listed.get(k)}" for k in differ[:3])
+            )
+            return
+        time.sleep(0.5)
+
+
+def policy_years(events: list[dict]) -> list[int]:
+    return sorted({e["data"]["policy_year"] for e in events if kind_of(e) == "certified"})
+
+
+def annual_reports(url: str, years: list[int]) -> dict[int, tuple[int, dict]]:
     found = {}
     with httpx.Client(base_url=url, headers=ADMIN, timeout=30) as http:
-        for year in REPORT_YEARS:
+        for year in years:
             response = http.get(f"/v1/reports/annual/{year}")
             body = response.json()
             for differs_by_design in ("generated_at", "request_id", "instance"):
@@ -480,7 +518,7 @@ def annual_reports(url: str) -> dict[int, tuple[int, dict]]:
     return found
 
 
-def check_projections(system: System, findings: Findings) -> None:
+def check_projections(system: System, years: list[int], findings: Findings) -> None:
     wait_caught_up(system, "reporting")
     verify = subprocess.run(
         [str(Path(sys.executable).parent / "tcr-subsidy"), "verify"],
@@ -494,10 +532,10 @@ def check_projections(system: System, findings: Findings) -> None:
     system.start("reporting_fresh")  # rebuilt from zero: an empty database following both feeds
     wait_caught_up(system, "reporting_fresh")
     live, rebuilt = (
-        annual_reports(system.services["reporting"].url),
-        annual_reports(system.services["reporting_fresh"].url),
+        annual_reports(system.services["reporting"].url, years),
+        annual_reports(system.services["reporting_fresh"].url, years),
     )
-    for year in REPORT_YEARS:
+    for year in years:
         if live[year] != rebuilt[year]:
             findings.problems.append(f"reporting {year}: live {live[year]} != rebuilt {rebuilt[year]}")
     if not any(code == 200 for code, _ in live.values()):
@@ -560,8 +598,10 @@ def run(scale: Scale, log_dir: Path, say=print) -> Findings:
             findings.problems.append("the two registry processes serve different feeds from one database")
         check_writes(load, Committed.of(feed), findings)
         check_numbers(feed, findings)
+        for registry in ("registry", "registry_b"):
+            check_contract_index(system.services[registry].url, feed, findings)
         say("writes, numbers and feed checked; checking projections")
-        check_projections(system, findings)
+        check_projections(system, policy_years(feed), findings)
         say("done")
         return findings
     finally:
