@@ -471,7 +471,9 @@ def test_rebuild_with_the_feeds_running_pays_the_same_money_and_refuses_while_th
             status = Subsidy(again.url).ok("/v1/status")["feeds"][0]
             assert status["role"] == "leader"
             # the rebuilt projection goes on following the live registry
-            c = point.certified(terms(amount="1000000.00", buyer=party("enterprise", 799)), day(12))
+            c = point.certified(
+                terms(amount="1000000.00", buyer=party("enterprise", 799)), day(30, month=12)
+            )  # after _load's last
             assert Subsidy(again.url).awards(c, point.last_position)["awards"][0]["award"] == "300000.00"
         finally:
             again.stop()
