@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from fastapi import FastAPI
 
@@ -18,6 +19,7 @@ from tcr_registry.adapters.http.idempotency import IdempotencyRecords
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
 from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
+from tcr_registry.adapters.persistence.key_status import KeyStatus
 from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
 from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
@@ -27,9 +29,21 @@ from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import LocalFeed
 from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.auth import Authenticator
+from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import Metrics, configure_logging
+from tcr_shared.platform.ratelimit import RateLimits, RateLimitSettings
 
 log = logging.getLogger("tcr.registry")
+LOOPBACK = "127.0.0.0/8, ::1/128"
+
+
+def rate_limits() -> RateLimits:
+    """TCR_RATE_LIMIT_*; unless TCR_RATE_LIMIT_TRUSTED_NETWORKS is set (even empty), loopback is trusted: subsidy
+    and reporting ask /v1/whoami with their clients' keys, and on one host (make run, the tests) they call from
+    loopback; their clients' failures must not lock them out (per key they are still counted)."""
+    if "TCR_RATE_LIMIT_TRUSTED_NETWORKS" in os.environ:
+        return RateLimits()
+    return RateLimits(RateLimitSettings(trusted_networks=LOOPBACK))
 
 
 class RegistryRuntime:
@@ -41,7 +55,8 @@ class RegistryRuntime:
         self.signal = NewEventsSignal()
         self.engine = self.database.async_engine()
         self.points_and_keys = SqlPointsAndKeys(self.engine)
-        self.auth = Authenticator(settings.admin_key, self.points_and_keys.resolve_key)
+        self.auth = Authenticator(settings.admin_key, self.points_and_keys.resolve_key, limits=rate_limits())
+        self.key_status = KeyStatus(self.engine)
         self.require = self.auth.require
         self.idempotency = IdempotencyRecords(self.engine)
         self.app: Registry | None = None
@@ -53,7 +68,10 @@ class RegistryRuntime:
         self.index_follower: Follower | None = None
         self.metrics = Metrics("registry")
         self.events_appended = self.metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
-        self.webhooks = DeliveryWorker(self.engine, webhooks, self.feed, signal=self.signal)
+        self.webhooks = DeliveryWorker(
+            self.engine, webhooks, self.feed, signal=self.signal, key_active=self.key_status.is_active
+        )
+        self.webhook_lease = Lease(self.database.url, "tcr-registry-webhooks")  # one delivering replica
 
     @property
     def ready(self) -> bool:
@@ -99,7 +117,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
-        runtime.webhooks.start()
+        deliveries = asyncio.create_task(
+            runtime.webhook_lease.run_while_leader(runtime.webhooks.run), name="webhook-lease"
+        )
         index_task = asyncio.create_task(runtime.index_follower.run(), name="contract-index")
         if settings.demo:
             from tcr_registry.adapters.demo import load_demo
@@ -109,6 +129,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            deliveries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deliveries
             await runtime.webhooks.stop()
             index_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

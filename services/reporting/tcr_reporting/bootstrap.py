@@ -27,6 +27,7 @@ from tcr_reporting.settings import ReportingSettings
 from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform import auth
 from tcr_shared.platform.observability import configure_logging
+from tcr_shared.platform.ratelimit import RateLimits
 
 log = logging.getLogger("tcr.reporting")
 
@@ -101,7 +102,7 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
         store=FigureStore(engine),
         feeds=feeds,
         resolver=resolver,
-        authenticator=auth.Authenticator(settings.admin_key, resolver),
+        authenticator=auth.Authenticator(settings.admin_key, resolver, limits=RateLimits()),
     )
 
 

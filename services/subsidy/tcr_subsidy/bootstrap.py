@@ -16,8 +16,10 @@ from tcr_shared.feeds.follower import Follower
 from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import BatchingSource, PrefetchingSource
 from tcr_shared.partners.webhooks import DeliveryWorker
-from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
+from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver, RegistryKeyStatus
+from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import configure_logging
+from tcr_shared.platform.ratelimit import RateLimits
 from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.http.app import build_app
 from tcr_subsidy.adapters.persistence import migrate
@@ -46,9 +48,13 @@ class SubsidyRuntime:
         self.feed = FeedClient(settings.registry_url, settings.registry_feed_key, page_size=settings.subsidy_page_size)
         self.follower = Follower(REGISTRY_FEED, self._source(), self.sink)
         self.resolver = RegistryKeyResolver(settings.registry_url)
-        self.authenticator = Authenticator(settings.admin_key, self.resolver)
-        # One delivery worker per database: run one replica of the subsidy service.
-        self.deliveries = DeliveryWorker(self.db, webhooks, self.queries, signal=self.signal)
+        self.authenticator = Authenticator(settings.admin_key, self.resolver, limits=RateLimits())
+        # Before each delivery: is the subscriber's key still active? (asks the registry, with the admin key)
+        self.key_status = RegistryKeyStatus(settings.registry_url, settings.admin_key or "")
+        key_active = self.key_status if settings.admin_key else None
+        self.deliveries = DeliveryWorker(self.db, webhooks, self.queries, signal=self.signal, key_active=key_active)
+        self.webhook_lease = Lease(self.database.url, "tcr-subsidy-webhooks")  # one delivering replica
+        self._deliveries: asyncio.Task | None = None
         self._task: asyncio.Task | None = None
         self.started = False
 
@@ -67,13 +73,19 @@ class SubsidyRuntime:
         self.follower.status.position = await self.sink.position()
         if self.settings.subsidy_follow:
             self._task = asyncio.create_task(self.follower.run(), name="subsidy-follower")
-        self.deliveries.start()
+        self._deliveries = asyncio.create_task(
+            self.webhook_lease.run_while_leader(self.deliveries.run), name="webhook-lease"
+        )
         self.started = True
 
     async def ready(self) -> bool:
         return self.started
 
     async def stop(self) -> None:
+        if self._deliveries is not None:
+            self._deliveries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deliveries
         await self.deliveries.stop()
         if self._task is not None:
             self._task.cancel()
@@ -82,6 +94,7 @@ class SubsidyRuntime:
         await self.feed.aclose()
         await self.db.dispose()
         await self.resolver.aclose()
+        await self.key_status.aclose()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:

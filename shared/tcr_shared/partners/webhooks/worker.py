@@ -197,19 +197,27 @@ class DeliveryWorker:
                 await asyncio.sleep(max(self.settings.poll_interval, 1.0))
 
     async def run(self) -> None:
-        """Supervise one task per active subscription until cancelled."""
-        while True:
-            try:
-                await self._sync_tasks()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook supervisor: cannot load subscriptions; retrying")
-            try:
-                await asyncio.wait_for(self._rescan.wait(), max(5.0, self.settings.poll_interval * 10))
-            except TimeoutError:
-                pass
-            self._rescan.clear()
+        """Supervise one task per active subscription until cancelled; their tasks end with it (so that
+        `Lease.run_while_leader(worker.run)` stops every delivery of a replica that loses the lease)."""
+        try:
+            while True:
+                try:
+                    await self._sync_tasks()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("webhook supervisor: cannot load subscriptions; retrying")
+                try:
+                    await asyncio.wait_for(self._rescan.wait(), max(5.0, self.settings.poll_interval * 10))
+                except TimeoutError:
+                    pass
+                self._rescan.clear()
+        finally:
+            tasks = list(self._tasks.values())
+            self._tasks.clear()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _sync_tasks(self) -> None:
         async with self.engine.connect() as conn:

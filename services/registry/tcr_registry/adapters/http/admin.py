@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 
 from tcr_registry.adapters.http import schemas
@@ -16,6 +16,7 @@ from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem
 
 audit = logging.getLogger("tcr.registry.audit")
+KEY_ID = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The key's id (not its secret)")
 
 
 def admin_router(runtime) -> APIRouter:
@@ -84,10 +85,18 @@ def admin_router(runtime) -> APIRouter:
             "note": "Store the secret now: only its SHA-256 is kept, it cannot be shown again.",
         }
 
-    @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
-    async def revoke_key(key_id: str, _: Principal = Depends(admin)):
+    @router.get("/api-keys/{key_id}", summary="An API key's role and whether it is revoked (no secret)")
+    async def key_status(key_id: str = KEY_ID, _: Principal = Depends(admin)):
+        described = await runtime.key_status.describe(key_id)
+        if described is None:
+            raise Problem(404, f"There is no API key {key_id}.")
+        return described
+
+    @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key; its webhooks pause")
+    async def revoke_key(key_id: str = KEY_ID, _: Principal = Depends(admin)):
         if not await runtime.points_and_keys.revoke_key(key_id):
             raise Problem(404, f"There is no active API key {key_id}.")
+        await runtime.webhooks.pause_owner(key_id)  # at once, not at the worker's next delivery attempt
 
     @router.get("/regions", summary="Ningxia's GB/T 2260 codes with Chinese and English names")
     async def regions():

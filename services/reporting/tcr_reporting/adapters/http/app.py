@@ -15,7 +15,7 @@ from tcr_reporting.adapters.http.api import api_router
 from tcr_reporting.adapters.http.dashboard import dashboard_router
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
-from tcr_shared.platform.problems import install_problem_handlers
+from tcr_shared.platform.problems import install_problem_handlers, install_problem_openapi
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -41,6 +41,7 @@ def http_app(runtime: ServedRuntime, lifespan: Callable[[FastAPI], AbstractAsync
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+    install_problem_openapi(app)
     instrument(app, "reporting", runtime.is_ready)
     app.include_router(api_router(runtime.authenticator.require))
     app.include_router(dashboard_router())

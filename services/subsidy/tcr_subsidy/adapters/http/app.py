@@ -26,7 +26,7 @@ from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router
 from tcr_shared.platform import page_tokens
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
-from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers
+from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers, install_problem_openapi
 from tcr_subsidy.adapters.persistence.queries import AWARD_COLUMNS, Queries
 from tcr_subsidy.adapters.persistence.tables import webhooks
 from tcr_subsidy.application.projection import AwardProjection
@@ -66,6 +66,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
         description="Subsidy awards decided from the registry's feed, with their caps, explained to the fen.",
     )
     install_problem_handlers(app)
+    install_problem_openapi(app)
     metrics = instrument(app, "subsidy", ready=runtime.ready)
     status = runtime.follower.status
     lag = Gauge(
