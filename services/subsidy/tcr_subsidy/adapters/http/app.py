@@ -149,7 +149,12 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
             raise Problem(404, f"Contract {contract_id} is not known to the subsidy service (yet).")
         return positioned(body)
 
-    @app.get("/v1/awards", tags=["awards"], summary="Awards, filtered and paginated; CSV with Accept: text/csv")
+    @app.get(
+        "/v1/awards",
+        tags=["awards"],
+        summary="Awards, filtered and paginated; CSV with Accept: text/csv",
+        responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    )
     async def list_awards(
         request: Request,
         year: int | None = Query(None, ge=MIN_YEAR, le=MAX_YEAR),
