@@ -1,5 +1,5 @@
 """The registry's OpenAPI document tells the truth (issue 11, point 7): a bounded schemathesis run against the
-registry's ASGI app (SQLite, lifespan running) finds no server error and nothing undocumented."""
+registry's ASGI app (PostgreSQL, lifespan running) finds no server error and nothing undocumented."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from tcr_shared.platform.problems import PROBLEM_JSON
-from tests.support.openapi_fuzz import CHECKS, MAX_EXAMPLES, fast, serving
+from tests.support.openapi_fuzz import CHECKS, MAX_EXAMPLES, fast, fresh_database, serving
 from tests.support.registry import ADMIN, ADMIN_KEY
 
 
 @pytest.fixture(scope="module")
-def registry_schema(tmp_path_factory):
+def registry_schema(request, tmp_path_factory):
+    request.getfixturevalue("postgres_server")
     data = tmp_path_factory.mktemp("registry-fuzz")
     env = {
         "TCR_ADMIN_KEY": ADMIN_KEY,
         "TCR_DATA_DIR": str(data),
-        "TCR_REGISTRY_DATABASE_URL": f"sqlite:///{data / 'registry.db'}",
         "TCR_ACCESS_LOG": "0",
     }
-    with serving(env):
+    with fresh_database("tcr_registry_fuzz") as database, serving({**env, "TCR_REGISTRY_DATABASE_URL": database}):
         from tcr_registry.bootstrap import create_app
 
         yield schemathesis.openapi.from_asgi("/openapi.json", create_app())

@@ -1,5 +1,5 @@
 """The reporting service's OpenAPI document tells the truth (issue 11, point 7): a bounded schemathesis run
-against its ASGI app (SQLite, lifespan running, its feeds unreachable) finds no server error and nothing
+against its ASGI app (PostgreSQL, lifespan running, its feeds unreachable) finds no server error and nothing
 undocumented."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.support.openapi_fuzz import CHECKS, MAX_EXAMPLES, declared_media_types, fast, serving
+from tests.support.openapi_fuzz import CHECKS, MAX_EXAMPLES, declared_media_types, fast, fresh_database, serving
 from tests.support.processes import free_port
 
 ADMIN_KEY = "test-admin-key-reporting-fuzz"
@@ -17,16 +17,16 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @pytest.fixture(scope="module")
-def reporting_schema(tmp_path_factory):
+def reporting_schema(request, tmp_path_factory):
+    request.getfixturevalue("postgres_server")
     data = tmp_path_factory.mktemp("reporting-fuzz")
     env = {
         "TCR_ADMIN_KEY": ADMIN_KEY,
         "TCR_DATA_DIR": str(data),
-        "TCR_REPORTING_DATABASE_URL": f"sqlite:///{data / 'reporting.db'}",
         "TCR_REGISTRY_URL": f"http://127.0.0.1:{free_port()}",
         "TCR_SUBSIDY_URL": f"http://127.0.0.1:{free_port()}",
     }
-    with serving(env):
+    with fresh_database("tcr_reporting_fuzz") as database, serving({**env, "TCR_REPORTING_DATABASE_URL": database}):
         from tcr_reporting.bootstrap import create_app
 
         yield schemathesis.openapi.from_asgi("/openapi.json", create_app())

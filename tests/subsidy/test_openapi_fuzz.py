@@ -1,5 +1,5 @@
 """The subsidy service's OpenAPI document tells the truth (issue 11, point 7): a bounded schemathesis run against
-its ASGI app (SQLite, lifespan running, no registry reachable: its feed is simply unreachable) finds no server
+its ASGI app (PostgreSQL, lifespan running, no registry reachable: its feed is simply unreachable) finds no server
 error and nothing undocumented."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.support.openapi_fuzz import CHECKS, MAX_EXAMPLES, declared_media_types, fast, serving
+from tests.support.openapi_fuzz import CHECKS, MAX_EXAMPLES, declared_media_types, fast, fresh_database, serving
 from tests.support.processes import free_port
 
 ADMIN_KEY = "test-admin-key-subsidy-fuzz"
@@ -16,15 +16,15 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 @pytest.fixture(scope="module")
-def subsidy_schema(tmp_path_factory):
+def subsidy_schema(request, tmp_path_factory):
+    request.getfixturevalue("postgres_server")
     data = tmp_path_factory.mktemp("subsidy-fuzz")
     env = {
         "TCR_ADMIN_KEY": ADMIN_KEY,
         "TCR_DATA_DIR": str(data),
-        "TCR_SUBSIDY_DATABASE_URL": f"sqlite:///{data / 'subsidy.db'}",
         "TCR_REGISTRY_URL": f"http://127.0.0.1:{free_port()}",
     }
-    with serving(env):
+    with fresh_database("tcr_subsidy_fuzz") as database, serving({**env, "TCR_SUBSIDY_DATABASE_URL": database}):
         from tcr_subsidy.bootstrap import create_app
 
         yield schemathesis.openapi.from_asgi("/openapi.json", create_app())

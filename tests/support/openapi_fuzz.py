@@ -1,7 +1,8 @@
 """A bounded schemathesis run against a service's ASGI app with its lifespan running (issue 11, point 7): no
 server error and no status code, content type or body the OpenAPI document does not declare.
 
-schemathesis starts the app's lifespan on its own event loop thread at the first call and keeps it for every
+It runs on PostgreSQL, the production store: SQLite takes strings (a NUL, say) that PostgreSQL refuses with a
+500. schemathesis starts the app's lifespan on its own event loop thread at the first call and keeps it for every
 later call; `serving(app)` stops it when the module's tests are done."""
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.python import asgi
+
+from tests.support import postgres
 
 CHECKS = [
     not_a_server_error,
@@ -38,6 +41,16 @@ FUZZ_ENV = {
     "TCR_WEBHOOK_RESOLVE_TIMEOUT": "0.5",
     "TCR_DEMO": "0",
 }
+
+
+@contextlib.contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database (the `postgres_server` fixture must be up), dropped afterwards."""
+    url = postgres.create_database(prefix)
+    try:
+        yield url
+    finally:
+        postgres.drop_database(url)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ A partner sees and changes only the subscriptions its own key created (others an
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterable
@@ -25,6 +26,8 @@ from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
 from tcr_shared.partners.webhooks.worker import KEY_REVOKED, DeliveryWorker, aware, utcnow
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem, field_error
+
+_SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what `sub_{uuid hex}` ids look like
 
 
 class SubscriptionCreate(BaseModel):
@@ -131,6 +134,8 @@ def subscriptions_router(
         return position
 
     async def owned(sub_id: str, principal: Principal) -> dict[str, Any]:
+        if not _SUBSCRIPTION_ID.fullmatch(sub_id):  # e.g. a NUL, which PostgreSQL refuses to compare: 500
+            raise Problem(404, "There is no such subscription for this key.")
         async with engine.connect() as conn:
             row = (await conn.execute(select(s).where(s.c.id == sub_id))).mappings().first()
         if row is None or row["status"] == "deleted" or (not principal.is_admin and row["owner"] != principal.key_id):

@@ -36,6 +36,7 @@ from tcr_subsidy.settings import SubsidySettings
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MIN_YEAR, MAX_YEAR = 2000, 2100
 _REGION = re.compile(r"^\d{2}(\d{2}(\d{2})?)?$")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a registry contract id (a UUID)
 MIN_POSITION_DOC = "Read-your-writes: wait (up to 10 s) until the registry feed position (TCR-Position) is applied"
 
 
@@ -144,7 +145,8 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
         _principal=Depends(reader),
     ) -> JSONResponse:
         await caught_up(min_position)
-        body = await runtime.queries.contract_awards(contract_id)
+        # an id no registry issues (e.g. with a NUL, which PostgreSQL refuses to compare) is simply not known
+        body = await runtime.queries.contract_awards(contract_id) if _ID.fullmatch(contract_id) else None
         if body is None:
             raise Problem(404, f"Contract {contract_id} is not known to the subsidy service (yet).")
         return positioned(body)
