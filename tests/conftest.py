@@ -12,6 +12,10 @@ import pytest
 from tests.support import postgres, servers
 from tests.support.servers import in_ci, unavailable
 
+# One master key for every service a test starts (in-process or uvicorn, which inherit the environment), as the
+# replicas of a deployment share theirs: two registries on one database must open each other's sealed values.
+os.environ.setdefault("TCR_MASTER_KEY", "dGNyLXRlc3RzLW9ubHktbWFzdGVyLWtleS0zMmJ5dGU=")
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 NATS_URL = os.environ.get("TCR_TEST_NATS_URL", "nats://127.0.0.1:4222")
 CHROMIUM = "/usr/bin/chromium"

@@ -188,7 +188,7 @@ def test_a_contract_is_the_sum_of_its_events():
 
 def test_a_registration_book_issues_numbers_in_order_without_gaps():
     book = RegistrationBook.open("point-1", "640105", 2025)
-    numbers = [book.issue(f"c{n}") for n in range(1, 4)]
+    numbers = [book.issue(f"c{n}", NOW) for n in range(1, 4)]
     assert numbers == ["2025640105000001", "2025640105000002", "2025640105000003"]
     assert book.id == RegistrationBook.id_for("point-1", 2025) != RegistrationBook.id_for("point-1", 2026)
 
@@ -197,7 +197,7 @@ def test_a_full_registration_book_refuses_to_issue():
     book = RegistrationBook.open("point-1", "640105", 2025)
     book.last_sequence = 999_999
     with pytest.raises(OverflowError):
-        book.issue("c")
+        book.issue("c", NOW)
 
 
 @pytest.mark.parametrize(

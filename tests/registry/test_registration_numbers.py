@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import datetime
 
 from tests.support.asserts import assert_problem
 from tests.support.registry import party
@@ -31,6 +32,8 @@ async def _certify(registry, point, cid: str, certified_at: str):
 
 
 async def test_concurrent_certifications_are_gap_free_in_certification_order(registry):
+    """60 certifications at once, back-dated at random: each is numbered or refused for its order (422 naming
+    certified_at and the bound); the numbered ones are gap-free, in commit order, and in order of certification."""
     point = await registry.point("6405")
     ids = await _submit_many(registry, point, 60)
     head = await registry.head()
@@ -39,16 +42,46 @@ async def test_concurrent_certifications_are_gap_free_in_certification_order(reg
         f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:15:00+08:00" for _ in ids
     ]
     answers = await asyncio.gather(*(_certify(registry, point, cid, at) for cid, at in zip(ids, times)))
-    assert {r.status_code for r in answers} == {200}, [r.text for r in answers if r.status_code != 200][:3]
-    numbers = [r.json()["registration_number"] for r in answers]
-    prefix = f"20256405{point.number}"
-    assert all(len(n) == 16 and n.startswith(prefix) for n in numbers)
-    assert sorted(int(n[-6:]) for n in numbers) == list(range(1, 61))  # no gap, no duplicate
-    # "In order of certification": the order the certifications were committed, which is the log's order.
-    by_position = sorted(answers, key=lambda r: int(r.headers["TCR-Position"]))
-    assert [int(r.json()["registration_number"][-6:]) for r in by_position] == list(range(1, 61))
+    assert {r.status_code for r in answers} <= {200, 422}
+    for refused in (r for r in answers if r.status_code == 422):
+        [error] = assert_problem(refused, 422, "certified_at")["errors"]
+        assert "must not be earlier than 2025-" in error["message"] and f"20256405{point.number}" in error["message"]
+    numbered = [r for r in answers if r.status_code == 200]
+    assert numbered  # the first one to commit always gets a number
+    _assert_gap_free_in_certification_order(numbered, f"20256405{point.number}")
     feed = [e for e in await registry.feed(head) if e["type"].endswith("certified.v1")]
-    assert [int(e["data"]["registration_number"][-6:]) for e in feed] == list(range(1, 61))
+    assert [int(e["data"]["registration_number"][-6:]) for e in feed] == list(range(1, len(numbered) + 1))
+
+
+async def test_concurrent_certifications_at_now_are_all_numbered_in_order(registry):
+    """Without certified_at the time is read when the writer runs the command, in commit order: racing
+    certifications never refuse each other."""
+    point = await registry.point("6404")
+    ids = await _submit_many(registry, point, 60)
+    answers = await asyncio.gather(
+        *(
+            registry.client.post(
+                f"/v1/contracts/{cid}/certify", json={"expert_review_ref": "ZJ"}, headers=point.headers
+            )
+            for cid in ids
+        )
+    )
+    assert {r.status_code for r in answers} == {200}, [r.text for r in answers if r.status_code != 200][:3]
+    year = answers[0].json()["policy_year"]
+    _assert_gap_free_in_certification_order(answers, f"{year}6404{point.number}")
+    assert len(answers) == 60
+
+
+def _assert_gap_free_in_certification_order(answers, prefix: str) -> None:
+    numbers = [r.json()["registration_number"] for r in answers]
+    assert all(len(n) == 16 and n.startswith(prefix) for n in numbers)
+    assert sorted(int(n[-6:]) for n in numbers) == list(range(1, len(numbers) + 1))  # no gap, no duplicate
+    # "In order of certification": the order the certifications were committed, which is the log's order, and
+    # the order of their certification times.
+    by_position = sorted(answers, key=lambda r: int(r.headers["TCR-Position"]))
+    assert [int(r.json()["registration_number"][-6:]) for r in by_position] == list(range(1, len(numbers) + 1))
+    times = [datetime.fromisoformat(r.json()["certified_at"]) for r in by_position]
+    assert times == sorted(times)
 
 
 async def test_a_refused_certification_consumes_no_number(registry):

@@ -17,10 +17,12 @@ from tcr_registry.adapters.feeds.index_sink import SharedIndexSink
 from tcr_registry.adapters.http.app import build_app
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
 from tcr_registry.adapters.persistence import migrate
+from tcr_registry.adapters.persistence.audit_log import AuditLog
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
 from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
 from tcr_registry.adapters.persistence.key_status import KeyStatus
 from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
+from tcr_registry.adapters.persistence.personal_data import PersonalKeys
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
 from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
 from tcr_registry.settings import RegistrySettings
@@ -29,9 +31,11 @@ from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import LocalFeed
 from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.auth import Authenticator
+from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
-from tcr_shared.platform.observability import Metrics, configure_logging
+from tcr_shared.platform.observability import Metrics, all_ready, configure_logging
 from tcr_shared.platform.ratelimit import RateLimits, RateLimitSettings
+from tcr_shared.platform.sealing import use_master_key
 
 log = logging.getLogger("tcr.registry")
 LOOPBACK = "127.0.0.0/8, ::1/128"
@@ -59,6 +63,11 @@ class RegistryRuntime:
         self.key_status = KeyStatus(self.engine)
         self.require = self.auth.require
         self.idempotency = IdempotencyRecords(self.engine)
+        self.audit = AuditLog(self.engine)
+        # One master key for everything sealed at rest (personal data keys, receipts, webhook secrets).
+        self.master_key = settings.master()
+        use_master_key(self.master_key)
+        self.personal_keys = PersonalKeys.for_database(self.database, self.master_key)
         self.app: Registry | None = None
         self.contracts = EventStoreContracts(lambda: self.app)
         self.contract_index = SqlContractIndex(self.engine)
@@ -71,16 +80,31 @@ class RegistryRuntime:
         self.webhooks = DeliveryWorker(
             self.engine, webhooks, self.feed, signal=self.signal, key_active=self.key_status.is_active
         )
-        self.webhook_lease = Lease(self.database.url, "tcr-registry-webhooks")  # one delivering replica
+        self.webhook_lease: Lease | None = None  # set at start: /v1/status and the tests read its role
+        self._database_ready = database_ready(self.engine)
 
     @property
     def ready(self) -> bool:
         return self.app is not None and self.writer is not None
 
+    async def readiness(self) -> bool:
+        """/readyz: started, the database answers, and the contract index's follower is not stalled."""
+        if not self.ready:
+            return False
+        checks = [self._database_ready] + ([self.index_follower.ready] if self.index_follower else [])
+        return await all_ready(*checks)()
+
+    def leases(self) -> tuple[Lease, Lease]:
+        """Work done once per database whatever the number of replicas: the contract index and webhook delivery
+        (on SQLite, one process by design, both are always held)."""
+        url = self.database.url
+        return Lease(url, "registry-contract-index"), Lease(url, "registry-webhooks")
+
     async def start(self) -> None:
         self.signal.bind(asyncio.get_running_loop())
         await asyncio.to_thread(migrate.upgrade, self.database)
-        self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env())
+        self.app = await asyncio.to_thread(Registry, self.database.eventsourcing_env(), self.personal_keys)
+        await asyncio.to_thread(self.personal_keys.subject, "")  # the pepper, read once before serving
         self.event_log = RegistryEventLog(self.app)
         if self.settings.persistence:
             self.writer = Writer(
@@ -95,6 +119,18 @@ class RegistryRuntime:
         sink = SharedIndexSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
         self.index_follower = Follower("registry-contract-index", LocalFeed(self.event_log, self.signal), sink)
 
+    async def erase_individual(self, id_number: str, by: str) -> str | None:
+        """Crypto-shredding: destroy the person's key ('erased', 'already erased', or None if never held)."""
+        subject = await asyncio.to_thread(self.personal_keys.subject, id_number)
+        outcome = await asyncio.to_thread(self.personal_keys.erase, subject, by)
+        if outcome is not None and isinstance(self.writer, Writer):
+            self.writer.forget_everything()
+        return outcome
+
+    def audit_target(self, name: str, value: str) -> str:
+        """What the audit trail keeps of a path parameter: never an identity number, only its subject."""
+        return f"subject:{self.personal_keys.subject(value)}" if name == "id_number" else value
+
     def _committed(self, position: int, appended: int) -> None:
         self.events_appended.inc(appended)
         self.signal.ring()
@@ -104,6 +140,7 @@ class RegistryRuntime:
             await asyncio.to_thread(self.writer.stop)
         if self.app is not None:
             self.app.close()
+        self.personal_keys.close()
         await self.engine.dispose()
 
 
@@ -117,10 +154,13 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
-        deliveries = asyncio.create_task(
-            runtime.webhook_lease.run_while_leader(runtime.webhooks.run), name="webhook-lease"
+        index_lease, webhooks_lease = runtime.leases()
+        follower = runtime.index_follower
+        index_task = asyncio.create_task(
+            index_lease.run_while_leader(follower.run, standby=follower.watch), name="contract-index"
         )
-        index_task = asyncio.create_task(runtime.index_follower.run(), name="contract-index")
+        runtime.webhook_lease = webhooks_lease
+        webhooks_task = asyncio.create_task(webhooks_lease.run_while_leader(runtime.webhooks.lead), name="webhooks")
         if settings.demo:
             from tcr_registry.adapters.demo import load_demo
 
@@ -129,13 +169,11 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            deliveries.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await deliveries
+            for task in (webhooks_task, index_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.webhooks.stop()
-            index_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await index_task
             await runtime.stop()
             log.info("registry stopped", extra={"service": "registry"})
 

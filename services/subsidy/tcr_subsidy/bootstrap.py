@@ -53,7 +53,7 @@ class SubsidyRuntime:
         self.key_status = RegistryKeyStatus(settings.registry_url, settings.admin_key or "")
         key_active = self.key_status if settings.admin_key else None
         self.deliveries = DeliveryWorker(self.db, webhooks, self.queries, signal=self.signal, key_active=key_active)
-        self.webhook_lease = Lease(self.database.url, "tcr-subsidy-webhooks")  # one delivering replica
+        self.webhook_lease = Lease(self.database.url, "subsidy-webhooks")  # one delivering replica
         self._deliveries: asyncio.Task | None = None
         self._task: asyncio.Task | None = None
         self.started = False
@@ -74,7 +74,7 @@ class SubsidyRuntime:
         if self.settings.subsidy_follow:
             self._task = asyncio.create_task(self.follower.run(), name="subsidy-follower")
         self._deliveries = asyncio.create_task(
-            self.webhook_lease.run_while_leader(self.deliveries.run), name="webhook-lease"
+            self.webhook_lease.run_while_leader(self.deliveries.lead), name="webhook-lease"
         )
         self.started = True
 

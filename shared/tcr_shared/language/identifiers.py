@@ -10,6 +10,22 @@ from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
 
 
+def _canonical(text: str) -> str:
+    return "".join(text.split()).replace("-", "").upper()
+
+
+def canonical_credit_code(code: str) -> str:
+    """The one form a unified social credit code is stored, compared and keyed in (GB 32100's own form): upper
+    case, without spaces or hyphens. `9164...1l`, `9164...1L` and `9164-...1L` are one party, hence one cap."""
+    return _canonical(code)
+
+
+def canonical_result_id(result_id: str) -> str:
+    """The one form of a project's `result_id` (patent or results registration number), by the same rule as
+    credit codes: `zl 2021....x` and `ZL2021....X` are one project under the per-project cap."""
+    return _canonical(result_id)
+
+
 @lru_cache(maxsize=65536)  # the same organisations sign contract after contract
 def credit_code_problem(code: str) -> str | None:
     """None when the unified social credit code is valid, else why it is not."""

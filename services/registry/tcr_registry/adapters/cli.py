@@ -31,6 +31,23 @@ def head() -> None:
     registry.close()
 
 
+@app.command("rotate-master-key")
+def rotate_master_key() -> None:
+    """Seal everything sealed at rest again with TCR_MASTER_KEY (the old key in TCR_PREVIOUS_MASTER_KEY)."""
+    from sqlalchemy import create_engine
+
+    from tcr_registry.adapters.persistence.key_rotation import rotate
+
+    settings = RegistrySettings()
+    upgrade(settings.database)
+    engine = create_engine(settings.database.sync_url)
+    try:
+        for done in rotate(engine, settings.master()):
+            console.print(f"{done.table}: {done.resealed} value(s) sealed again")
+    finally:
+        engine.dispose()
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", envvar="TCR_HOST", help="Address to listen on (0.0.0.0 in a container)"),

@@ -18,7 +18,7 @@ from tcr_registry.application import commands
 from tcr_registry.application.actor import PointActor
 from tcr_registry.domain.terms import Party, Terms
 from tcr_shared.language.identifiers import credit_code_with_check_digit
-from tcr_shared.language.policy_time import SHANGHAI
+from tcr_shared.language.policy_time import SHANGHAI, policy_year
 from tcr_shared.language.regions import counties, prefecture_of
 from tcr_shared.language.vocabulary import CATEGORIES
 from tcr_shared.platform.auth import hash_key
@@ -219,59 +219,79 @@ async def load_demo(service, count: int | None = None, seed: int = 2025) -> int:
         terms, actor, signed_on = _contract(world, years[i % len(years)], today)
         actor = PointActor(point_ids[actor.jurisdiction], actor.jurisdiction, actor.number)
         plans.append((uuid.uuid5(uuid.NAMESPACE_URL, f"tcr-demo:{seed}:{i}"), terms, actor, signed_on))
-    for chunk_start in range(0, len(plans), 50):
-        chunk = plans[chunk_start : chunk_start + 50]
-        await asyncio.gather(*(_life_of(service, world.rng, plan, now) for plan in chunk))
+    lives = [_Life(*plan, fate=world.rng.random()) for plan in plans]
+    for life in lives:
+        life.plan_certification(world.rng, now)
+    for chunk_start in range(0, len(lives), 50):
+        chunk = lives[chunk_start : chunk_start + 50]
+        await asyncio.gather(*(life.submit_and_decide(service, now) for life in chunk))
         log.info("demo contracts registered", extra={"service": "registry", "status": chunk_start + len(chunk)})
+    # Each registration book numbers in order of certification (a back-dated certification behind a number is
+    # refused): certify book by book in time order, the books side by side.
+    books: dict[tuple[str, int], list[_Life]] = {}
+    for life in sorted((lf for lf in lives if lf.certified_at), key=lambda lf: lf.certified_at):
+        books.setdefault((life.actor.point_id, policy_year(life.certified_at)), []).append(life)
+    await asyncio.gather(*(_certify_in_order(service, book, now) for book in books.values()))
     return count
 
 
-async def _life_of(service, rng: random.Random, plan, now: datetime) -> None:
-    contract_id, terms, actor, signed_on = plan
-    fate = rng.random()
-    submitted_at = datetime.combine(signed_on + timedelta(days=1), time(9, 30), SHANGHAI)
-    await service.writer.execute(commands.submit(contract_id, actor, terms, min(submitted_at, now)))
-    if fate < 0.06:
+async def _certify_in_order(service, book: list[_Life], now: datetime) -> None:
+    for life in book:
+        await life.certify_and_after(service, now)
+
+
+@dataclass
+class _Life:
+    """One demo contract's fate, decided up front from the seeded generator (so the set is the same each time)."""
+
+    contract_id: uuid.UUID
+    terms: Terms
+    actor: PointActor
+    signed_on: date
+    fate: float
+    certified_at: datetime | None = None
+    review: str | None = None
+
+    def plan_certification(self, rng: random.Random, now: datetime) -> None:
+        if self.fate < 0.09 or (self.fate < 0.14 and self.signed_on > now.date() - timedelta(days=60)):
+            return  # rejected, withdrawn, or still waiting for certification
+        self.certified_at = min(
+            datetime.combine(self.signed_on + timedelta(days=rng.randint(2, 20)), time(10, 0), SHANGHAI),
+            now - timedelta(hours=1),
+        )
+        if self.terms.needs_expert_review:
+            self.review = f"ZJPS-{self.certified_at.year}-{rng.randint(100, 999)}"
+
+    async def submit_and_decide(self, service, now: datetime) -> None:
+        submitted_at = datetime.combine(self.signed_on + timedelta(days=1), time(9, 30), SHANGHAI)
+        await service.writer.execute(commands.submit(self.contract_id, self.actor, self.terms, min(submitted_at, now)))
+        if self.fate < 0.06:
+            reason = "合同标的不属于技术合同范围 (the subject is not a technology contract)"
+            await service.writer.execute(commands.reject(self.contract_id, self.actor, "R03", reason, now, None))
+        elif self.fate < 0.09:
+            reason = "当事人撤回 (withdrawn by the parties)"
+            await service.writer.execute(commands.withdraw(self.contract_id, self.actor, reason, now, None))
+
+    async def certify_and_after(self, service, now: datetime) -> None:
+        contract_id, actor = self.contract_id, self.actor
         await service.writer.execute(
-            commands.reject(
-                contract_id,
-                actor,
-                "R03",
-                "合同标的不属于技术合同范围 (the subject is not a technology contract)",
-                now,
-                None,
+            commands.certify(contract_id, actor, self.certified_at, now, None, self.review, None)
+        )
+        if self.fate > 0.95:
+            await service.writer.execute(
+                commands.revoke(contract_id, actor, "合同存在虚假内容 (false statements found)", now, None)
             )
-        )
-        return
-    if fate < 0.09:
-        await service.writer.execute(
-            commands.withdraw(contract_id, actor, "当事人撤回 (withdrawn by the parties)", now, None)
-        )
-        return
-    if fate < 0.14 and signed_on > now.date() - timedelta(days=60):
-        return  # still waiting for certification
-    certified_at = min(
-        datetime.combine(signed_on + timedelta(days=rng.randint(2, 20)), time(10, 0), SHANGHAI),
-        now - timedelta(hours=1),
-    )
-    review = f"ZJPS-{certified_at.year}-{rng.randint(100, 999)}" if terms.needs_expert_review else None
-    await service.writer.execute(commands.certify(contract_id, actor, certified_at, now, None, review, None))
-    if fate > 0.95:
-        await service.writer.execute(
-            commands.revoke(contract_id, actor, "合同存在虚假内容 (false statements found)", now, None)
-        )
-    elif fate > 0.90:
-        new_amount = (terms.amount * Decimal("1.2")).quantize(Decimal("0.01"))
-        changes = {"amount": str(new_amount)}
-        needs_review = terms.technology_amount >= Decimal("5000000.00")
-        await service.writer.execute(
-            commands.amend(
-                contract_id,
-                actor,
-                changes,
-                "补充协议增加合同金额 (a supplementary agreement raised the price)",
-                now,
-                "ZJPS-AMEND-1" if needs_review else None,
-                None,
+        elif self.fate > 0.90:
+            new_amount = (self.terms.amount * Decimal("1.2")).quantize(Decimal("0.01"))
+            needs_review = self.terms.technology_amount >= Decimal("5000000.00")
+            await service.writer.execute(
+                commands.amend(
+                    contract_id,
+                    actor,
+                    {"amount": str(new_amount)},
+                    "补充协议增加合同金额 (a supplementary agreement raised the price)",
+                    now,
+                    "ZJPS-AMEND-1" if needs_review else None,
+                    None,
+                )
             )
-        )

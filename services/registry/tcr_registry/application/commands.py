@@ -3,7 +3,7 @@ commands on the same contract or registration book never interleave within a pro
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -36,22 +36,27 @@ def submit(contract_id: UUID, actor: PointActor, terms: Terms, at: datetime) -> 
 def certify(
     contract_id: UUID,
     actor: PointActor,
-    certified_at: datetime,
-    now: datetime,
+    certified_at: datetime | None,
+    now: datetime | None,
     technology_amount: Decimal | None,
     expert_review_ref: str | None,
     expected_version: int | None,
 ) -> Command[Contract]:
+    """`now` None: the clock is read when the command runs, i.e. in commit order, so that certifications at
+    "now" (the default when `certified_at` is None) racing each other never look out of number order."""
+
     def run(uow: UnitOfWork) -> Contract:
+        current = now or datetime.now(UTC)
+        at = certified_at or current
         contract = _contract_for(uow, contract_id, actor, expected_version)
-        terms = contract.check_certifiable(certified_at, now, technology_amount, expert_review_ref)
-        year = policy_year(certified_at)
+        terms = contract.check_certifiable(at, current, technology_amount, expert_review_ref)
+        year = policy_year(at)
         book = uow.get(RegistrationBook.id_for(actor.point_id, year))
         if book is None:
             book = RegistrationBook.open(actor.point_id, actor.registration_prefix, year)
             uow.add(book)
-        number = book.issue(str(contract.id))
-        contract.certify(number, certified_at, terms, expert_review_ref)
+        number = book.issue(str(contract.id), at)  # refuses a time earlier than the book's last number
+        contract.certify(number, at, terms, expert_review_ref)
         return contract
 
     return run

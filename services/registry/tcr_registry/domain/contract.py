@@ -123,9 +123,14 @@ class Contract(Aggregate):
             terms.validate(today=now.astimezone(SHANGHAI).date())
         errors = []
         if certified_at > now:
-            errors.append(("certified_at", "must not be in the future"))
+            errors.append(("certified_at", f"must not be in the future (now is {now.isoformat()})"))
         if certified_at.astimezone(SHANGHAI).date() < terms.signed_on:
-            errors.append(("certified_at", "must not be before the contract was signed (signed_on)"))
+            errors.append(
+                (
+                    "certified_at",
+                    f"must not be before the contract was signed (signed_on {terms.signed_on.isoformat()})",
+                )
+            )
         if terms.needs_expert_review and not expert_review_ref:
             errors.append(
                 (

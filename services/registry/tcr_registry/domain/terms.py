@@ -9,9 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 from tcr_registry.domain.errors import InvalidTerms
-from tcr_shared.language.identifiers import credit_code_problem, id_number_problem
+from tcr_shared.language.identifiers import (
+    canonical_credit_code,
+    canonical_result_id,
+    credit_code_problem,
+    id_number_problem,
+)
 from tcr_shared.language.money import format_money, parse_money
-from tcr_shared.language.regions import is_in_ningxia, is_known_region
+from tcr_shared.language.regions import counties, is_in_ningxia, is_known_region, lies_within, ningxia_regions
 from tcr_shared.language.vocabulary import CONSIDERATIONS, PARTY_KINDS, SUBCATEGORIES
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -27,10 +32,27 @@ class Party:
     country: str | None = None
     id_number: str | None = None
 
+    def __post_init__(self) -> None:
+        # One spelling per enterprise, however the party was built (a request, a stored record from before the
+        # rule, an import row): identity, caps and the feed compare only the canonical form.
+        if self.credit_code:
+            object.__setattr__(self, "credit_code", canonical_credit_code(self.credit_code))
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Party:
+        """A party from a request or a stored record (events stored before the rule keep their bytes; every
+        reader sees the canonical credit code)."""
+        return cls(**record)
+
     @property
     def identity(self) -> tuple:
         """What makes two parties the same legal person."""
         return (self.credit_code or self.id_number or f"{self.country}:{self.name.strip().lower()}",)
+
+    @property
+    def identity_field(self) -> str:
+        """The field `identity` comes from, for naming it in a refusal."""
+        return "credit_code" if self.credit_code else "id_number" if self.id_number else "name"
 
     @property
     def in_ningxia(self) -> bool:
@@ -77,6 +99,8 @@ class Party:
             found.append((f"{field}.region", "is required"))
         elif not is_known_region(self.region):
             found.append((f"{field}.region", f"{self.region} is not a known GB/T 2260 region code"))
+        elif problem := _not_county_level(self.region):
+            found.append((f"{field}.region", problem))
         if self.kind == "individual":
             if self.credit_code:
                 found.append((f"{field}.credit_code", "an individual carries an id_number, not a credit code"))
@@ -108,6 +132,10 @@ class Terms:
     result_id: str | None = None
     intermediary: Party | None = None
 
+    def __post_init__(self) -> None:
+        # One spelling per project under the per-project cap; an empty result id is no project.
+        object.__setattr__(self, "result_id", canonical_result_id(self.result_id) if self.result_id else None)
+
     # --- serialisation: events store terms as plain JSON values (money as two-decimal strings) ---
     def to_record(self) -> dict[str, Any]:
         return {
@@ -134,10 +162,10 @@ class Terms:
             amount=Decimal(record["amount"]),
             technology_amount=Decimal(record["technology_amount"]),
             consideration=record["consideration"],
-            seller=Party(**record["seller"]),
-            buyer=Party(**record["buyer"]),
+            seller=Party.from_record(record["seller"]),
+            buyer=Party.from_record(record["buyer"]),
             result_id=record.get("result_id"),
-            intermediary=Party(**record["intermediary"]) if record.get("intermediary") else None,
+            intermediary=Party.from_record(record["intermediary"]) if record.get("intermediary") else None,
         )
 
     def public(self) -> dict[str, Any]:
@@ -213,9 +241,36 @@ class Terms:
     def _party_rules(self) -> list[tuple[str, str]]:
         found = []
         if self.seller.identity == self.buyer.identity:
-            found.append(("buyer", "seller and buyer must be different parties"))
-        if self.intermediary and self.intermediary.identity in (self.seller.identity, self.buyer.identity):
-            found.append(("intermediary", "the intermediary must be neither seller nor buyer"))
+            found += _same_party(("seller", self.seller), ("buyer", self.buyer), "seller and buyer must differ")
+        for role in ("seller", "buyer"):
+            party = getattr(self, role)
+            if self.intermediary and self.intermediary.identity == party.identity:
+                found += _same_party(
+                    (role, party),
+                    ("intermediary", self.intermediary),
+                    "the intermediary must be neither seller nor buyer",
+                )
         if not (self.seller.in_ningxia or self.buyer.in_ningxia):
             found.append(("seller.region", "at least one of seller and buyer must be located in Ningxia (64xxxx)"))
         return found
+
+
+def _same_party(first: tuple[str, Party], second: tuple[str, Party], rule: str) -> list[tuple[str, str]]:
+    """Both fields that name one legal person in two roles (credit codes are compared in canonical form)."""
+    (role_a, a), (role_b, b) = first, second
+    shown = f" ({a.credit_code})" if a.identity_field == "credit_code" else ""  # never echo an identity number
+    message = f"{role_a} and {role_b} are the same party{shown}: {rule}"
+    return [(f"{role_a}.{a.identity_field}", message), (f"{role_b}.{b.identity_field}", message)]
+
+
+def _not_county_level(region: str) -> str | None:
+    """Why a Ningxia code is not a party's region (None: it is a county-level code, or outside Ningxia). County
+    figures and their roll-ups add up only when every party sits in one 区, 县 or 县级市."""
+    known = ningxia_regions().get(region)
+    if known is None or known.level == "county":
+        return None
+    within = ", ".join(f"{c.code} {c.name_zh}" for c in counties() if lies_within(c.code, region))
+    return (
+        f"{region} ({known.name_zh}) is a {known.level} code; a party in Ningxia carries the county-level code of "
+        f"its 区, 县 or 县级市: {within}"
+    )

@@ -26,6 +26,7 @@ from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
 from tcr_shared.partners.webhooks.worker import KEY_REVOKED, DeliveryWorker, aware, utcnow
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem, field_error
+from tcr_shared.platform.sealing import seal
 
 _SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what `sub_{uuid hex}` ids look like
 
@@ -156,6 +157,7 @@ def subscriptions_router(
         url = await validated_url(body.url)
         position = await position_of(body.start, "start")
         now = utcnow()
+        secret = new_webhook_secret()
         row = {
             "id": f"sub_{uuid.uuid4().hex}",
             "owner": principal.key_id,
@@ -163,7 +165,7 @@ def subscriptions_router(
             "description": body.description,
             "event_types": types,
             "regions": regions,
-            "secret": new_webhook_secret(),
+            "secret": seal(secret),  # at rest only under the master key
             "status": "active",
             "paused_reason": None,
             "position": position,
@@ -179,7 +181,7 @@ def subscriptions_router(
             await conn.execute(s.insert().values(**row))
         changed(row["id"])
         response.headers["Location"] = f"{prefix}/{row['id']}"
-        return {**subscription_view(row), "secret": row["secret"]}
+        return {**subscription_view(row), "secret": secret}
 
     @router.get("", summary="The subscriptions of this key (all, for an admin)")
     async def list_subscriptions(principal: Principal = partner) -> dict:

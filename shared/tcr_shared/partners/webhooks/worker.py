@@ -44,6 +44,7 @@ from tcr_shared.partners.webhooks.filters import SubscriptionFilter
 from tcr_shared.partners.webhooks.settings import WebhookSettings
 from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
+from tcr_shared.platform.sealing import unseal
 
 log = logging.getLogger("tcr.webhooks")
 
@@ -161,6 +162,19 @@ class DeliveryWorker:
         if self._owns_client:
             await self._client.aclose()
 
+    async def lead(self) -> None:
+        """`run()` for a leader lease (`Lease.run_while_leader(worker.lead)`): deliver while this replica leads;
+        when cancelled (the lease is lost, or shutdown) stop every subscription's task too, so that a standby
+        sends nothing, and keep the HTTP client for the next term (`stop()` closes it at shutdown)."""
+        try:
+            await self.run()
+        finally:
+            tasks = list(self._tasks.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.clear()
+
     def notify(self) -> None:
         """New events were appended: wake subscriptions that are waiting at the head. Call on the event loop
         (from a thread: `loop.call_soon_threadsafe(worker.notify)`)."""
@@ -197,27 +211,19 @@ class DeliveryWorker:
                 await asyncio.sleep(max(self.settings.poll_interval, 1.0))
 
     async def run(self) -> None:
-        """Supervise one task per active subscription until cancelled; their tasks end with it (so that
-        `Lease.run_while_leader(worker.run)` stops every delivery of a replica that loses the lease)."""
-        try:
-            while True:
-                try:
-                    await self._sync_tasks()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("webhook supervisor: cannot load subscriptions; retrying")
-                try:
-                    await asyncio.wait_for(self._rescan.wait(), max(5.0, self.settings.poll_interval * 10))
-                except TimeoutError:
-                    pass
-                self._rescan.clear()
-        finally:
-            tasks = list(self._tasks.values())
-            self._tasks.clear()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """Supervise one task per active subscription until cancelled."""
+        while True:
+            try:
+                await self._sync_tasks()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook supervisor: cannot load subscriptions; retrying")
+            try:
+                await asyncio.wait_for(self._rescan.wait(), max(5.0, self.settings.poll_interval * 10))
+            except TimeoutError:
+                pass
+            self._rescan.clear()
 
     async def _sync_tasks(self) -> None:
         async with self.engine.connect() as conn:
@@ -394,7 +400,9 @@ class DeliveryWorker:
         parts = urlsplit(checked.url)
         extensions = {"sni_hostname": checked.host} if checked.scheme == "https" else {}
         async with self._slots:
-            headers = signed_headers(sub["secret"], webhook_id, body)  # signed when sent: the timestamp is fresh
+            headers = signed_headers(
+                unseal(sub["secret"]), webhook_id, body
+            )  # signed when sent: the timestamp is fresh
             headers["host"] = parts.netloc.rpartition("@")[2]
             started = time.perf_counter()
             for i, address in enumerate(checked.addresses):  # as a browser would: the next address if one is down

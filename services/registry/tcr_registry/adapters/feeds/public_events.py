@@ -13,7 +13,7 @@ from tcr_registry.domain.contract import Contract
 from tcr_registry.domain.terms import Party, Terms
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.events.registry import SOURCE
-from tcr_shared.language.identifiers import uuid5_text
+from tcr_shared.language.identifiers import canonical_credit_code, canonical_result_id, uuid5_text
 from tcr_shared.language.money import format_money
 from tcr_shared.language.vocabulary import (
     CERTIFIED,
@@ -90,7 +90,9 @@ def _terms(record: dict[str, Any], personal: bool) -> dict[str, Any]:
 # -- the public terms, straight from the stored record ---------------------------------------------------------
 # `Terms.from_record(record).public()` builds two frozen dataclasses and parses every amount, for each event of
 # the feed. The functions below give the same dict (same keys, same order, same values) from the record itself;
-# anything they do not recognise as canonical goes through the domain's mapping instead.
+# anything they do not recognise as canonical goes through the domain's mapping instead. Credit codes and result
+# ids are canonicalised here as in Terms.from_record: events stored before the rule keep their bytes, but the feed
+# (hence subsidy caps, ledgers and reporting) sees one spelling per enterprise and per project.
 _PARTY_FIELDS = frozenset({"name", "kind", "credit_code", "region", "country", "id_number"})
 _CANONICAL_MONEY = re.compile(r"(?:0|[1-9][0-9]{0,17})\.[0-9]{2}")
 
@@ -103,12 +105,13 @@ def _money(value: Any) -> str:
 
 def _public_party(record: Any) -> dict[str, Any]:
     if type(record) is not dict or "name" not in record or "kind" not in record or not _PARTY_FIELDS.issuperset(record):
-        return Party(**record).public()
+        return Party.from_record(record).public()
     kind = record["kind"]
+    code = record.get("credit_code")
     return {
         "name": None if kind == "individual" else record["name"],
         "kind": kind,
-        "credit_code": record.get("credit_code"),
+        "credit_code": canonical_credit_code(code) if code else code,
         "region": record.get("region"),
         "country": record.get("country"),
     }
@@ -128,7 +131,7 @@ def _public_terms(record: dict[str, Any]) -> dict[str, Any]:
         "consideration": record["consideration"],
         "seller": _public_party(record["seller"]),
         "buyer": _public_party(record["buyer"]),
-        "result_id": record.get("result_id"),
+        "result_id": canonical_result_id(result_id) if (result_id := record.get("result_id")) else None,
         "intermediary": _public_party(intermediary) if intermediary else None,
     }
 

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from tcr_registry.adapters.http.admin import admin_router
+from tcr_registry.adapters.http.audit import AuditMiddleware, audit_router
 from tcr_registry.adapters.http.contracts import contracts_router
 from tcr_registry.adapters.http.errors import install_domain_errors
 from tcr_registry.adapters.persistence.models import webhooks
@@ -35,14 +36,12 @@ def build_app(runtime: Any, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
     install_problem_openapi(app)
     install_domain_errors(app)
 
-    async def ready() -> bool:
-        return runtime.ready
-
-    metrics = instrument(app, "registry", ready, metrics=runtime.metrics)
+    metrics = instrument(app, "registry", runtime.readiness, metrics=runtime.metrics)
     reader = runtime.require("partner", "analyst")
     app.include_router(feed_router(runtime.feed, runtime.signal, reader, heartbeat=runtime.settings.sse_heartbeat))
     app.include_router(contracts_router(runtime))
     app.include_router(admin_router(runtime))
+    app.include_router(audit_router(runtime))
     app.include_router(
         subscriptions_router(
             engine=runtime.engine,
@@ -54,5 +53,6 @@ def build_app(runtime: Any, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
         )
     )
     app.include_router(asyncapi_router())
+    app.add_middleware(AuditMiddleware, audit=lambda: runtime.audit, redact=runtime.audit_target)
     runtime.webhooks.register_metrics(metrics.registry)
     return app

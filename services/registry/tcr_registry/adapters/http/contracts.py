@@ -12,47 +12,31 @@ from fastapi.responses import JSONResponse
 
 from tcr_registry.adapters.feeds.public_events import event_data, event_id, is_public, public_type
 from tcr_registry.adapters.http import schemas
+from tcr_registry.adapters.http.idempotency import IdempotentRequest, crash_after_commit
 from tcr_registry.adapters.http.views import contract_view, etag, parse_if_match
+from tcr_registry.adapters.persistence.receipts import Receipt
 from tcr_registry.application import commands, queries
 from tcr_registry.application.actor import PointActor
 from tcr_registry.application.errors import AlreadySubmitted, ContractNotFound
 from tcr_registry.application.ports import ContractFilter
 from tcr_registry.domain.contract import Contract
-from tcr_registry.domain.terms import Party, Terms
+from tcr_shared.language.identifiers import canonical_credit_code
 from tcr_shared.language.money import parse_money
 from tcr_shared.language.regions import area_prefix
+from tcr_shared.language.text import TextError, clean_text
 from tcr_shared.platform import page_tokens
 from tcr_shared.platform.auth import Principal
-from tcr_shared.platform.problems import Problem
+from tcr_shared.platform.problems import Problem, field_error
 
 T = TypeVar("T")
 _IDEMPOTENT_NAMESPACE = uuid.UUID("0b5e2c55-1f2d-4bb8-9a57-1c0d5b0f3a11")
 
 # a credit code as people type it (letters, digits, spaces, hyphens): anything else, e.g. a NUL, is a 422, not a 500
-CREDIT_CODE_QUERY = r"^[0-9A-Za-z -]{1,40}$"
+CREDIT_CODE_QUERY = r"^[0-9A-Za-z -]{1,100}$"
 
 
 def _actor(principal: Principal) -> PointActor:
     return PointActor(principal.point_id, principal.jurisdiction, principal.point_number)
-
-
-def _terms(body: schemas.ContractIn) -> Terms:
-    def party(p: schemas.PartyIn | None) -> Party | None:
-        return None if p is None else Party(**p.model_dump())
-
-    return Terms(
-        title=body.title,
-        category=body.category,
-        subcategory=body.subcategory,
-        signed_on=body.signed_on,
-        amount=parse_money(body.amount),
-        technology_amount=parse_money(body.technology_amount),
-        consideration=body.consideration,
-        result_id=body.result_id,
-        seller=party(body.seller),
-        buyer=party(body.buyer),
-        intermediary=party(body.intermediary),
-    )
 
 
 def _contract_id(raw: str) -> uuid.UUID:
@@ -87,22 +71,30 @@ def contracts_router(runtime) -> APIRouter:
             response_headers["TCR-Position"] = str(position)
         return JSONResponse(contract_view(contract, personal=True), status_code=status, headers=response_headers)
 
-    async def execute(request: Request, principal: Principal, command, status: int = 200, location: bool = False):
-        async def handle() -> JSONResponse:
-            committed = await runtime.writer.execute(command)
-            contract = committed.value
-            extra = {"Location": f"/v1/contracts/{contract.id}"} if location else {}
-            return written(contract, committed.position, status, **extra)
+    def answer(contract: Contract, position: int | None, status: int) -> JSONResponse:
+        extra = {"Location": f"/v1/contracts/{contract.id}"} if status == 201 else {}
+        return written(contract, position, status, **extra)
 
-        return await runtime.idempotency.run(request, principal, handle)
+    async def execute(request: Request, principal: Principal, command, action: str, status: int = 200):
+        async def handle(idempotent: IdempotentRequest | None) -> JSONResponse:
+            committed = await runtime.writer.execute(command, receipt=_receipt(idempotent, status))
+            crash_after_commit(runtime.settings.fault_after_commit, action)
+            return answer(committed.value, committed.position, status)
+
+        async def replay(earlier) -> JSONResponse:
+            reference = earlier.reference
+            contract = await runtime.contracts.load_version(uuid.UUID(reference["contract_id"]), reference["version"])
+            return answer(contract, earlier.position, earlier.status_code)
+
+        return await runtime.idempotency.run(request, principal, handle, replay)
 
     @router.post("", status_code=201, summary="Submit a contract (registration points)")
     async def submit(body: schemas.ContractIn, request: Request, principal: Principal = Depends(point)):
         key = request.headers.get("idempotency-key")
         contract_id = uuid.uuid5(_IDEMPOTENT_NAMESPACE, f"{principal.key_id}:{key}") if key else uuid.uuid4()
-        command = commands.submit(contract_id, _actor(principal), _terms(body), _now())
+        command = commands.submit(contract_id, _actor(principal), body.terms(), _now())
         try:
-            return await execute(request, principal, command, status=201, location=True)
+            return await execute(request, principal, command, "submit", status=201)
         except AlreadySubmitted:
             # The first attempt committed but its answer was lost: answer as it would have.
             contract = await runtime.contracts.load(contract_id)
@@ -115,18 +107,17 @@ def contracts_router(runtime) -> APIRouter:
         contract_id: str, request: Request, body: schemas.CertifyIn | None = None, principal: Principal = Depends(point)
     ):
         body = body or schemas.CertifyIn()
-        now = _now()
         amount = parse_money(body.technology_amount) if body.technology_amount is not None else None
         command = commands.certify(
             _contract_id(contract_id),
             _actor(principal),
-            body.certified_at or now,
-            now,
+            body.certified_at,
+            None,  # "now" is read by the writer, in commit order
             amount,
             body.expert_review_ref,
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "certify")
 
     @router.post("/{contract_id}/reject", summary="Refuse registration (不予登记)")
     async def reject(contract_id: str, body: schemas.RejectIn, request: Request, principal: Principal = Depends(point)):
@@ -138,7 +129,7 @@ def contracts_router(runtime) -> APIRouter:
             _now(),
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "reject")
 
     @router.post("/{contract_id}/withdraw", summary="Withdraw a submitted contract")
     async def withdraw(
@@ -155,7 +146,7 @@ def contracts_router(runtime) -> APIRouter:
             _now(),
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "withdraw")
 
     @router.post("/{contract_id}/amend", summary="Amend amounts, category, title or parties' names and regions")
     async def amend(contract_id: str, body: schemas.AmendIn, request: Request, principal: Principal = Depends(point)):
@@ -176,7 +167,7 @@ def contracts_router(runtime) -> APIRouter:
             body.expert_review_ref,
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "amend")
 
     @router.post("/{contract_id}/revoke", summary="Revoke a certified contract (reason required)")
     async def revoke(contract_id: str, body: schemas.RevokeIn, request: Request, principal: Principal = Depends(point)):
@@ -187,7 +178,7 @@ def contracts_router(runtime) -> APIRouter:
             _now(),
             parse_if_match(request.headers.get("if-match")),
         )
-        return await execute(request, principal, command)
+        return await execute(request, principal, command, "revoke")
 
     @router.get("/{contract_id}", summary="One contract; ETag is its version")
     async def get_contract(contract_id: str, principal: Principal = Depends(reader)):
@@ -219,15 +210,19 @@ def contracts_router(runtime) -> APIRouter:
     async def list_contracts(
         principal: Principal = Depends(reader),
         status: str | None = Query(None, pattern="^(submitted|certified|rejected|withdrawn|revoked)$"),
-        seller: str | None = Query(None, pattern=CREDIT_CODE_QUERY, description="Seller's credit code"),
-        buyer: str | None = Query(None, pattern=CREDIT_CODE_QUERY, description="Buyer's credit code"),
+        seller: str | None = Query(None, pattern=CREDIT_CODE_QUERY, description="Seller's credit code (any spelling)"),
+        buyer: str | None = Query(None, pattern=CREDIT_CODE_QUERY, description="Buyer's credit code (any spelling)"),
         region: str | None = Query(None, pattern=r"^\d{4}(\d{2})?$", description="Either party in this area"),
         year: int | None = Query(None, ge=1990, le=2100),
         limit: int = Query(50, ge=1, le=500),
         page_token: str | None = None,
     ) -> dict[str, Any]:
         filters = ContractFilter(
-            status=status, seller=seller, buyer=buyer, area_prefix=area_prefix(region) if region else None, year=year
+            status=status,
+            seller=_party_filter("seller", seller),
+            buyer=_party_filter("buyer", buyer),
+            area_prefix=area_prefix(region) if region else None,
+            year=year,
         )
         after = page_tokens.decode_position(page_token, "p") if page_token else None
         page = await queries.list_contracts(runtime.contract_index, _reader(principal), filters, after, limit)
@@ -237,6 +232,31 @@ def contracts_router(runtime) -> APIRouter:
         }
 
     return router
+
+
+def _party_filter(field: str, code: str | None) -> str | None:
+    """A credit code to filter on, in the canonical form the index keeps; text that no store could hold (a NUL,
+    say) is a 422, not a database error."""
+    if code is None:
+        return None
+    try:
+        code = clean_text(code)
+    except TextError as refusal:
+        raise Problem(422, f"{field} {refusal}.", errors=[field_error(field, str(refusal))]) from None
+    return code if ":" in code else canonical_credit_code(code)  # `DE:name` keys a foreign party as it is
+
+
+def _receipt(idempotent: IdempotentRequest | None, status: int) -> Receipt | None:
+    """The receipt the writer stores with the command's events: which contract version the answer shows."""
+    if idempotent is None:
+        return None
+    return Receipt(
+        idempotent.key_id,
+        idempotent.key,
+        idempotent.fingerprint,
+        status,
+        refer=lambda contract: {"contract_id": str(contract.id), "version": contract.version},
+    )
 
 
 def _reader(principal: Principal) -> queries.Reader:

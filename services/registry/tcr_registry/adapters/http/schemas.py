@@ -1,14 +1,20 @@
-"""Request bodies. Shapes and types are checked here; the domain checks the rules (categories, credit codes,
-regions, amounts that must add up) so that the same rules hold for every way a contract arrives."""
+"""Request bodies. Shapes and types are checked here, and the edge rules that keep hostile input out of every
+store downstream: the one text rule (tcr_shared.language.text: NFC, no control, bidi or zero-width characters)
+for every name, title, reason, label and reference, and sane date bounds. The domain checks the rules
+(categories, credit codes, regions, amounts that must add up) so that the same rules hold for every way a contract
+arrives."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from tcr_registry.domain.terms import Party, Terms
 from tcr_shared.language.money import parse_money
+from tcr_shared.language.policy_time import SHANGHAI
+from tcr_shared.language.text import EARLIEST_SIGNED_ON, Name, Reason, text_type
 from tcr_shared.language.vocabulary import Consideration, PartyKind
 
 
@@ -20,12 +26,38 @@ def _money(value: object) -> str:
 Money = Annotated[str, BeforeValidator(_money), Field(examples=["9000000.00"])]
 
 
+def _signed_on(value: date) -> date:
+    if value < EARLIEST_SIGNED_ON:
+        raise ValueError(f"must not be before {EARLIEST_SIGNED_ON.isoformat()} (the first technology contract rules)")
+    return value
+
+
+def _instant(value: datetime) -> datetime:
+    """A certification time the registry can compute with: one that exists in UTC and in Shanghai time (Python
+    overflows past year 9999 or before year 1) and is not before the earliest signing date. Whether it is in the
+    future, before signing or out of number order is the domain's to say."""
+    try:
+        value.astimezone(UTC), value.astimezone(SHANGHAI)
+    except OverflowError:
+        raise ValueError("is outside the range of dates the registry records") from None
+    if value.astimezone(SHANGHAI).date() < EARLIEST_SIGNED_ON:
+        raise ValueError(f"must not be before {EARLIEST_SIGNED_ON.isoformat()} (no contract is signed earlier)")
+    return value
+
+
+SignedOn = Annotated[date, AfterValidator(_signed_on)]
+CertifiedAt = Annotated[AwareDatetime, AfterValidator(_instant)]
+Title = text_type(300)
+Label = text_type(200)
+Reference = text_type(100)  # result ids, expert review references, reason codes
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class PartyIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     kind: PartyKind
     credit_code: str | None = Field(None, description="统一社会信用代码, 18 characters with check digit")
     region: str | None = Field(None, description="GB/T 2260 six-digit code")
@@ -34,32 +66,56 @@ class PartyIn(Strict):
 
 
 class ContractIn(Strict):
-    title: str = Field(min_length=1, max_length=300)
+    title: Title
     category: str
     subcategory: str | None = None
-    signed_on: date
+    signed_on: SignedOn
     amount: Money
     technology_amount: Money
     consideration: Consideration = "money"
-    result_id: str | None = Field(None, max_length=100)
+    result_id: Reference | None = None
     seller: PartyIn
     buyer: PartyIn
     intermediary: PartyIn | None = None
 
+    def terms(self) -> Terms:
+        """The domain's terms (which keep credit codes and the result id in their canonical form)."""
+
+        def party(p: PartyIn | None) -> Party | None:
+            return None if p is None else Party.from_record(p.model_dump())
+
+        return Terms(
+            title=self.title,
+            category=self.category,
+            subcategory=self.subcategory,
+            signed_on=self.signed_on,
+            amount=parse_money(self.amount),
+            technology_amount=parse_money(self.technology_amount),
+            consideration=self.consideration,
+            result_id=self.result_id,
+            seller=party(self.seller),
+            buyer=party(self.buyer),
+            intermediary=party(self.intermediary),
+        )
+
 
 class CertifyIn(Strict):
-    certified_at: AwareDatetime | None = Field(None, description="RFC 3339 with offset; defaults to now")
+    certified_at: CertifiedAt | None = Field(
+        None,
+        description="RFC 3339 with offset; defaults to now. Not in the future, not before signed_on, and not earlier "
+        "than the point's last numbered certification of that year",
+    )
     technology_amount: Money | None = Field(None, description="As verified by the point")
-    expert_review_ref: str | None = Field(None, max_length=100)
+    expert_review_ref: Reference | None = None
 
 
 class RejectIn(Strict):
-    reason_code: str = Field(min_length=1, max_length=50)
-    reason: str = Field(min_length=1, max_length=2000)
+    reason_code: text_type(50)
+    reason: Reason
 
 
 class WithdrawIn(Strict):
-    reason: str | None = Field(None, max_length=2000)
+    reason: Reason | None = None
 
 
 def _no_explicit_nulls(model: BaseModel, fields: tuple[str, ...]) -> None:
@@ -71,7 +127,7 @@ def _no_explicit_nulls(model: BaseModel, fields: tuple[str, ...]) -> None:
 
 
 class PartyChangeIn(Strict):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Name | None = None
     region: str | None = None
 
     @model_validator(mode="after")
@@ -81,7 +137,7 @@ class PartyChangeIn(Strict):
 
 
 class ChangesIn(Strict):
-    title: str | None = Field(None, min_length=1, max_length=300)
+    title: Title | None = None
     category: str | None = None
     subcategory: str | None = None
     amount: Money | None = None
@@ -99,22 +155,22 @@ class ChangesIn(Strict):
 
 
 class AmendIn(Strict):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Reason
     changes: ChangesIn
-    expert_review_ref: str | None = Field(None, max_length=100)
+    expert_review_ref: Reference | None = None
 
 
 class RevokeIn(Strict):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Reason
 
 
 class PointIn(Strict):
     number: str = Field(pattern=r"^\d{2}$", description="Two digits, unique within the jurisdiction")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     jurisdiction: str = Field(pattern=r"^64(00|0[1-5])$", description="6401..6405 (a prefecture) or 6400 (region)")
 
 
 class ApiKeyIn(Strict):
     role: Literal["point", "partner", "analyst", "admin"]
-    point_id: str | None = None
-    label: str | None = Field(None, max_length=200)
+    point_id: Reference | None = None
+    label: Label | None = None

@@ -9,7 +9,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment, get_topic
 
+from tcr_registry.adapters.persistence.personal_data import PersonalDataMapper, PersonalKeys
+from tcr_registry.adapters.persistence.receipts import ReceiptsPostgresRecorder, ReceiptsSQLiteRecorder
 from tcr_registry.application.errors import ContractNotFound
 from tcr_registry.domain.contract import Contract
 
@@ -21,6 +25,31 @@ class Registry(Application):
     # the writer keeps its own cache of the aggregates it has just written.
     env = {"CREATE_TABLE": "y"}
 
+    def __init__(self, env=None, personal_keys: PersonalKeys | None = None) -> None:
+        # Without personal keys (operations that never read personal data), individuals' fields read as erased.
+        self.personal_keys = personal_keys
+        super().__init__(env)
+
+    def construct_mapper(self) -> PersonalDataMapper:
+        """Individuals' names and identity numbers are encrypted on their way into the store (personal_data)."""
+        mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=PersonalDataMapper)
+        mapper.keys = self.personal_keys
+        return mapper
+
+    def construct_env(self, name: str, env=None) -> Environment:
+        """The library's recorders, extended to store idempotency receipts in the events' own transaction."""
+        environment = super().construct_env(name, env)
+        recorder = ReceiptsPostgresRecorder if "postgres" in environment.get("PERSISTENCE_MODULE", "") else None
+        if "sqlite" in environment.get("PERSISTENCE_MODULE", ""):
+            recorder = ReceiptsSQLiteRecorder
+        if recorder is not None:
+            environment[InfrastructureFactory.APPLICATION_RECORDER_TOPIC] = get_topic(recorder)
+        return environment
+
+    def version_at(self, aggregate_id: UUID, version: int):
+        """The aggregate as it was at `version` (a replayed answer shows what the first answer showed)."""
+        return self.repository.get(aggregate_id, version=version)
+
 
 class EventStoreContracts:
     """The ContractStore port over the event store (which exists once the service has started)."""
@@ -30,6 +59,10 @@ class EventStoreContracts:
 
     async def load(self, contract_id: UUID) -> Contract:
         return await asyncio.to_thread(self._load, contract_id)
+
+    async def load_version(self, contract_id: UUID, version: int) -> Contract:
+        """The contract as it was at `version`: what a write's answer showed."""
+        return await asyncio.to_thread(lambda: self._registry().version_at(contract_id, version))
 
     async def events(self, contract_id: UUID) -> list[Any]:
         return await asyncio.to_thread(lambda: list(self._registry().events.get(contract_id)))

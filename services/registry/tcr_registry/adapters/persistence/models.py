@@ -14,6 +14,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -55,8 +56,12 @@ idempotency_records = Table(
     Column("idempotency_key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("status_code", Integer, nullable=False),
-    Column("body", JSON, nullable=False),
     Column("headers", JSON, nullable=False),
+    # What the answer was about, never its body: {"contract_id", "version"} for contract writes (the body is
+    # rendered again from that version), or the admin answer sealed with the master key (sealed_body).
+    Column("reference", JSON(none_as_null=True), nullable=True),
+    Column("sealed_body", Text, nullable=True),
+    Column("position", BigInteger, nullable=True),
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 
@@ -79,6 +84,38 @@ contract_index = Table(
     Index("ix_contract_index_position", "first_position"),
     Index("ix_contract_index_point", "point_id", "first_position"),
     Index("ix_contract_index_status", "status"),
+)
+
+# Append-only (triggers refuse UPDATE and DELETE): who did what, when, from where, and how it ended.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(64), nullable=True),
+    Column("role", String(16), nullable=True),
+    Column("point_id", String(36), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=True),
+    Column("method", String(8), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("address", String(64), nullable=True),
+    Column("outcome", Integer, nullable=False),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_key_id", "key_id", "id"),
+    Index("ix_audit_log_action", "action", "id"),
+)
+
+# One data key per individual (crypto-shredding): the key sealed with the master key, found by a keyed hash of
+# the identity number (never the number itself). Erasure destroys the key and keeps the row as its record.
+personal_keys = Table(
+    "personal_keys",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("sealed_key", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+    Column("erased_by", String(64), nullable=True),
 )
 
 feed_tracking = tracking_table(metadata)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tcr_registry.adapters.persistence.models import api_keys, points
 from tcr_registry.application.errors import PointNumberTaken
@@ -17,6 +19,12 @@ from tcr_registry.application.ports import IssuedKey, RegistrationPoint
 from tcr_shared.platform.auth import Principal, hash_key, new_secret
 
 CACHE_SECONDS = 30.0
+# Stores the write's idempotency receipt inside the write's own transaction (adapters/http/idempotency.py).
+Receipt = Callable[[AsyncConnection, Any], Awaitable[None]] | None
+
+
+async def _no_receipt(_conn: AsyncConnection, _result: Any) -> None:
+    return None
 
 
 class KeyStore:
@@ -58,7 +66,9 @@ class SqlPointsAndKeys:
         self._engine = engine
         self.keys = KeyStore(engine)
 
-    async def create_point(self, number: str, name: str, jurisdiction: str, created_by: str) -> RegistrationPoint:
+    async def create_point(
+        self, number: str, name: str, jurisdiction: str, created_by: str, receipt: Receipt = None
+    ) -> RegistrationPoint:
         point = RegistrationPoint(str(uuid.uuid4()), number, name, jurisdiction)
         try:
             async with self._engine.begin() as conn:
@@ -67,6 +77,7 @@ class SqlPointsAndKeys:
                         id=point.id, number=number, name=name, jurisdiction=jurisdiction, created_by=created_by
                     )
                 )
+                await (receipt or _no_receipt)(conn, point)
         except IntegrityError:
             raise PointNumberTaken(number, jurisdiction) from None
         return point
@@ -80,7 +91,9 @@ class SqlPointsAndKeys:
         async with self._engine.connect() as conn:
             return bool(await conn.scalar(select(points.c.id).where(points.c.id == point_id)))
 
-    async def issue_key(self, role: str, point_id: str | None, label: str | None, created_by: str) -> IssuedKey:
+    async def issue_key(
+        self, role: str, point_id: str | None, label: str | None, created_by: str, receipt: Receipt = None
+    ) -> IssuedKey:
         key = IssuedKey(str(uuid.uuid4()), new_secret())
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -93,15 +106,18 @@ class SqlPointsAndKeys:
                     created_by=created_by,
                 )
             )
+            await (receipt or _no_receipt)(conn, key)
         return key
 
-    async def revoke_key(self, key_id: str) -> bool:
+    async def revoke_key(self, key_id: str, receipt: Receipt = None) -> bool:
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC))
             )
+            if result.rowcount > 0:
+                await (receipt or _no_receipt)(conn, key_id)
         self.keys.forget()
         return result.rowcount > 0
 

@@ -26,6 +26,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from tcr_registry.adapters.persistence.event_store import Registry
+from tcr_registry.adapters.persistence.receipts import Receipt
 from tcr_registry.application.errors import Conflict
 
 log = logging.getLogger("tcr.registry.writer")
@@ -72,6 +73,7 @@ class _Job(Generic[T]):
     command: Callable[[UnitOfWork], T]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    receipt: Receipt | None = None
     result: Any = None
     events: list = field(default_factory=list)
     touched: dict = field(default_factory=dict)
@@ -116,17 +118,23 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self.batches = 0
         self.commands = 0
+        self._forget_all = False
 
     def start(self) -> None:
         self._thread.start()
+
+    def forget_everything(self) -> None:
+        """Drop the cached aggregates before the next batch (an erasure: they hold personal data in clear)."""
+        self._forget_all = True
 
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=10)
 
-    async def execute(self, command: Callable[[UnitOfWork], T]) -> Committed[T]:
+    async def execute(self, command: Callable[[UnitOfWork], T], receipt: Receipt | None = None) -> Committed[T]:
+        """Run and commit `command`; its `receipt` (the Idempotency-Key's) is stored in the same transaction."""
         loop = asyncio.get_running_loop()
-        job = _Job(command, loop, loop.create_future())
+        job = _Job(command, loop, loop.create_future(), receipt)
         self._queue.put(job)
         return await job.future
 
@@ -154,6 +162,9 @@ class Writer:
                     item.settle(error=exc)
 
     def _commit(self, batch: list[_Job]) -> None:
+        if self._forget_all:
+            self._forget_all = False
+            self._cache.clear()
         staged: dict[UUID, Aggregate] = {}
         accepted: list[_Job] = []
         recheck: list[_Job] = []
@@ -166,7 +177,7 @@ class Writer:
         if accepted:
             events = [event for job in accepted for event in job.events]
             try:
-                recordings = self._app.save(*events) if events else []
+                recordings = self._app.save(*events, receipts=_receipts(accepted)) if events else []
             except IntegrityError:
                 # Another writer (another process on the same database) got there first: our cached copies
                 # are stale. Re-run each command alone against the store.
@@ -188,7 +199,7 @@ class Writer:
                 if self._run_command(job, staged, fresh=True) is not _OK:
                     break
                 try:
-                    recordings = self._app.save(*job.events) if job.events else []
+                    recordings = self._app.save(*job.events, receipts=_receipts([job])) if job.events else []
                 except IntegrityError:
                     self._forget(job.touched)
                     if attempt == self.CONFLICT_ATTEMPTS:
@@ -237,6 +248,8 @@ class Writer:
         for aggregate in uow.touched.values():
             job.events.extend(aggregate.collect_events())
         job.touched = uow.touched
+        if job.receipt is not None:
+            job.receipt.reference = job.receipt.refer(job.result)
         staged.update(uow.touched)
         return _OK
 
@@ -268,10 +281,21 @@ class Writer:
             self._cache.pop(aggregate_id, None)
 
 
+def _receipts(jobs: list[_Job]) -> list[Receipt]:
+    """The receipts of jobs saved together, each pointing at its job's last event among all their events."""
+    receipts, count = [], 0
+    for job in jobs:
+        count += len(job.events)
+        if job.receipt is not None and job.events:
+            job.receipt.last_event = count - 1
+            receipts.append(job.receipt)
+    return receipts
+
+
 class DiscardingWriter:
     """Runs commands exactly as the real writer does but stores nothing: the benchmark's baseline."""
 
-    async def execute(self, command: Callable[[UnitOfWork], T]) -> Committed[T]:
+    async def execute(self, command: Callable[[UnitOfWork], T], receipt: Receipt | None = None) -> Committed[T]:
         uow = UnitOfWork(lambda _aggregate_id: None, careful=False)
         result = command(uow)
         for aggregate in uow.touched.values():
