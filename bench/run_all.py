@@ -9,7 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "bench-results"
-ORDER = ["registry.py", "subsidy.py", "reporting.py", "partners.py"]
+ORDER = ["registry.py", "registry_import.py", "subsidy.py", "subsidy_whatif.py", "reporting.py", "partners.py"]
 
 
 def main() -> int:

@@ -89,3 +89,20 @@ async def test_a_failed_publish_is_retried_with_the_same_event_and_nothing_is_sk
     assert publisher.attempts == [1, 2, 2, 3]
     assert publisher.published == [1, 2, 3]
     assert status.published == 3 and len(status.errors) == 1 and "no acknowledgement" in status.errors[0]
+
+
+async def test_a_failed_publish_already_in_the_stream_is_not_sent_again() -> None:
+    """The acknowledgement was lost (or a second relay stored the event) and the outage outlasted JetStream's
+    de-duplication window: the relay asks the stream before sending the event again."""
+
+    class StoredAnyway(Publisher):
+        async def publish(self, source: str, published: FeedEvent) -> bool:
+            if published.position == self.fail_once_at:
+                self.held = published.position  # stored, but the acknowledgement never came back
+            return await super().publish(source, published)
+
+    publisher = StoredAnyway(held=0, fail_once_at=2)
+    status = await relay_until(publisher, Feed(pages=[[1, 2, 3]]), 3)
+    assert publisher.attempts == [1, 2, 3]
+    assert publisher.published == [1, 3]  # 2 is in the stream once, from the first attempt
+    assert (status.published, status.duplicates, status.position) == (3, 1, 3)

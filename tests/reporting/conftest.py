@@ -50,8 +50,12 @@ class Stack:
             wait_for_position(client, self.registry_api.last_position)
 
     def rebuild(self) -> subprocess.CompletedProcess:
+        return self.cli("rebuild")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """`tcr-reporting <args>` against this stack's database and feeds."""
         return subprocess.run(
-            [sys.executable, "-m", "tcr_reporting.adapters.cli", "rebuild"],
+            [sys.executable, "-m", "tcr_reporting.adapters.cli", *args],
             cwd=ROOT,
             env={**__import__("os").environ, **self.reporting_env},
             capture_output=True,

@@ -13,7 +13,11 @@ from decimal import Decimal
 import pytest
 from playwright.async_api import async_playwright
 
+from tcr_reporting.adapters.http.dashboard import PROGRAMME_LABELS
+from tests.reporting.conftest import REPORTING_APP
+from tests.reporting.fake_subsidy import FakeSubsidy, Served
 from tests.reporting.registry_api import org
+from tests.support.processes import start_service
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -144,3 +148,99 @@ async def test_dashboard_renders_and_follows_new_events(dashboard_stack, artifac
         await page.screenshot(path=str(artifacts_dir / "reporting-dashboard-county.png"), full_page=True)
         await browser.close()
     assert problems == []
+
+
+@pytest.fixture
+def what_if_reporting(stack_with_subsidy, tmp_path):
+    """A reporting process whose subsidy service is the fake what-if API (tests/reporting/fake_subsidy.py: the
+    real `POST /v1/simulations` is being built elsewhere); keys are checked by the stack's real registry."""
+    stack = stack_with_subsidy
+    fake = FakeSubsidy()
+    with Served(fake) as subsidy:
+        env = {
+            **stack.reporting_env,
+            "TCR_SUBSIDY_URL": subsidy.url,
+            "TCR_REPORTING_DATABASE_URL": f"sqlite:///{tmp_path / 'reporting-what-if.db'}",
+        }
+        reporting = start_service("reporting-what-if", REPORTING_APP, env, stack.log_dir)
+        try:
+            yield reporting, fake, stack.registry_api.key("analyst")
+        finally:
+            reporting.stop()
+
+
+async def test_what_if_page_runs_a_candidate_and_draws_both_comparisons(what_if_reporting, artifacts_dir) -> None:
+    reporting, fake, analyst = what_if_reporting
+    base = reporting.url
+    problems: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = await (await browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")).new_page()
+        page.on(
+            "console",
+            lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        )
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        await page.goto(f"{base}/what-if")
+        await page.fill("#key", analyst)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{base}/what-if")
+        assert "政策模拟" in await page.inner_text("h1")
+        assert await page.input_value("input[name=rate-import]") == "0.30"
+        assert await page.locator("#panel-whatif-programmes").is_hidden()
+
+        # a refused candidate: the subsidy service's 422 names the field, shown as it came
+        await page.fill("input[name=rate-brokerage]", "1.5")
+        await page.click("#whatif-run")
+        await page.wait_for_selector("#whatif-errors li", timeout=15000)
+        assert "rules.programmes[3].rate: must be at most 1" in await page.inner_text("#whatif-errors")
+
+        # import at 20% with a 3,000,000.00 cap; hospitals (public institutions) earn under (五)
+        await page.fill("input[name=rate-brokerage]", "0.02")
+        await page.fill("input[name=rate-import]", "0.20")
+        await page.fill("input[name=cap-import]", "3000000.00")
+        await page.check("input[name=kinds-export_institution][value=public_institution]")
+        await page.click("#whatif-run")
+        for chart in ("whatif-programmes", "whatif-counties"):
+            await page.wait_for_selector(f"#chart-{chart} svg path", state="attached", timeout=15000)
+            assert await page.locator(f"#chart-{chart} svg path").count() > 3, chart
+        assert await page.is_hidden("#whatif-errors")
+        sent = fake.requests[-1]
+        assert sent["path"] == "/v1/simulations" and sent["auth"] == f"Bearer {analyst}"
+        rules = {p["programme"]: p for p in sent["body"]["rules"]["programmes"]}
+        assert (rules["import"]["rate"], rules["import"]["cap"], rules["brokerage"]["rate"]) == (
+            "0.20",
+            "3000000.00",
+            "0.02",
+        )
+        assert rules["export_institution"]["beneficiary_kinds"] == [
+            "university",
+            "research_institute",
+            "public_institution",
+        ]
+        assert sent["body"]["from_year"] == 2022 and sent["body"]["to_year"] == 2026  # this year and 4 before
+
+        # each chart is drawn from the rows of the table under it
+        for chart, label_column, first_figure in (("whatif-programmes", 0, 1), ("whatif-counties", 0, 2)):
+            spec = json.loads(await page.inner_text(f"#spec-{chart}"))
+            rows = await page.locator(f"#table-{chart} tbody tr").all()
+            assert len(rows) == len(spec["x"]) > 0, chart
+            for i, row in enumerate(rows):
+                cells = await row.locator("td").all_inner_texts()
+                assert spec["x"][i] in cells[label_column]
+                assert Decimal(cells[first_figure].replace(",", "")) == Decimal(spec["series"][0]["data"][i])
+                assert Decimal(cells[first_figure + 1].replace(",", "")) == Decimal(spec["series"][1]["data"][i])
+        programmes = await page.locator("#table-whatif-programmes tbody tr").all_inner_texts()
+        # import, 2024 and 2025: 900,000 + 6,750,000 in force; at 20%: 600,000 + 4,500,000
+        assert any(
+            r.startswith(PROGRAMME_LABELS["import"]) and "7,650,000.00\t5,100,000.00\t-2,550,000.00" in r
+            for r in programmes
+        ), programmes
+        counties = await page.locator("#table-whatif-counties tbody tr").all_inner_texts()
+        assert len(counties) == 4 and counties[0].startswith("兴庆区")  # counties only, in code order
+        assert await page.locator("#table-whatif-beneficiaries tbody tr").count() == 1
+        await page.screenshot(path=str(artifacts_dir / "reporting-what-if.png"), full_page=True)
+        await browser.close()
+    # Chromium logs the refused candidate's answer (422, expected above) as a failed load; nothing else
+    refused = [p for p in problems if "status of 422" in p]
+    assert len(refused) == 1 and [p for p in problems if p not in refused] == []

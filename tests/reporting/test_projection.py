@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -192,3 +193,48 @@ async def test_concurrent_requests_share_one_read(projection) -> None:
     queries = ReportingQueries(CountingStore(engine), version, lambda: datetime(2026, 3, 1, tzinfo=UTC))
     answers = await asyncio.gather(*(queries.metrics("640104", 2025) for _ in range(32)))
     assert CountingStore.reads == 1 and all(a == answers[0] for a in answers)
+
+
+async def test_a_party_at_a_prefecture_or_region_code_counts_there_only_never_in_a_county(projection) -> None:
+    """Old events may carry 640100 or 640000 as a party's region (the registry refuses them now): such a party
+    counts at that level and above, never as a county, never twice; the annual report shows it apart
+    (`above_counties`, `above_prefectures`) so that every line adds up."""
+    engine, queries, version = projection
+    feed = Feed()
+    feed.certify("p1", terms("640104", "640100", "100.00", "80.00"), 2025)  # buyer: the prefecture itself
+    feed.certify("p2", terms("640000", "640181", "30.00", "20.00"), 2025)  # seller: the region itself
+    feed.certify("p3", terms("640100", "640100", "7.00", "5.00"), 2025)  # both sides at the prefecture
+    feed.certify("c1", terms("640104", "640181", "1.00", "1.00"), 2025)  # an ordinary county contract
+    await registry_sink(engine).apply(feed.events, feed.position)
+    await subsidy_sink(engine).apply([award(1, "640100", "import", "30.00", 2025, award_id="P1")], 1)
+    m = await snapshot(queries, version)
+    county_codes = [c.code for c in counties()]
+    assert sum(m[(code, 2025)]["inflow"]["count"] for code in county_codes) == 2  # p2 (640181) and c1
+    assert sum(m[(code, 2025)]["outflow"]["count"] for code in county_codes) == 2  # p1 (640104) and c1
+    assert all(m[(code, 2025)]["subsidies"]["total"] == "0.00" for code in county_codes)
+    prefecture, region = m[("640100", 2025)], m[("640000", 2025)]
+    assert (prefecture["inflow"]["count"], prefecture["inflow"]["amount"]) == (4, "138.00")  # p1 p2 p3 c1
+    assert (prefecture["outflow"]["count"], prefecture["outflow"]["amount"]) == (3, "108.00")  # p1 p3 c1
+    assert (region["outflow"]["count"], region["outflow"]["amount"]) == (4, "138.00")  # once per contract
+    assert (region["inflow"]["count"], region["inflow"]["amount"]) == (4, "138.00")
+    assert prefecture["subsidies"]["total"] == region["subsidies"]["total"] == "30.00"
+    ranked = (await queries.rankings(2025, "county"))["items"]
+    assert {i["region"] for i in ranked} == set(county_codes)
+
+    report = await queries.annual_report(2025)
+    lines = {p["region"]: p for p in report["prefectures"]}
+    assert lines["640100"]["above_counties"]["inflow_count"] == 2  # p1 and p3: the prefecture's own buyers
+    assert lines["640100"]["above_counties"]["inflow_amount"] == "107.00"
+    assert lines["640100"]["above_counties"]["outflow_count"] == 1  # p3
+    assert lines["640100"]["above_counties"]["subsidies_import"] == "30.00"
+    assert report["region"]["above_prefectures"]["outflow_count"] == 1  # p2: the region's own seller
+    assert report["region"]["above_prefectures"]["outflow_amount"] == "30.00"
+    assert report["region"]["above_prefectures"]["inflow_count"] == 0
+    assert all(v in (0, "0.00") for v in lines["640200"]["above_counties"].values())
+    for entry in report["prefectures"]:  # counties + above_counties == the prefecture, every field
+        for name, value in entry["figures"].items():
+            parts = [c["figures"][name] for c in entry["counties"]] + [entry["above_counties"][name]]
+            assert Decimal(str(value)) == sum(Decimal(str(p)) for p in parts), (entry["region"], name)
+    for name, value in report["region"]["figures"].items():
+        parts = [p["figures"][name] for p in report["prefectures"]] + [report["region"]["above_prefectures"][name]]
+        assert Decimal(str(value)) == sum(Decimal(str(p)) for p in parts), name

@@ -176,9 +176,16 @@ CAPS = {
 }
 
 
+def canonical(text: str) -> str:
+    """The policy README's canonical form of a credit code or result id, written out independently."""
+    return "".join(ch for ch in text if not ch.isspace() and ch != "-").upper()
+
+
 def reference(events: list[FeedEvent]) -> dict[tuple[str, str, str], Decimal]:
-    """(contract id, programme, beneficiary) -> net award, following the README's rules literally."""
+    """(contract id, programme, beneficiary) -> net award, following the README's rules literally. Parties and
+    projects are known by their canonical codes (upper case, no spaces or hyphens)."""
     awards: dict[tuple[str, str, str], Decimal] = {}
+    entitled: dict[tuple[str, str, str], Decimal] = {}  # a live award's entitlement; absent once clawed back
     used: dict[tuple, Decimal] = {}
     certified: dict[str, int] = {}  # contract -> policy year
     revoked: set[str] = set()
@@ -206,16 +213,17 @@ def reference(events: list[FeedEvent]) -> dict[tuple[str, str, str], Decimal]:
                     continue
             if role == "intermediary" and p["kind"] in ("individual", "foreign"):
                 continue
-            if p["credit_code"] in seen:
+            who = canonical(p["credit_code"])
+            if who in seen:
                 continue
-            seen.add(p["credit_code"])
+            seen.add(who)
             base = Decimal(t["amount"] if programme == "import" else t["technology_amount"])
             entitlement = (RATES[programme] * base).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
             if programme == "export_institution":
-                scope = ("project", t.get("result_id") or f"contract {contract_id}")
+                scope = ("project", canonical(t.get("result_id") or "") or f"contract {contract_id}")
             else:
                 scope = ("year", year)
-            out.append((programme, p["credit_code"], entitlement, (programme, p["credit_code"], scope)))
+            out.append((programme, who, entitlement, (programme, who, scope)))
         return out
 
     for e in events:
@@ -229,6 +237,7 @@ def reference(events: list[FeedEvent]) -> dict[tuple[str, str, str], Decimal]:
                 award = min(entitlement, left)
                 used[cap_key] = used.get(cap_key, Decimal("0.00")) + award
                 awards[(cid, programme, who)] = award
+                entitled[(cid, programme, who)] = entitlement
         elif kind == "amended" and cid in certified and cid not in revoked:
             year = certified[cid]
             now = {
@@ -240,20 +249,26 @@ def reference(events: list[FeedEvent]) -> dict[tuple[str, str, str], Decimal]:
                     old_key = key_of[(c, programme, who)]
                     used[old_key] -= current
                     awards[(c, programme, who)] = Decimal("0.00")
+                    entitled.pop((c, programme, who), None)
             for (programme, who), (entitlement, cap_key) in now.items():
                 key = (cid, programme, who)
                 cap_key = key_of.get(key, cap_key)
                 current = awards.get(key, Decimal("0.00"))
-                left = CAPS[programme] - used.get(cap_key, Decimal("0.00")) + current
-                award = min(entitlement, max(Decimal("0.00"), left))
+                if key in entitled and entitlement <= entitled[key]:
+                    award = min(entitlement, current)  # an amendment never raises an award unless its base rises
+                else:
+                    left = CAPS[programme] - used.get(cap_key, Decimal("0.00")) + current
+                    award = min(entitlement, max(Decimal("0.00"), left))
                 used[cap_key] = used.get(cap_key, Decimal("0.00")) - current + award
                 awards[key] = award
+                entitled[key] = entitlement
         elif kind == "revoked" and cid in certified and cid not in revoked:
             revoked.add(cid)
             for (c, programme, who), current in list(awards.items()):
                 if c == cid:
                     used[key_of[(c, programme, who)]] -= current
                     awards[(c, programme, who)] = Decimal("0.00")
+                    entitled.pop((c, programme, who), None)
         # remember each award's cap key as first decided (an amendment keeps the original project/year)
         if kind in ("certified", "amended") and cid in certified:
             for programme, who, _entitlement, cap_key in beneficiaries(e.data["terms"], cid, certified[cid]):

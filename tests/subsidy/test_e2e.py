@@ -125,6 +125,7 @@ def test_amendments_intermediary_institution_and_contracts_that_earn_nothing(sta
     )
     assert award_of(subsidy.awards(c2, point.last_position), "export_institution")["award"] == "800000.00"
     project = programme(subsidy.ledger(uni["credit_code"], 2025, point.last_position), "export_institution")
+    # one project, known by its canonical result id (upper case, no spaces or hyphens)
     assert [(p["result_id"], p["awarded"], p["remaining"]) for p in project["projects"]] == [
         ("ZL20249", "1000000.00", "0.00")
     ]
@@ -367,6 +368,7 @@ def test_kill_9_mid_catch_up_gives_identical_results(stack, tmp_path):
         sync.dispose()
         broken = _cli(env, "verify")
         assert broken.returncode == 1 and "awards: differs" in broken.stderr
+        assert "awards a rebuild would change" in broken.stderr and "change -0.01" in broken.stderr
         rebuilt = _cli(env, "rebuild", "--yes")
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert _cli(env, "verify").returncode == 0
@@ -397,3 +399,196 @@ def test_a_registry_that_is_down_makes_the_follower_wait_then_catch_up(tmp_path)
     finally:
         subsidy.stop()
         registry.kill()
+
+
+def test_hostile_query_values_answer_4xx_problem_json_at_once(stack):
+    """Issue 11: positions beyond BIGINT, a min_position the registry has not reached, odd path values."""
+    point = Point.create(stack["registry"].url)
+    c = point.certified(terms(amount="1000000.00", buyer=party("enterprise", 551)), day(9))
+    subsidy = Subsidy(stack["subsidy"].url)
+    subsidy.awards(c, point.last_position)
+    beyond = point.last_position + 1_000_000
+    cases = [
+        ("/v1/events", {"after": str(2**63)}, 422),
+        ("/v1/events", {"after": "-1"}, 422),
+        ("/v1/events/stream", {"after": str(2**63)}, 422),
+        ("/v1/awards", {"min_position": str(2**63)}, 422),
+        (f"/v1/contracts/{c}/awards", {"min_position": str(beyond)}, 409),
+        ("/v1/awards", {"min_position": str(beyond)}, 409),
+        (f"/v1/beneficiaries/{party('enterprise', 551)['credit_code']}/ledger", {"min_position": str(beyond)}, 409),
+        ("/v1/contracts/%00/awards", {}, 404),
+        ("/v1/awards", {"region": "64\x00"}, 422),
+        ("/v1/beneficiaries/%00/ledger", {}, 422),
+        ("/v1/subscriptions/%00", {}, 404),
+        ("/v1/subscriptions/%00/deliveries", {}, 404),
+        ("/v1/subscriptions/" + "a" * 5000, {}, 404),
+    ]
+    for path, params, status in cases:
+        r = subsidy.client.get(path, params=params)
+        assert r.status_code == status, (path, params, r.status_code, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json"), path
+    r = subsidy.client.get(f"/v1/contracts/{c}/awards", params={"min_position": str(beyond)})
+    assert r.json()["head"] >= point.last_position
+    assert r.json()["errors"][0]["field"] == "min_position"
+
+
+def test_a_beneficiary_ledger_is_found_under_any_spelling_of_its_code(stack):
+    point = Point.create(stack["registry"].url)
+    buyer = party("enterprise", 561)
+    point.certified(terms(amount="1000000.00", buyer=buyer), day(11))
+    subsidy = Subsidy(stack["subsidy"].url)
+    code_ = buyer["credit_code"]
+    canonical = subsidy.ledger(code_, 2025, point.last_position)
+    for spelling in (code_.lower(), f"{code_[:6]}-{code_[6:]}"):
+        assert subsidy.ledger(spelling, 2025, point.last_position) == canonical
+
+
+def test_rebuild_with_the_feeds_running_pays_the_same_money_and_refuses_while_the_service_holds_it(stack, tmp_path):
+    """Issue 10 item 6: the live projection and `tcr-subsidy rebuild` agree to the fen, awards that never changed
+    included; a rebuild refuses while a running service holds the projection."""
+    registry = stack["registry"]
+    point = Point.create(registry.url)
+    _load(point, 40, offset=700)
+    backend = stack["backend"]
+    url, drop = database_url(backend, tmp_path, "rebuilt")
+    env = {"TCR_SUBSIDY_DATABASE_URL": url, "TCR_REGISTRY_URL": registry.url, "TCR_ADMIN_KEY": ADMIN_KEY}
+    try:
+        live = start_subsidy(url, tmp_path, registry.url)
+        Subsidy(live.url).wait_position(point.last_position)
+        before = _figures(Subsidy(live.url))
+        assert any(a["status"] == "full" and a["award"] != "0.00" for a in before["awards"])  # never changed
+        refused = _cli(env, "rebuild", "--yes")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "held by a running subsidy service" in refused.stderr
+        assert _figures(Subsidy(live.url)) == before  # the refusal deleted nothing
+        live.stop()
+        rebuilt = _cli(env, "rebuild", "--yes")
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        again = start_subsidy(url, tmp_path, registry.url, port=live.port)
+        try:
+            Subsidy(again.url).wait_position(point.last_position)
+            assert _figures(Subsidy(again.url)) == before
+            status = Subsidy(again.url).ok("/v1/status")["feeds"][0]
+            assert status["role"] == "leader"
+            # the rebuilt projection goes on following the live registry
+            c = point.certified(terms(amount="1000000.00", buyer=party("enterprise", 799)), day(12))
+            assert Subsidy(again.url).awards(c, point.last_position)["awards"][0]["award"] == "300000.00"
+        finally:
+            again.stop()
+    finally:
+        if drop:
+            postgres.drop_database(url)
+
+
+def _figures(subsidy: Subsidy) -> dict:
+    """Every award (amounts, status, explanations) and every award event, as a client reads them."""
+    awards = subsidy.ok("/v1/awards", limit=1000)["awards"]
+    events = subsidy.ok("/v1/events", after=0, limit=1000)["events"]
+    return {"awards": awards, "events": events}
+
+
+def test_readyz_fails_while_the_database_is_unreachable_and_recovers(postgres_server, tmp_path):
+    """Issue 12: /readyz says whether the service can serve (its database answers); /healthz stays the liveness
+    probe. The database refuses connections for a while (ALLOW_CONNECTIONS false, sessions terminated)."""
+    import psycopg
+
+    registry = start_registry(f"sqlite:///{tmp_path / 'registry-ready.db'}", tmp_path)
+    url = postgres.create_database("tcr_ready")
+    name = url.rsplit("/", 1)[1]
+    subsidy = start_subsidy(url, tmp_path, registry.url)
+    try:
+        assert httpx.get(f"{subsidy.url}/readyz").status_code == 200
+        with psycopg.connect(postgres.ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            down = httpx.get(f"{subsidy.url}/readyz", timeout=30)
+            assert down.status_code == 503 and down.json()["ready"] is False
+            assert httpx.get(f"{subsidy.url}/healthz").status_code == 200
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        for _ in range(100):  # recovers by itself (no restart); bounded, not timed
+            if httpx.get(f"{subsidy.url}/readyz", timeout=30).status_code == 200:
+                break
+            time.sleep(0.1)
+        assert httpx.get(f"{subsidy.url}/readyz").status_code == 200
+    finally:
+        subsidy.kill()
+        registry.kill()
+        postgres.drop_database(url)
+
+
+def test_a_stalled_follower_makes_the_service_not_ready_and_resumes_by_itself(postgres_server, tmp_path):
+    """Issue 12: the store refuses one registry event (a constraint an operator added by mistake); the follower
+    never skips it, /v1/status names the event and its error, /readyz fails once it is stalled longer than
+    TCR_SUBSIDY_STALL_AFTER, and the service resumes by itself when the cause goes."""
+    import psycopg
+
+    registry = start_registry(f"sqlite:///{tmp_path / 'registry-stall.db'}", tmp_path)
+    url = postgres.create_database("tcr_stall")
+    subsidy = start_subsidy(url, tmp_path, registry.url, TCR_SUBSIDY_STALL_AFTER="0.5")
+    client = Subsidy(subsidy.url)
+    try:
+        point = Point.create(registry.url)
+        point.certified(terms(amount="1000000.00", buyer=party("enterprise", 571)), day(13))
+        client.wait_position(point.last_position)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "ALTER TABLE subsidy_awards ADD CONSTRAINT no_stall CHECK (beneficiary_name NOT LIKE 'Stall%')"
+            )
+            stuck_on = point.certified(
+                terms(amount="2000000.00", buyer=party("enterprise", 572, name="Stall Co")), day(14)
+            )
+            after = point.certified(terms(amount="3000000.00", buyer=party("enterprise", 573)), day(15))
+            for _ in range(300):  # bounded wait for the follower to be stalled (no timed assertion)
+                feed = client.ok("/v1/status")["feeds"][0]
+                if feed["state"] == "stalled":
+                    break
+                time.sleep(0.1)
+            assert feed["state"] == "stalled", feed
+            stuck = feed["stuck"]  # the first event of the page it cannot apply, after the position it holds
+            assert (
+                stuck["after"] == feed["position"] and stuck["event_position"] > feed["position"] and stuck["event_id"]
+            )
+            assert "no_stall" in feed["stuck"]["error"] and feed["stalled_since"]
+            assert feed["lag"] > 0 and feed["role"] == "leader"
+            assert httpx.get(f"{subsidy.url}/readyz").status_code == 503
+            assert client.get(f"/v1/contracts/{after}/awards").status_code == 404  # nothing after it was applied
+            conn.execute("ALTER TABLE subsidy_awards DROP CONSTRAINT no_stall")
+        client.wait_position(point.last_position)
+        assert client.awards(stuck_on, point.last_position)["awards"][0]["award"] == "600000.00"
+        assert client.awards(after, point.last_position)["awards"][0]["award"] == "900000.00"
+        assert client.ok("/v1/status")["feeds"][0]["state"] == "caught_up"
+        assert httpx.get(f"{subsidy.url}/readyz").status_code == 200
+    finally:
+        subsidy.kill()
+        registry.kill()
+        postgres.drop_database(url)
+
+
+def test_two_replicas_on_one_database_one_applies_the_feed_and_the_other_takes_over(postgres_server, tmp_path):
+    """Issue 12: exactly one replica applies the registry feed and runs webhook delivery (leases); the standby
+    serves reads with read-your-writes; when the leader dies the standby takes over."""
+    registry = start_registry(f"sqlite:///{tmp_path / 'registry-replicas.db'}", tmp_path)
+    url = postgres.create_database("tcr_replicas")
+    replicas = [start_subsidy(url, tmp_path, registry.url) for _ in range(2)]
+    try:
+        point = Point.create(registry.url)
+        c1 = point.certified(terms(amount="1000000.00", buyer=party("enterprise", 581)), day(16))
+        for replica in replicas:  # read-your-writes on both, the standby included (it watches the position)
+            assert Subsidy(replica.url).awards(c1, point.last_position)["awards"][0]["award"] == "300000.00"
+        roles = [Subsidy(r.url).ok("/v1/status") for r in replicas]
+        assert sorted(s["feeds"][0]["role"] for s in roles) == ["leader", "standby"]
+        assert sorted(s["webhook_delivery"]["role"] for s in roles) == ["leader", "standby"]
+        leader = next(r for r, s in zip(replicas, roles, strict=True) if s["feeds"][0]["role"] == "leader")
+        standby = next(r for r in replicas if r is not leader)
+        leader.kill()  # SIGKILL: its lock connection closes and PostgreSQL frees the lease
+        c2 = point.certified(terms(amount="2000000.00", buyer=party("enterprise", 582)), day(17))
+        survivor = Subsidy(standby.url)
+        survivor.wait_position(point.last_position)
+        assert survivor.awards(c2, point.last_position)["awards"][0]["award"] == "600000.00"
+        status = survivor.ok("/v1/status")
+        assert status["feeds"][0]["role"] == "leader" and status["webhook_delivery"]["role"] == "leader"
+    finally:
+        for replica in replicas:
+            replica.kill()
+        registry.kill()
+        postgres.drop_database(url)

@@ -16,6 +16,8 @@ from tcr_registry.adapters.feeds.event_log import LazyEventLog, RegistryEventLog
 from tcr_registry.adapters.feeds.index_sink import SharedIndexSink
 from tcr_registry.adapters.http.app import build_app
 from tcr_registry.adapters.http.idempotency import IdempotencyRecords
+from tcr_registry.adapters.imports.jobs import SqlImportJobs
+from tcr_registry.adapters.imports.service import Imports
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.audit_log import AuditLog
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
@@ -82,6 +84,7 @@ class RegistryRuntime:
         )
         self.webhook_lease: Lease | None = None  # set at start: /v1/status and the tests read its role
         self._database_ready = database_ready(self.engine)
+        self.imports = Imports(SqlImportJobs(self.engine), lambda: self.writer)
 
     @property
     def ready(self) -> bool:
@@ -173,6 +176,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await runtime.imports.stop()
             await runtime.webhooks.stop()
             await runtime.stop()
             log.info("registry stopped", extra={"service": "registry"})

@@ -2,7 +2,9 @@
 (`uvicorn --factory tcr_reporting.bootstrap:create_app`, or `tcr-reporting serve`).
 
 On start: migrations, then two followers (registry contracts, subsidy awards), each applying pages of events
-and its position in one transaction through the shared `SqlProjectionSink`."""
+and its position in one transaction through the shared `SqlProjectionSink`. The followers run only while this
+process holds the projection lease (one writer per database: the leader replica, or `tcr-reporting rebuild`);
+a standby serves reads from the figures the leader writes."""
 
 from __future__ import annotations
 
@@ -20,13 +22,17 @@ from tcr_reporting.adapters.feeds import FollowedFeed, followed_feed
 from tcr_reporting.adapters.http.app import http_app
 from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, subsidy_sink
+from tcr_reporting.adapters.persistence.projection_lease import ProjectionLease
 from tcr_reporting.adapters.persistence.store import FigureStore
 from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY
+from tcr_reporting.adapters.subsidy_gateway import SubsidyGateway
 from tcr_reporting.application.queries import ReportingQueries
 from tcr_reporting.settings import ReportingSettings
+from tcr_shared.feeds.follower import Follower
 from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform import auth
-from tcr_shared.platform.observability import configure_logging
+from tcr_shared.platform.database import database_ready
+from tcr_shared.platform.observability import all_ready, configure_logging
 from tcr_shared.platform.ratelimit import RateLimits
 
 log = logging.getLogger("tcr.reporting")
@@ -43,6 +49,8 @@ class ReportingRuntime:
     feeds: dict[str, FollowedFeed]
     resolver: auth.RegistryKeyResolver
     authenticator: auth.Authenticator
+    lease: ProjectionLease
+    subsidy: SubsidyGateway
     queries: ReportingQueries = field(init=False)
     clock: Callable[[], datetime] = now_utc
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -52,24 +60,37 @@ class ReportingRuntime:
         # the clock is read through the runtime, so a test that replaces it moves the queries' "now" too
         self.queries = ReportingQueries(self.store, self.version, lambda: self.clock(), cache=self.settings.query_cache)
 
-    def positions(self) -> dict[str, int]:
-        return {name: feed.follower.status.position for name, feed in self.feeds.items()}
+    async def positions(self) -> dict[str, int]:
+        return dict(zip(self.feeds, await self.version(), strict=True))
 
     async def version(self) -> tuple:
+        """The projection's version: the positions applied (by this replica as the leader, or read from the
+        database by `Follower.watch` as a standby)."""
         return tuple(feed.follower.status.position for feed in self.feeds.values())
 
+    def followers(self) -> list[Follower]:
+        return [feed.follower for feed in self.feeds.values()]
+
+    async def follow_feeds(self) -> None:
+        """Apply both feeds (while this process holds the lease: cancelled when it is lost)."""
+        await asyncio.gather(*(follower.run() for follower in self.followers()))
+
+    async def watch_feeds(self) -> None:
+        """As a standby: keep the followers' positions (the version, /v1/status) current from the database."""
+        await asyncio.gather(*(follower.watch() for follower in self.followers()))
+
     async def is_ready(self) -> bool:
-        if not self.ready:
-            return False
-        try:
-            return await self.store.ping()
-        except Exception:  # database down
-            return False
+        """Ready once started, while the database answers within 2 s and no follower is stalled."""
+        return (
+            self.ready
+            and await all_ready(database_ready(self.engine), *(follower.ready for follower in self.followers()))()
+        )
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.settings.database)
-        for feed in self.feeds.values():
-            self.tasks.append(asyncio.create_task(feed.follower.run(), name=f"follow-{feed.name}"))
+        self.tasks.append(
+            asyncio.create_task(self.lease.run_while_leader(self.follow_feeds, self.watch_feeds), name="follow-feeds")
+        )
         self.ready = True
         log.info("reporting started", extra={"service": "reporting"})
 
@@ -83,6 +104,7 @@ class ReportingRuntime:
         for feed in self.feeds.values():
             await feed.client.aclose()
         await self.resolver.aclose()
+        await self.subsidy.aclose()
         await self.engine.dispose()
 
 
@@ -90,10 +112,11 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
     engine = settings.database.async_engine()
     key = settings.effective_feed_key
     feeds = {
-        FEED_REGISTRY: followed_feed(
-            FEED_REGISTRY, settings.registry_url, key, registry_sink(engine), settings.feed_wait
-        ),
-        FEED_SUBSIDY: followed_feed(FEED_SUBSIDY, settings.subsidy_url, key, subsidy_sink(engine), settings.feed_wait),
+        name: followed_feed(name, url, key, sink, settings.feed_wait, settings.follower_stall_after)
+        for name, url, sink in (
+            (FEED_REGISTRY, settings.registry_url, registry_sink(engine)),
+            (FEED_SUBSIDY, settings.subsidy_url, subsidy_sink(engine)),
+        )
     }
     resolver = auth.RegistryKeyResolver(settings.registry_url)
     return ReportingRuntime(
@@ -103,6 +126,8 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
         feeds=feeds,
         resolver=resolver,
         authenticator=auth.Authenticator(settings.admin_key, resolver, limits=RateLimits()),
+        lease=ProjectionLease(settings.database),
+        subsidy=SubsidyGateway(settings.subsidy_url),
     )
 
 

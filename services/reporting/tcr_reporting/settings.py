@@ -20,6 +20,9 @@ class ReportingSettings(BaseSettings):
     feed_key: str | None = None
     # Long-poll wait on the feeds, seconds (the publisher answers as soon as an event arrives).
     feed_wait: float = 20.0
+    # A follower failing on the same event for longer than this (seconds) is stalled: /readyz answers 503 and
+    # tcr_follower_stalled_seconds rises (docs/operations.md); it keeps retrying, never skips.
+    follower_stall_after: float = 60.0
     log_level: str = "INFO"
     # Answers are cached per projection version (emptied whenever a page is applied); off for benchmarks
     # of the database path.

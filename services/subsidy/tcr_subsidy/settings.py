@@ -36,6 +36,12 @@ class SubsidySettings(BaseSettings):
         description="TCR_SUBSIDY_BATCH_PAGES: while catching up, "
         "up to this many feed pages are applied in one transaction (1 = one per page)",
     )
+    subsidy_stall_after: float = Field(
+        60.0,
+        gt=0,
+        description="TCR_SUBSIDY_STALL_AFTER: seconds the follower may fail on one registry event before the "
+        "service is not ready and /v1/status says `stalled` (it never skips the event)",
+    )
     subsidy_rules_dirs: str = Field(
         str(DEFAULT_RULES_DIR), description="TCR_SUBSIDY_RULES_DIRS: rule set folders, separated by ':'"
     )

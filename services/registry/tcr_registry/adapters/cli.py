@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -46,6 +49,23 @@ def rotate_master_key() -> None:
             console.print(f"{done.table}: {done.resealed} value(s) sealed again")
     finally:
         engine.dispose()
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="The batch list: CSV (UTF-8, BOM or not) or XLSX"
+    ),
+    point: str = typer.Option(..., "--point", help="The id of the registration point the contracts are registered by"),
+    errors: Path | None = typer.Option(None, help="Where to write the rejected rows (default: FILE.rejected.csv)"),
+) -> None:
+    """Import a batch list (登记清单): each row a contract, registered (and certified when it asks) under the same
+    rules as POST /v1/contracts. Importing the same file again registers nothing twice."""
+    from tcr_registry.adapters.imports.progress import run_with_progress
+
+    settings = RegistrySettings()
+    job = asyncio.run(run_with_progress(settings, file, point, errors, console))
+    raise typer.Exit(0 if job is not None and job.status == "done" else 1)
 
 
 @app.command()

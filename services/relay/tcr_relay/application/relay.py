@@ -82,6 +82,21 @@ async def publish_until_acknowledged(
             status.errors = (status.errors + [repr(exc)])[-5:]
             log.warning("relay %s: publishing position %s failed (%r); retrying", source, event.position, exc)
             await asyncio.sleep(backoff.next_delay())
+            if await _already_held(publisher, source, event):
+                duplicate = True
+                break
     status.published += 1
     status.duplicates += int(duplicate)
     status.position = event.position
+
+
+async def _already_held(publisher: EventPublisher, source: str, event: FeedEvent) -> bool:
+    """Before sending a failed event again: is it already in the stream (our publish was stored but its
+    acknowledgement lost, or another relay stored it)? JetStream's de-duplication by `Nats-Msg-Id` covers a retry
+    only within its window; after a long outage this check is what keeps the event from being stored twice."""
+    try:
+        return await publisher.last_position(source) >= event.position
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the stream cannot be asked either: send the event again (de-duplicated in the window)
+        return False

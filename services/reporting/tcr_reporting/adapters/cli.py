@@ -2,10 +2,11 @@
 
   tcr-reporting migrate             run the database migrations
   tcr-reporting rebuild             forget every figure and rebuild from position 0 of both feeds
-  tcr-reporting status              positions stored per feed
+  tcr-reporting status              positions stored per feed; whether the projection lease is held
 
-Rebuild applies the feeds page by page through the same sink the service uses (figures and position in one
-transaction). Stop the service first: two writers of one projection would race."""
+Rebuild forgets every table of the projection, then applies the feeds page by page through the same sink the
+service uses (figures and position in one transaction). It holds the projection lease while it runs and refuses
+to start (exit 3) while a reporting service holds it: two writers of one projection would race."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, reset, subsidy_sink
+from tcr_reporting.adapters.persistence.projection_lease import ProjectionBusy, ProjectionLease
 from tcr_reporting.adapters.persistence.store import FigureStore
 from tcr_reporting.settings import ReportingSettings
 from tcr_shared.feeds.client import FeedClient, FeedUnavailable
@@ -69,39 +71,45 @@ async def _replay(name: str, client: FeedClient, sink, progress: Progress) -> in
     return applied
 
 
+async def _replay_feeds(engine, settings: ReportingSettings, skip_subsidy: bool) -> dict[str, int]:
+    key = settings.effective_feed_key
+    counts: dict[str, int] = {}
+    feeds = [("registry", settings.registry_url, registry_sink(engine))]
+    if not skip_subsidy:
+        feeds.append(("subsidy", settings.subsidy_url, subsidy_sink(engine)))
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        for name, url, sink in feeds:
+            client = FeedClient(url, key)
+            try:
+                counts[name] = await _replay(name, client, sink, progress)
+            except (FeedUnavailable, httpx.HTTPStatusError) as exc:
+                if name == "registry":
+                    raise
+                console.print(
+                    f"[yellow]{name} feed unavailable ({exc}); the service will catch up from 0 when it starts[/yellow]"
+                )
+                counts[name] = 0
+            finally:
+                await client.aclose()
+    return counts
+
+
 async def _rebuild(settings: ReportingSettings, skip_subsidy: bool) -> dict[str, int]:
     await asyncio.to_thread(upgrade, settings.database)
     engine = settings.database.async_engine()
-    key = settings.effective_feed_key
-    counts: dict[str, int] = {}
     try:
-        await reset(engine)
-        feeds = [("registry", settings.registry_url, registry_sink(engine))]
-        if not skip_subsidy:
-            feeds.append(("subsidy", settings.subsidy_url, subsidy_sink(engine)))
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            for name, url, sink in feeds:
-                client = FeedClient(url, key)
-                try:
-                    counts[name] = await _replay(name, client, sink, progress)
-                except (FeedUnavailable, httpx.HTTPStatusError) as exc:
-                    if name == "registry":
-                        raise
-                    console.print(
-                        f"[yellow]{name} feed unavailable ({exc}); the service will catch up "
-                        f"from 0 when it starts[/yellow]"
-                    )
-                    counts[name] = 0
-                finally:
-                    await client.aclose()
-        positions = await FigureStore(engine).positions()
+        # the lease first: a running service applying its feeds under our reset would corrupt the figures
+        async with ProjectionLease(settings.database).hold():
+            await reset(engine)
+            counts = await _replay_feeds(engine, settings, skip_subsidy)
+            positions = await FigureStore(engine).positions()
     finally:
         await engine.dispose()
     console.print(f"[green]rebuilt[/green]: events applied {counts}, positions {positions}")
@@ -120,6 +128,9 @@ def rebuild(
     settings = _settings(database_url, registry_url, subsidy_url, feed_key)
     try:
         asyncio.run(_rebuild(settings, skip_subsidy))
+    except ProjectionBusy as exc:
+        console.print(f"[red]refused: {exc}[/red]")
+        raise typer.Exit(3) from exc
     except FeedUnavailable as exc:
         console.print(f"[red]the registry feed cannot be read: {exc}[/red]")
         raise typer.Exit(2) from exc
@@ -133,18 +144,29 @@ def rebuild(
 
 @app.command()
 def status(database_url: str | None = typer.Option(None, envvar="TCR_REPORTING_DATABASE_URL")) -> None:
-    """Positions stored per followed feed."""
+    """Positions stored per followed feed, and whether a process holds the projection."""
     settings = _settings(database_url, None, None, None)
 
-    async def read() -> dict[str, int]:
+    async def read() -> tuple[dict[str, int], bool]:
         engine = settings.database.async_engine()
         try:
-            return await FigureStore(engine).positions()
+            positions = await FigureStore(engine).positions()
         finally:
             await engine.dispose()
+        try:
+            async with ProjectionLease(settings.database).hold():
+                return positions, False
+        except ProjectionBusy:
+            return positions, True
 
-    for feed, position in sorted(asyncio.run(read()).items()):
+    positions, held = asyncio.run(read())
+    for feed, position in sorted(positions.items()):
         console.print(f"{feed}: {position}")
+    console.print(
+        "projection lease: held (a reporting service or a rebuild is writing the figures)"
+        if held
+        else "projection lease: free (nothing is applying the feeds)"
+    )
 
 
 @app.command()

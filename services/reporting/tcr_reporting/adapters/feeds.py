@@ -20,13 +20,18 @@ class FollowedFeed:
     client: FeedClient
 
     def status(self) -> dict:
+        """The follower's honest status (`state`; `head` and `lag` null until known; `stuck` and `stalled_since`)
+        with the publisher's reachability, and `error`: whichever failure is current."""
         body = self.follower.status.as_dict()
         body.update(self.source.reach.as_dict())
-        body["error"] = body.get("feed_error") or body.get("last_error")
+        stuck = body.get("stuck") or {}
+        body["error"] = body.get("feed_error") or body.get("last_error") or stuck.get("error")
         return body
 
 
-def followed_feed(name: str, url: str, key: str, sink: SqlProjectionSink, wait: float) -> FollowedFeed:
+def followed_feed(
+    name: str, url: str, key: str, sink: SqlProjectionSink, wait: float, stall_after: float
+) -> FollowedFeed:
     client = FeedClient(url, key, page_size=1000)
     source = ObservedFeed(client, wait=wait)
-    return FollowedFeed(name, Follower(name, source, sink), source, client)
+    return FollowedFeed(name, Follower(name, source, sink, stall_after=stall_after), source, client)

@@ -278,11 +278,22 @@ class ReportingQueries:
                     body["rank_change"] = county_ranks[code]["rank_change"]
                 return body
 
+            def above(code: str, members: list[str]) -> dict[str, Any]:
+                """What an area counts beyond the sum of its members: parties located at the area's own code
+                (old events with a prefecture or region code as a party's region), so that the lines add up."""
+                total = table.get((code, year), RegionYear()).flat()
+                parts = [table.get((m, year), RegionYear()).flat() for m in members]
+                return {k: field_text(k, total[k] - sum(p[k] for p in parts)) for k in REPORT_FIELDS}
+
             prefecture_lines = []
             for prefecture in prefectures():
                 entry = line(prefecture.code)
-                entry["counties"] = [line(c.code) for c in counties() if c.parent == prefecture.code]
+                members = [c.code for c in counties() if c.parent == prefecture.code]
+                entry["counties"] = [line(code) for code in members]
+                entry["above_counties"] = above(prefecture.code, members)
                 prefecture_lines.append(entry)
+            region_line = line(NINGXIA)
+            region_line["above_prefectures"] = above(NINGXIA, [p.code for p in prefectures()])
             now = self._clock()
             return {
                 "year": year,
@@ -295,7 +306,7 @@ class ReportingQueries:
                 "due_date": due_date(year).isoformat(),
                 "generated_at": now.isoformat(timespec="seconds"),
                 "fields": list(REPORT_FIELDS),
-                "region": line(NINGXIA),
+                "region": region_line,
                 "prefectures": prefecture_lines,
             }
 

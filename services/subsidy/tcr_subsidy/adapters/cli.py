@@ -1,4 +1,5 @@
-"""`tcr-subsidy`: rebuild the projection from zero, verify a rebuild equals the live state, migrate."""
+"""`tcr-subsidy`: rebuild the projection from zero, verify a rebuild equals the live state, migrate, simulate a
+candidate rule book (what-if)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tcr_shared.feeds.client import FeedClient
+from tcr_shared.language.money import ZERO, format_money
 from tcr_shared.platform.database import Database
 from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.persistence.migrate import upgrade
+from tcr_subsidy.adapters.persistence.projection_lock import ProjectionBusy, held_for_rebuild
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.adapters.persistence.store import wipe
 from tcr_subsidy.adapters.rule_files import load_rule_book
 from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection
 from tcr_subsidy.application.rebuild import replay
+from tcr_subsidy.application.verification import AwardDifference, award_differences
 from tcr_subsidy.domain.decision import Engine
 from tcr_subsidy.settings import SubsidySettings
 
@@ -72,7 +76,8 @@ def rebuild(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation"),
 ) -> None:
     """Rebuild the live projection from zero: delete every decision and replay the registry feed.
-    Stop the service first; it resumes following from the rebuilt position when started again."""
+    Stop the service first (a running service holds the projection and the rebuild refuses); it resumes
+    following from the rebuilt position when started again."""
     settings = SubsidySettings()
     if not yes:
         typer.confirm(f"Delete every award in {settings.database.url} and replay the registry feed?", abort=True)
@@ -86,7 +91,12 @@ def rebuild(
             await db.dispose()
         return await _replay_into(settings.database, settings, None, page_size, "rebuilding")
 
-    position = asyncio.run(run())
+    try:
+        with held_for_rebuild(settings.database):
+            position = asyncio.run(run())
+    except ProjectionBusy as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(2) from exc
     console.print(f"[green]rebuilt[/green] up to registry position {position}")
 
 
@@ -96,7 +106,8 @@ def verify(
     scratch: Path | None = typer.Option(None, help="SQLite file to rebuild into (default: a temporary file)"),
 ) -> None:
     """Rebuild from zero into a scratch database, up to the live position, and compare every decision, award,
-    cap and award event with the live state. Exit code 1 when they differ."""
+    cap and award event with the live state; list every award a rebuild would change, and by how much. Exit
+    code 1 when they differ."""
     settings = SubsidySettings()
     live_db = settings.database
 
@@ -116,9 +127,11 @@ def verify(
                 rebuilt_engine = scratch_db.async_engine()
                 try:
                     rebuilt = await Queries(rebuilt_engine).snapshot()
+                    rebuilt_awards = await Queries(rebuilt_engine).award_amounts()
                 finally:
                     await rebuilt_engine.dispose()
             live_now = await live.snapshot(up_to=position)
+            live_awards = await live.award_amounts()
             still = await live.tracked_position(REGISTRY_FEED) == position
         finally:
             await engine.dispose()
@@ -138,6 +151,8 @@ def verify(
                     f"  {name}: [red]differs[/red] (live {len(a)} rows, rebuilt {len(b)}; first "
                     f"difference at row {first})"
                 )
+        if still:
+            _print_differences(award_differences(live_awards, rebuilt_awards))
         return same
 
     ok = asyncio.run(run())
@@ -147,6 +162,33 @@ def verify(
         else "[red]the rebuilt state differs from the live one[/red]"
     )
     raise typer.Exit(0 if ok else 1)
+
+
+def _print_differences(differences: list[AwardDifference], shown: int = 50) -> None:
+    """Which awards a rebuild would change and by how much (the first `shown`), with the net total."""
+    if not differences:
+        return
+    console.print(f"  awards a rebuild would change: {len(differences)}")
+    for d in differences[:shown]:
+        console.print(f"    {d.describe()}", markup=False, highlight=False, soft_wrap=True)
+    if len(differences) > shown:
+        console.print(f"    ... and {len(differences) - shown} more")
+    total = sum((d.change for d in differences), ZERO)
+    console.print(f"  net change if rebuilt: {'+' if total > 0 else ''}{format_money(total)}", soft_wrap=True)
+
+
+@app.command()
+def simulate(
+    candidate: Path = typer.Argument(..., exists=True, dir_okay=False, help="Candidate rule set(s), YAML or JSON"),
+    years: str = typer.Option(..., "--years", help="Policy years to compare, e.g. 2021-2025 or 2025"),
+    xlsx: Path | None = typer.Option(None, "--xlsx", help="Also write the comparison to this XLSX file"),
+    keep: bool = typer.Option(True, help="Keep the simulation in the subsidy database (to cite it later)"),
+) -> None:
+    """Decide the registry's history again under a candidate rule book, in memory (the live ledger, award feed and
+    webhooks are untouched), and print it against the rules in force."""
+    from tcr_subsidy.adapters import simulation_cli
+
+    simulation_cli.run(SubsidySettings(), candidate, years, xlsx, keep, console)
 
 
 @app.command()

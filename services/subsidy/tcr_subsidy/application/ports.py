@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_subsidy.application.page import PageLedger
@@ -49,3 +49,11 @@ class PositionedSink(Protocol):
     async def position(self) -> int: ...
 
     async def apply(self, events: Sequence[FeedEvent], position: int) -> None: ...
+
+
+class SimulationStore(Protocol):
+    """Where simulations are kept (who ran them, when, the candidate, the result), to be cited later."""
+
+    async def save(self, simulation: dict[str, Any]) -> None: ...
+
+    async def get(self, simulation_id: str) -> dict[str, Any] | None: ...

@@ -12,18 +12,20 @@ from tcr_subsidy.application.page import PageLedger
 from tcr_subsidy.application.ports import AwardStore, SkippedEvent
 from tcr_subsidy.domain.award_events import AwardEvent
 from tcr_subsidy.domain.decision import Engine, MalformedEvent, RegistryEvent, UnknownEventType, cap_keys_touched
+from tcr_subsidy.domain.terms import plain_text
 
 log = logging.getLogger("tcr.subsidy.projection")
 REGISTRY_FEED = "registry"
 
 
 def registry_event(event: FeedEvent) -> RegistryEvent:
+    """The engine's view of a feed event; its text in the form every store keeps (see `plain_text`)."""
     return RegistryEvent(
-        id=event.id,
-        type=event.type,
+        id=plain_text(event.id),
+        type=plain_text(event.type),
         position=event.position,
-        time=event.time,
-        contract_id=event.subject or str(event.data.get("contract_id", "")),
+        time=plain_text(event.time),
+        contract_id=plain_text(event.subject or str(event.data.get("contract_id", ""))),
         data=event.data,
     )
 
@@ -47,7 +49,8 @@ class AwardProjection:
                 skipped.append(SkippedEvent(event.position, event.id, event.type, "unknown event type"))
             except MalformedEvent as exc:
                 log.warning("skipping malformed event at position %s: %s", event.position, exc)
-                skipped.append(SkippedEvent(event.position, event.id, event.type, f"malformed: {exc}"[:2000]))
+                reason = plain_text(f"malformed: {exc}"[:2000])
+                skipped.append(SkippedEvent(event.position, event.id, event.type, reason))
         await store.write(page, outputs, skipped)
         self.skipped_total += len(skipped)
         self.awards_total += len(outputs)

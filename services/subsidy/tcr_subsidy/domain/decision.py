@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tcr_shared.language.identifiers import canonical_credit_code, canonical_result_id
 from tcr_shared.language.money import ZERO
 from tcr_shared.language.policy_time import SHANGHAI, policy_year
 from tcr_shared.language.vocabulary import AwardEventType, RegistryEventType
@@ -22,7 +23,7 @@ from tcr_subsidy.domain.eligibility import Candidate, candidates, cap_key_for
 from tcr_subsidy.domain.explanation import explain_award, explain_none
 from tcr_subsidy.domain.ledger import Award, ContractRecord, Ledger
 from tcr_subsidy.domain.rules import ProgrammeRule, RuleBook, RuleSet
-from tcr_subsidy.domain.terms import read_terms
+from tcr_subsidy.domain.terms import canonical_text, optional_text, read_terms
 
 SUBMITTED, CERTIFIED, REJECTED, WITHDRAWN, AMENDED, REVOKED = (
     RegistryEventType.SUBMITTED,
@@ -98,18 +99,20 @@ def _cap_keys_of_terms(rulebook: RuleBook, event: RegistryEvent, year: int | Non
         terms = event.data.get(terms_key)
         if not isinstance(terms, dict):
             continue
+        given = terms.get("result_id")
+        result_id = canonical_text(given, canonical_result_id) if isinstance(given, str) else None
         for rs in rulebook.rule_sets:
             for rule in rs.programmes:
                 party = terms.get(rule.role)
                 if (
                     isinstance(party, dict)
-                    and party.get("credit_code")
+                    and isinstance(party.get("credit_code"), str)
                     and party.get("kind") in rule.kinds
                     and str(party.get("region") or "").startswith(rs.region_prefix)
                 ):
-                    keys.add(
-                        cap_key_for(rule, party["credit_code"], year, terms.get("result_id"), event.contract_id)[0]
-                    )
+                    code = canonical_text(party["credit_code"], canonical_credit_code)
+                    if code:  # the same canonical keys the engine reads (terms.read_party)
+                        keys.add(cap_key_for(rule, code, year, result_id, event.contract_id)[0])
     return keys
 
 
@@ -170,7 +173,7 @@ class Engine:
         terms = read_terms(event.data["terms"])
         certified_at = datetime.fromisoformat(event.data["certified_at"])
         year = policy_year(certified_at)
-        registration_number = event.data.get("registration_number")
+        registration_number = optional_text(event.data.get("registration_number"))
         record = ContractRecord(
             event.contract_id,
             "certified",
@@ -250,7 +253,7 @@ class Engine:
         year = record.policy_year
         found, considered = candidates(rs, terms, event.contract_id, year)
         if event.data.get("registration_number"):
-            record.registration_number = event.data["registration_number"]
+            record.registration_number = optional_text(event.data["registration_number"])
         by_programme = {(c.rule.programme, c.party.credit_code): c for c in found}
         existing = ledger.awards_of(event.contract_id)
         out: list[AwardChange] = []
@@ -286,7 +289,12 @@ class Engine:
         usage = self._usage_of(ledger, award)
         before = usage.used
         previous = award.award
-        new = min(c.entitlement, max(ZERO, award.cap - before + previous))
+        raises = award.status == "clawed_back" or c.entitlement > award.entitlement
+        entitlement_before = award.entitlement
+        if raises:  # decided again against the cap, its current amount added back
+            new = min(c.entitlement, max(ZERO, award.cap - before + previous))
+        else:  # the spec: an amendment never raises an award unless its entitlement rises
+            new = min(c.entitlement, previous)
         status = "full" if new == c.entitlement else "capped"
         changed = (
             new != previous
@@ -305,7 +313,9 @@ class Engine:
         award.rate = rule.rate
         award.registration_number = registration_number
         award.updated_position = event.position
-        award.explanation = self._explain(award, event, before, usage.used, previous, "amended")
+        award.explanation = self._explain(
+            award, event, before, usage.used, previous, "amended", held_from=None if raises else entitlement_before
+        )
         ledger.put_award(award)
         return AwardChange.of(AwardEventType.ADJUSTED, award, event.cause, before, usage.used, new - previous, previous)
 
@@ -318,7 +328,7 @@ class Engine:
                 ledger.put_contract(record)
             return []
         out = [
-            self._claw_back(ledger, a, event, f"revoked: {event.data.get('reason', '')}".strip())
+            self._claw_back(ledger, a, event, f"revoked: {optional_text(event.data.get('reason')) or ''}".strip())
             for a in ledger.awards_of(event.contract_id)
             if not (a.status == "clawed_back" and a.award == ZERO)
         ]
@@ -351,9 +361,17 @@ class Engine:
         )
 
     def _explain(
-        self, a: Award, event: RegistryEvent, before: Decimal, after: Decimal, previous: Decimal, why: str
+        self,
+        a: Award,
+        event: RegistryEvent,
+        before: Decimal,
+        after: Decimal,
+        previous: Decimal,
+        why: str,
+        *,
+        held_from: Decimal | None = None,
     ) -> str:
         first = why == "certified" or why == "amended" and previous == ZERO and a.decided_position == event.position
         cause = f"Cause: {event.type} {event.id} at registry position {event.position}."
         rule = None if a.status == "clawed_back" else self._rule(a.rule_set, a.programme)
-        return explain_award(a, rule, cause, before, after, previous, why, first_decision=first)
+        return explain_award(a, rule, cause, before, after, previous, why, first_decision=first, held_from=held_from)

@@ -29,9 +29,11 @@ def explain_award(
     why: str,
     *,
     first_decision: bool,
+    held_from: Decimal | None = None,
 ) -> str:
     """`cause` names the registry event; `first_decision` is true when the award is decided now (nothing earlier
-    to add back to the cap left)."""
+    to add back to the cap left); `held_from` is the entitlement before an amendment that did not raise it (the
+    award then cannot rise)."""
     scope = (
         f"per beneficiary per policy year {a.policy_year}"
         if a.project is None
@@ -49,7 +51,12 @@ def explain_award(
         f"{format_money(a.entitlement)} (half-up to the fen)"
     )
     left = a.cap - before + previous
-    if first_decision:
+    if held_from is not None:
+        formula = (
+            f"entitlement not higher than before the amendment ({format_money(held_from)}), so an amendment "
+            f"never raises the award: award = min(entitlement, current award {format_money(previous)})"
+        )
+    elif first_decision:
         formula = f"award = min(entitlement, cap left {format_money(max(ZERO, a.cap - before))})"
     else:
         formula = (

@@ -4,10 +4,13 @@ match raises ValueError/TypeError/KeyError, which the engine reports as a malfor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
+from tcr_shared.language.identifiers import canonical_credit_code, canonical_result_id
 from tcr_shared.language.vocabulary import CATEGORIES, CONSIDERATIONS, PARTY_KINDS
 
 
@@ -31,6 +34,17 @@ class Terms:
     result_id: str | None = None
 
 
+NUL, NUL_STANDS_IN = "\x00", "\ufffd"
+
+
+def plain_text(value: str) -> str:
+    """Registry text as this service keeps it. Old registry events may carry U+0000 (the registry accepted it
+    before its text rule), which PostgreSQL TEXT cannot hold: it becomes U+FFFD (the replacement character)
+    here, where text enters the service, so that every store, key and award event carries the same form and a
+    follower never stops on such an event. Every other character is kept as the registry recorded it."""
+    return value.replace(NUL, NUL_STANDS_IN) if NUL in value else value
+
+
 def _text(data: dict[str, Any], key: str, *, required: bool = True, nullable: bool = True) -> str | None:
     if required and key not in data:
         raise KeyError(key)
@@ -39,7 +53,12 @@ def _text(data: dict[str, Any], key: str, *, required: bool = True, nullable: bo
         return None
     if not isinstance(value, str):
         raise TypeError(f"{key} must be a string, not {type(value).__name__}")
-    return value
+    return plain_text(value)
+
+
+def optional_text(value: Any) -> str | None:
+    """A free-text field outside the terms (a reason, a registration number), or None when absent."""
+    return plain_text(value) if isinstance(value, str) else None
 
 
 def _one_of(data: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
@@ -55,12 +74,21 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+@lru_cache(maxsize=65536)  # the same parties and projects recur event after event
+def canonical_text(value: Any, canonical: Callable[[str], str]) -> str | None:
+    """Old events may carry a code as typed (`9164-...1l`): every cap key, ledger key and beneficiary uses the
+    canonical form, so a rebuild over old events pays one party (one project) once. None when absent or empty."""
+    if not isinstance(value, str) or not value:
+        return None
+    return plain_text(canonical(value)) or None
+
+
 def read_party(value: Any, where: str) -> Party:
     data = _mapping(value, where)
     return Party(
         name=_text(data, "name"),
         kind=_one_of(data, "kind", PARTY_KINDS),
-        credit_code=_text(data, "credit_code", required=False),
+        credit_code=canonical_text(_text(data, "credit_code", required=False), canonical_credit_code),
         region=_text(data, "region", required=False),
         country=_text(data, "country", required=False),
     )
@@ -81,5 +109,5 @@ def read_terms(value: Any) -> Terms:
         seller=read_party(data["seller"], "seller"),
         buyer=read_party(data["buyer"], "buyer"),
         intermediary=None if intermediary is None else read_party(intermediary, "intermediary"),
-        result_id=_text(data, "result_id", required=False),
+        result_id=canonical_text(_text(data, "result_id", required=False), canonical_result_id),
     )

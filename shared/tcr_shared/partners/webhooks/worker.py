@@ -153,14 +153,19 @@ class DeliveryWorker:
         return self._supervisor
 
     async def stop(self) -> None:
+        await self.pause()
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def pause(self) -> None:
+        """Stop delivering (the supervisor and every subscription's task) but keep the HTTP client, so that
+        `start()` or `run()` may deliver again: a replica that loses its delivery lease stands by."""
         tasks = [t for t in [self._supervisor, *self._tasks.values()] if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._supervisor = None
-        if self._owns_client:
-            await self._client.aclose()
 
     async def lead(self) -> None:
         """`run()` for a leader lease (`Lease.run_while_leader(worker.lead)`): deliver while this replica leads;

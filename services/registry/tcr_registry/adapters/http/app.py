@@ -13,6 +13,7 @@ from tcr_registry.adapters.http.admin import admin_router
 from tcr_registry.adapters.http.audit import AuditMiddleware, audit_router
 from tcr_registry.adapters.http.contracts import contracts_router
 from tcr_registry.adapters.http.errors import install_domain_errors
+from tcr_registry.adapters.http.imports import imports_router
 from tcr_registry.adapters.persistence.models import webhooks
 from tcr_shared.feeds.server import feed_router
 from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
@@ -42,6 +43,7 @@ def build_app(runtime: Any, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
     app.include_router(contracts_router(runtime))
     app.include_router(admin_router(runtime))
     app.include_router(audit_router(runtime))
+    app.include_router(imports_router(runtime))
     app.include_router(
         subscriptions_router(
             engine=runtime.engine,

@@ -1,5 +1,5 @@
-"""Relational state beside the event store: points, API keys, idempotency records, and the contract index
-(a projection of the registry's own log, for listing and filtering)."""
+"""Relational state beside the event store: points, API keys, idempotency records, the contract index
+(a projection of the registry's own log, for listing and filtering), and batch-list import jobs."""
 
 from __future__ import annotations
 
@@ -116,6 +116,35 @@ personal_keys = Table(
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("erased_at", DateTime(timezone=True), nullable=True),
     Column("erased_by", String(64), nullable=True),
+)
+
+import_jobs = Table(
+    "import_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("point_id", String(36), nullable=False),
+    Column("filename", String(300), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("processed", Integer, nullable=False),
+    Column("registered", Integer, nullable=False),
+    Column("certified", Integer, nullable=False),
+    Column("already_registered", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("message", String(2000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_import_jobs_point", "point_id", "created_at"),
+)
+
+import_errors = Table(
+    "import_errors",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("row", Integer, nullable=False),
+    Column("field", String(100), nullable=False),
+    Column("message", String(2000), nullable=False),
 )
 
 feed_tracking = tracking_table(metadata)

@@ -125,7 +125,7 @@ def api_router(require) -> APIRouter:
             else negotiate(request.headers.get("accept"), [JSON, CSV, XLSX])
         )
         check_year(year, runtime)
-        report = await runtime.queries.annual_report(year, positions=runtime.positions())
+        report = await runtime.queries.annual_report(year, positions=await runtime.positions())
         headers = {"TCR-Provisional": "true" if report["provisional"] else "false", "Vary": "Accept"}
         suffix = "-provisional" if report["provisional"] else ""
         if media == CSV:
@@ -144,6 +144,11 @@ def api_router(require) -> APIRouter:
     )
     async def status(request: Request) -> dict:
         runtime = _runtime(request)
-        return {"service": "reporting", "feeds": {name: feed.status() for name, feed in runtime.feeds.items()}}
+        return {
+            "service": "reporting",
+            "role": runtime.lease.role,
+            "lease": runtime.lease.as_dict(),
+            "feeds": {name: feed.status() for name, feed in runtime.feeds.items()},
+        }
 
     return router

@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 
 from tcr_reporting.adapters.http.api import api_router
 from tcr_reporting.adapters.http.dashboard import dashboard_router
+from tcr_reporting.adapters.http.what_if import what_if_router
+from tcr_shared.feeds.follower import Follower, follower_metrics
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
 from tcr_shared.platform.problems import install_problem_handlers, install_problem_openapi
@@ -26,6 +28,8 @@ class ServedRuntime(Protocol):
     authenticator: Authenticator
 
     async def is_ready(self) -> bool: ...
+
+    def followers(self) -> list[Follower]: ...
 
 
 def http_app(runtime: ServedRuntime, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
@@ -42,8 +46,9 @@ def http_app(runtime: ServedRuntime, lifespan: Callable[[FastAPI], AbstractAsync
     app.state.runtime = runtime
     install_problem_handlers(app)
     install_problem_openapi(app)
-    instrument(app, "reporting", runtime.is_ready)
+    follower_metrics(instrument(app, "reporting", runtime.is_ready), *runtime.followers())
     app.include_router(api_router(runtime.authenticator.require))
     app.include_router(dashboard_router())
+    app.include_router(what_if_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

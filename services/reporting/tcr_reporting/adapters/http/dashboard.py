@@ -48,7 +48,7 @@ def _change(value: int | None) -> str:
     return '<span class="muted">–</span>'
 
 
-async def _principal(request: Request) -> Principal | None:
+async def signed_in(request: Request) -> Principal | None:
     return await _principal_of(request.app.state.runtime, request.cookies.get(COOKIE), client_address(request))
 
 
@@ -65,7 +65,13 @@ async def _principal_of(runtime: Any, secret: str | None, client: str | None) ->
     return principal if principal.role in READER_ROLES else None
 
 
-def _page(title: str, body: str, version: str, *, nav: str = "") -> HTMLResponse:
+def render_page(
+    title: str, body: str, version: str, *, nav: str = "", follow: bool = True, scripts: tuple[str, ...] = ()
+) -> HTMLResponse:
+    """A dashboard page; `follow`: the page polls the projection version and swaps its figures in place;
+    `scripts`: more of our static scripts, after dashboard.js."""
+    extra = "".join(f'\n<script src="/static/{escape(name)}" defer></script>' for name in scripts)
+    version_url = ' data-version-url="/dashboard/version"' if follow else ""
     html = f"""<!doctype html>
 <html lang="zh-CN">
 <head>
@@ -75,9 +81,9 @@ def _page(title: str, body: str, version: str, *, nav: str = "") -> HTMLResponse
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/dashboard.css">
 <script src="/static/echarts.min.js" defer></script>
-<script src="/static/dashboard.js" defer></script>
+<script src="/static/dashboard.js" defer></script>{extra}
 </head>
-<body data-version="{escape(version)}" data-version-url="/dashboard/version">
+<body data-version="{escape(version)}"{version_url}>
 <header class="top">
   <div class="brand"><a href="/">宁夏技术合同登记统计 <span>Ningxia technology contract statistics</span></a></div>
   <nav>{nav}</nav>
@@ -90,9 +96,11 @@ def _page(title: str, body: str, version: str, *, nav: str = "") -> HTMLResponse
     return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
 
 
-def _chart(chart_id: str, title: str, spec: dict[str, Any], table: str, *, tall: bool = False) -> str:
+def chart_panel(
+    chart_id: str, title: str, spec: dict[str, Any], table: str, *, tall: bool = False, hidden: bool = False
+) -> str:
     spec_json = json.dumps(spec, ensure_ascii=False).replace("</", "<\\/")
-    return f"""<section class="panel" id="panel-{chart_id}">
+    return f"""<section class="panel" id="panel-{chart_id}"{" hidden" if hidden else ""}>
   <h2>{title}</h2>
   <div class="chart{" tall" if tall else ""}" id="chart-{chart_id}" data-spec="spec-{chart_id}" role="img"
        aria-label="{escape(title)}"></div>
@@ -134,6 +142,7 @@ def _nav(years: list[int], year: int, base: str) -> str:
         f'<a href="/v1/reports/annual/{year}?format=xlsx">XLSX</a> · '
         f'<a href="/v1/reports/annual/{year}?format=csv">CSV</a> · '
         f'<a href="/v1/reports/annual/{year}?format=json">JSON</a></span>'
+        f' <a href="/what-if">政策模拟 Policy what-if</a>'
         f' <a href="/logout" class="logout">退出 Sign out</a>'
     )
 
@@ -155,7 +164,8 @@ def _headline(metrics: dict[str, Any], feeds: dict[str, Any]) -> str:
         f'<div class="sub">净额（扣除追回） net of claw-backs</div></div>'
     )
     status = " · ".join(
-        f"{escape(name)}: {feed['position']}/{feed['head']}"
+        f"{escape(name)}: {feed['position']}/{'?' if feed['head'] is None else feed['head']}"
+        f" ({escape(str(feed.get('state', '')))})"
         + (f' <span class="down">{escape(str(feed["error"]))}</span>' if feed.get("error") else "")
         for name, feed in feeds.items()
     )
@@ -180,7 +190,7 @@ def dashboard_router() -> APIRouter:
   <input id="key" name="key" type="password" autocomplete="off" required>
   <button type="submit">登录 Sign in</button>
 </form></section>"""
-        return _page("登录 Sign in", body, "")
+        return render_page("登录 Sign in", body, "")
 
     @router.post("/login")
     async def login(request: Request) -> Response:
@@ -203,7 +213,7 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/dashboard/version")
     async def version(request: Request) -> JSONResponse:
-        if await _principal(request) is None:
+        if await signed_in(request) is None:
             raise Problem(401, "Sign in at /login.")
         runtime = request.app.state.runtime
         return JSONResponse(
@@ -213,7 +223,7 @@ def dashboard_router() -> APIRouter:
 
     @router.get("/")
     async def overview(request: Request, year: int | None = None) -> Response:
-        if await _principal(request) is None:
+        if await signed_in(request) is None:
             return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
         runtime = request.app.state.runtime
         queries, year, years, version = await _context(request, year)
@@ -252,7 +262,7 @@ def dashboard_router() -> APIRouter:
             for t in trend
         ]
         sections.append(
-            _chart(
+            chart_panel(
                 "totals",
                 "全区历年合计 <span>Region totals by year</span>",
                 spec,
@@ -297,7 +307,7 @@ def dashboard_router() -> APIRouter:
             for i in items
         ]
         sections.append(
-            _chart(
+            chart_panel(
                 "ranking",
                 f"县区排名 {year} <span>County ranking (outflow, then inflow)</span>",
                 spec,
@@ -343,7 +353,7 @@ def dashboard_router() -> APIRouter:
             for i in ordered
         ]
         sections.append(
-            _chart(
+            chart_panel(
                 "prefectures",
                 f"地市技术输出与吸纳 {year} <span>Outflow vs inflow per prefecture</span>",
                 spec,
@@ -372,18 +382,18 @@ def dashboard_router() -> APIRouter:
         rows = [[PROGRAMME_LABELS[p], _money(by_programme[p])] for p in PROGRAMMES]
         rows.append(["<strong>合计 Total</strong>", f"<strong>{_money(region['subsidies']['total'])}</strong>"])
         sections.append(
-            _chart(
+            chart_panel(
                 "subsidies",
                 f"奖补（按项目） {year} <span>Subsidies by programme</span>",
                 spec,
                 _table(["项目 Programme", "金额 Amount (元)"], rows),
             )
         )
-        return _page(f"{year} 总览 Overview", "\n".join(sections), version, nav=_nav(years, year, "/"))
+        return render_page(f"{year} 总览 Overview", "\n".join(sections), version, nav=_nav(years, year, "/"))
 
     @router.get("/counties/{code}")
     async def county(request: Request, code: str, year: int | None = None) -> Response:
-        if await _principal(request) is None:
+        if await signed_in(request) is None:
             return RedirectResponse(f"/login?next={quote(str(request.url.path))}", status_code=303)
         region = ningxia_regions().get(code)
         if region is None:
@@ -428,7 +438,7 @@ def dashboard_router() -> APIRouter:
             for t in trend
         ]
         sections.append(
-            _chart(
+            chart_panel(
                 "trend",
                 "历年趋势 <span>Trend by year</span>",
                 spec,
@@ -468,7 +478,7 @@ def dashboard_router() -> APIRouter:
             for c in CATEGORIES
         ]
         sections.append(
-            _chart(
+            chart_panel(
                 "categories",
                 f"按合同类别 {year} <span>By contract category</span>",
                 spec,
@@ -493,14 +503,14 @@ def dashboard_router() -> APIRouter:
         }
         rows = [[PROGRAMME_LABELS[p], _money(by_programme[p])] for p in PROGRAMMES]
         sections.append(
-            _chart(
+            chart_panel(
                 "county-subsidies",
                 f"奖补（按项目） {year} <span>Subsidies by programme</span>",
                 spec,
                 _table(["项目 Programme", "金额 Amount (元)"], rows),
             )
         )
-        return _page(
+        return render_page(
             f"{region.name_zh} {region.name_en} {year}",
             "\n".join(sections),
             version,

@@ -16,6 +16,7 @@ from tcr_reporting.adapters.persistence.tables import (
     counted_contracts,
     feed_tracking,
     figures,
+    metadata,
 )
 from tcr_reporting.domain.figures import CountedAward, CountedContract, FigureDeltas, counted_after
 from tcr_shared.feeds.projection_store import SqlProjectionSink
@@ -212,8 +213,9 @@ def subsidy_sink(engine: AsyncEngine) -> SqlProjectionSink:
 
 
 async def reset(engine: AsyncEngine) -> None:
-    """Forget every figure and position (before a rebuild from zero), in one transaction."""
+    """Forget every figure, every per-contract and per-award record and every position (before a rebuild from
+    zero), in one transaction. Every table of the projection goes: a record left behind (such as an award's)
+    would make its replayed event look like no change, and its figures would be lost."""
     async with engine.begin() as connection:
-        await connection.execute(delete(figures))
-        await connection.execute(delete(counted_contracts))
-        await connection.execute(delete(feed_tracking))
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(delete(table))

@@ -34,8 +34,3 @@ class FigureStore:
         async with self._engine.connect() as connection:
             result = await connection.execute(select(feed_tracking.c.feed, feed_tracking.c.position))
             return {feed: int(position) for feed, position in result}
-
-    async def ping(self) -> bool:
-        async with self._engine.connect() as connection:
-            await connection.execute(select(1))
-        return True

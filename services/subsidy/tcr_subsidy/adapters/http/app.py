@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tcr_shared.feeds.follower import Follower
+from tcr_shared.feeds.follower import Follower, follower_metrics
 from tcr_shared.feeds.server import NewEventsSignal, feed_router
 from tcr_shared.language.events.subsidy import SUBSIDY_EVENT_TYPES
-from tcr_shared.language.identifiers import credit_code_problem
+from tcr_shared.language.identifiers import canonical_credit_code, credit_code_problem
 from tcr_shared.language.policy_time import now_utc, policy_year
 from tcr_shared.language.regions import is_known_region
 from tcr_shared.language.vocabulary import Programme
@@ -25,19 +25,26 @@ from tcr_shared.partners.asyncapi import asyncapi_router
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router
 from tcr_shared.platform import page_tokens
 from tcr_shared.platform.auth import Authenticator
+from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
 from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers, install_problem_openapi
+from tcr_subsidy.adapters.http.simulations import simulations_router
 from tcr_subsidy.adapters.persistence.queries import AWARD_COLUMNS, Queries
 from tcr_subsidy.adapters.persistence.tables import webhooks
 from tcr_subsidy.application.projection import AwardProjection
+from tcr_subsidy.application.simulation import Simulations
 from tcr_subsidy.domain.rules import RuleBook
+from tcr_subsidy.domain.terms import plain_text
 from tcr_subsidy.settings import SubsidySettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 MIN_YEAR, MAX_YEAR = 2000, 2100
 _REGION = re.compile(r"^\d{2}(\d{2}(\d{2})?)?$")
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a registry contract id (a UUID)
-MIN_POSITION_DOC = "Read-your-writes: wait (up to 10 s) until the registry feed position (TCR-Position) is applied"
+MIN_POSITION_DOC = (
+    "Read-your-writes: wait (up to 10 s) until the registry feed position (TCR-Position) is applied; a position "
+    "beyond the registry's head is a 409 at once"
+)
+MAX_POSITION = 2**63 - 1  # feed positions are BIGINT
 
 
 class Runtime(Protocol):
@@ -52,8 +59,14 @@ class Runtime(Protocol):
     follower: Follower
     authenticator: Authenticator
     deliveries: DeliveryWorker
+    simulations: Simulations
+    lease: Lease
+    delivery_lease: Lease
 
     async def ready(self) -> bool: ...
+
+    async def registry_head(self) -> int | None:
+        """The registry feed's head now, or None when the registry does not answer."""
 
 
 def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
@@ -69,6 +82,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_problem_openapi(app)
     metrics = instrument(app, "subsidy", ready=runtime.ready)
+    follower_metrics(metrics, runtime.follower)  # state, lag and seconds stalled per followed feed
     status = runtime.follower.status
     lag = Gauge(
         "tcr_subsidy_feed_lag_events",
@@ -76,7 +90,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
         ["feed"],
         registry=metrics.registry,
     )
-    lag.labels(status.feed).set_function(lambda: status.lag)
+    lag.labels(status.feed).set_function(lambda: status.lag_gauge)  # NaN while the head is unknown
     position = Gauge("tcr_subsidy_feed_position", "Registry feed position applied", ["feed"], registry=metrics.registry)
     position.labels(status.feed).set_function(lambda: status.position)
     Gauge("tcr_subsidy_events_applied", "Registry events applied since start", registry=metrics.registry).set_function(
@@ -105,16 +119,33 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
         )
     )
     app.include_router(asyncapi_router())
+    app.include_router(simulations_router(runtime.simulations, require))
     runtime.deliveries.register_metrics(metrics.registry)
 
     async def caught_up(min_position: int | None) -> None:
         if min_position and min_position > status.position:
+            await exists_in_registry(min_position)
             if not await runtime.follower.wait_for(min_position, timeout=10.0):
                 raise Problem(
                     503,
                     f"Registry position {min_position} is not applied yet (at {status.position}); retry shortly.",
                     headers={"Retry-After": "1"},
                 )
+
+    async def exists_in_registry(min_position: int) -> None:
+        """A position the registry has not reached cannot be waited for: answer at once rather than after 10 s.
+        The follower's head may be a little old, so a position beyond it is checked with the registry."""
+        if status.head is not None and min_position <= status.head:
+            return
+        head = await runtime.registry_head()
+        if head is not None and min_position > head:
+            message = f"is beyond the registry feed's head ({head}); pass a TCR-Position the registry returned"
+            raise Problem(
+                409,
+                f"min_position {min_position} {message}.",
+                errors=[field_error("min_position", message)],
+                head=head,
+            )
 
     def positioned(body: dict) -> JSONResponse:
         return JSONResponse(body, headers={"TCR-Position": str(status.position)})
@@ -127,11 +158,12 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
     async def ledger(
         credit_code: str,
         year: int | None = Query(None, ge=MIN_YEAR, le=MAX_YEAR, description="Policy year (Asia/Shanghai)"),
-        min_position: int | None = Query(None, ge=0, description=MIN_POSITION_DOC),
+        min_position: int | None = Query(None, ge=0, le=MAX_POSITION, description=MIN_POSITION_DOC),
         _principal=Depends(reader),
     ) -> JSONResponse:
         if problem := credit_code_problem(credit_code):
             raise Problem(422, f"credit_code: {problem}", errors=[field_error("credit_code", problem)])
+        credit_code = canonical_credit_code(credit_code)  # one party however it is spelled
         await caught_up(min_position)
         body = await runtime.queries.ledger(credit_code, year or policy_year(now_utc()))
         if body is None:
@@ -141,12 +173,11 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
     @app.get("/v1/contracts/{contract_id}/awards", tags=["awards"], summary="The awards a contract earned, explained")
     async def contract_awards(
         contract_id: str,
-        min_position: int | None = Query(None, ge=0, description=MIN_POSITION_DOC),
+        min_position: int | None = Query(None, ge=0, le=MAX_POSITION, description=MIN_POSITION_DOC),
         _principal=Depends(reader),
     ) -> JSONResponse:
         await caught_up(min_position)
-        # an id no registry issues (e.g. with a NUL, which PostgreSQL refuses to compare) is simply not known
-        body = await runtime.queries.contract_awards(contract_id) if _ID.fullmatch(contract_id) else None
+        body = await runtime.queries.contract_awards(plain_text(contract_id))  # ids are kept in that form
         if body is None:
             raise Problem(404, f"Contract {contract_id} is not known to the subsidy service (yet).")
         return positioned(body)
@@ -164,7 +195,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
         region: str | None = Query(None, description="GB/T 2260 area: 64, 6401, 640100 or a county code"),
         page_token: str | None = Query(None),
         limit: int = Query(100, ge=1, le=1000),
-        min_position: int | None = Query(None, ge=0, description=MIN_POSITION_DOC),
+        min_position: int | None = Query(None, ge=0, le=MAX_POSITION, description=MIN_POSITION_DOC),
         _principal=Depends(reader),
     ):
         if region is not None and (not _REGION.match(region) or (len(region) == 6 and not is_known_region(region))):
@@ -218,9 +249,12 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
                     **status.as_dict(),
                     "url": f"{settings.registry_url.rstrip('/')}/v1/events",
                     "following": settings.subsidy_follow,
+                    "role": runtime.lease.role,  # leader: this replica applies the feed; standby: another does
+                    "leader_since": runtime.lease.as_dict()["leader_since"],
                 }
             ],
             "award_feed": {"head": await runtime.queries.head()},
+            "webhook_delivery": {"role": runtime.delivery_lease.role},
             "skipped_events": {"count": len(skipped), "recent": skipped[-20:]},
         }
 

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_shared.language.events.subsidy import SOURCE
-from tcr_shared.language.money import ZERO, format_money
+from tcr_shared.language.money import ZERO, format_money, from_fen
 from tcr_shared.language.regions import area_prefix
 from tcr_shared.language.vocabulary import PROGRAMMES, AwardEventType
 from tcr_subsidy.adapters.persistence import tables as t
 from tcr_subsidy.adapters.persistence.store import award_from_row, contract_from_row
+from tcr_subsidy.application.verification import AwardAmount
 from tcr_subsidy.domain.ledger import Award
 
 AWARD_COLUMNS = (
@@ -289,6 +290,14 @@ class Queries:
                 return
 
     # -- digest for verify ----------------------------------------------------------------------------------
+    async def award_amounts(self) -> list[AwardAmount]:
+        columns = (
+            t.awards.c[n] for n in ("contract_id", "programme", "beneficiary", "policy_year", "award_fen", "status")
+        )
+        async with self._sessions() as s:
+            rows = (await s.execute(select(*columns))).all()
+        return [AwardAmount(r[0], r[1], r[2], r[3], from_fen(r[4]), r[5]) for r in rows]
+
     async def snapshot(self, up_to: int | None = None) -> dict[str, list]:
         """Every row that decisions produced, in a canonical order (compared by `tcr-subsidy verify`)."""
         async with self._sessions() as s:

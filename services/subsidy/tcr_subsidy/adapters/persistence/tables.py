@@ -90,3 +90,18 @@ skipped_events = Table(
     Column("type", String(200), nullable=False),
     Column("reason", Text, nullable=False),
 )
+
+# Policy what-if simulations (issue 14), kept so that a finding can be cited: who ran it, when, the candidate rule
+# book and the comparison (JSON). Not derived from the feed: a rebuild (`wipe`) leaves them alone.
+simulations = Table(
+    "subsidy_simulations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("from_year", Integer, nullable=False),
+    Column("to_year", Integer, nullable=False),
+    Column("registry_position", BigInteger, nullable=False),
+    Column("candidate", Text, nullable=False),  # JSON: the candidate's rule sets, in the API's shape
+    Column("result", Text, nullable=False),  # JSON: the comparison
+)

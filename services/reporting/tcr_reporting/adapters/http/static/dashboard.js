@@ -58,7 +58,8 @@
     if (!window.echarts) { return; }
     document.querySelectorAll(".chart[data-spec]").forEach(function (el) {
       var source = document.getElementById(el.getAttribute("data-spec"));
-      if (!source) { return; }
+      // a hidden chart (the what-if page before a run) has no size yet: drawn when shown
+      if (!source || !el.clientWidth) { return; }
       var spec = JSON.parse(source.textContent);
       var chart = window.echarts.getInstanceByDom(el) || window.echarts.init(el, null, { renderer: "svg" });
       chart.setOption(option(spec), true);
@@ -100,6 +101,7 @@
       if (chart) { chart.resize(); }
     });
   });
+  window.tcrDashboard = { draw: drawAll };  // pages that build their charts later (what-if) redraw with it
   drawAll();
   if (versionUrl && document.querySelector(".chart[data-spec]")) { window.setTimeout(poll, POLL_MS); }
 })();
