@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 
 from tests.support.openapi_fuzz import CHECKS, MAX_EXAMPLES, declared_media_types, fast, fresh_database, serving
 from tests.support.processes import free_port
@@ -39,7 +40,14 @@ schema = schemathesis.pytest.from_fixture("reporting_schema")
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_error_and_nothing_undocumented(case):
     fast(case)
-    case.call_and_validate(headers=ADMIN, checks=CHECKS)
+    response = case.call(headers=ADMIN)
+    if case.path.startswith("/v1/what-if") and response.status_code == 503:
+        # the what-if routes pass simulations on to the subsidy service, which is not running here: 503 with
+        # Retry-After is the honest answer (the subsidy service's own run fuzzes the simulations)
+        assert "subsidy service" in response.json()["detail"] and response.headers["retry-after"]
+        case.validate_response(response, checks=[c for c in CHECKS if c is not not_a_server_error])
+    else:
+        case.validate_response(response, checks=CHECKS)
 
 
 def test_the_annual_report_declares_csv_and_xlsx(reporting_schema):
