@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from fastapi import FastAPI
 
@@ -21,6 +22,7 @@ from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.audit_log import AuditLog
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
 from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
+from tcr_registry.adapters.persistence.key_status import KeyStatus
 from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
 from tcr_registry.adapters.persistence.personal_data import PersonalKeys
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
@@ -34,9 +36,20 @@ from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import Metrics, all_ready, configure_logging
+from tcr_shared.platform.ratelimit import RateLimits, RateLimitSettings
 from tcr_shared.platform.sealing import use_master_key
 
 log = logging.getLogger("tcr.registry")
+LOOPBACK = "127.0.0.0/8, ::1/128"
+
+
+def rate_limits() -> RateLimits:
+    """TCR_RATE_LIMIT_*; unless TCR_RATE_LIMIT_TRUSTED_NETWORKS is set (even empty), loopback is trusted: subsidy
+    and reporting ask /v1/whoami with their clients' keys, and on one host (make run, the tests) they call from
+    loopback; their clients' failures must not lock them out (per key they are still counted)."""
+    if "TCR_RATE_LIMIT_TRUSTED_NETWORKS" in os.environ:
+        return RateLimits()
+    return RateLimits(RateLimitSettings(trusted_networks=LOOPBACK))
 
 
 class RegistryRuntime:
@@ -48,7 +61,8 @@ class RegistryRuntime:
         self.signal = NewEventsSignal()
         self.engine = self.database.async_engine()
         self.points_and_keys = SqlPointsAndKeys(self.engine)
-        self.auth = Authenticator(settings.admin_key, self.points_and_keys.resolve_key)
+        self.auth = Authenticator(settings.admin_key, self.points_and_keys.resolve_key, limits=rate_limits())
+        self.key_status = KeyStatus(self.engine)
         self.require = self.auth.require
         self.idempotency = IdempotencyRecords(self.engine)
         self.audit = AuditLog(self.engine)
@@ -65,7 +79,10 @@ class RegistryRuntime:
         self.index_follower: Follower | None = None
         self.metrics = Metrics("registry")
         self.events_appended = self.metrics.counter("tcr_registry_events_appended_total", "Events appended to the log")
-        self.webhooks = DeliveryWorker(self.engine, webhooks, self.feed, signal=self.signal)
+        self.webhooks = DeliveryWorker(
+            self.engine, webhooks, self.feed, signal=self.signal, key_active=self.key_status.is_active
+        )
+        self.webhook_lease: Lease | None = None  # set at start: /v1/status and the tests read its role
         self._database_ready = database_ready(self.engine)
         self.imports = Imports(SqlImportJobs(self.engine), lambda: self.writer)
 
@@ -145,6 +162,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         index_task = asyncio.create_task(
             index_lease.run_while_leader(follower.run, standby=follower.watch), name="contract-index"
         )
+        runtime.webhook_lease = webhooks_lease
         webhooks_task = asyncio.create_task(webhooks_lease.run_while_leader(runtime.webhooks.lead), name="webhooks")
         if settings.demo:
             from tcr_registry.adapters.demo import load_demo

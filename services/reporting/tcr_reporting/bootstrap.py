@@ -33,6 +33,7 @@ from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform import auth
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.observability import all_ready, configure_logging
+from tcr_shared.platform.ratelimit import RateLimits
 
 log = logging.getLogger("tcr.reporting")
 
@@ -124,7 +125,7 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
         store=FigureStore(engine),
         feeds=feeds,
         resolver=resolver,
-        authenticator=auth.Authenticator(settings.admin_key, resolver),
+        authenticator=auth.Authenticator(settings.admin_key, resolver, limits=RateLimits()),
         lease=ProjectionLease(settings.database),
         subsidy=SubsidyGateway(settings.subsidy_url),
     )

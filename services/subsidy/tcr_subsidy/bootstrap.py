@@ -16,10 +16,11 @@ from tcr_shared.feeds.follower import Follower
 from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import BatchingSource, PrefetchingSource
 from tcr_shared.partners.webhooks import DeliveryWorker
-from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
+from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver, RegistryKeyStatus
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import configure_logging
+from tcr_shared.platform.ratelimit import RateLimits
 from tcr_subsidy.adapters.feeds import NotifyingSink
 from tcr_subsidy.adapters.http.app import build_app
 from tcr_subsidy.adapters.persistence import migrate
@@ -59,9 +60,12 @@ class SubsidyRuntime:
             self.rulebook, self.feed, SqlSimulationStore(self.db), lambda: self.follower.status.position
         )
         self.resolver = RegistryKeyResolver(settings.registry_url)
-        self.authenticator = Authenticator(settings.admin_key, self.resolver)
+        self.authenticator = Authenticator(settings.admin_key, self.resolver, limits=RateLimits())
+        # Before each delivery: is the subscriber's key still active? (asks the registry, with the admin key)
+        self.key_status = RegistryKeyStatus(settings.registry_url, settings.admin_key or "")
+        key_active = self.key_status if settings.admin_key else None
         # One replica delivers webhooks (a lease of its own: it may be another replica than the follower's).
-        self.deliveries = DeliveryWorker(self.db, webhooks, self.queries, signal=self.signal)
+        self.deliveries = DeliveryWorker(self.db, webhooks, self.queries, signal=self.signal, key_active=key_active)
         self.delivery_lease = Lease(self.database.url, DELIVERY_LEASE)
         self._tasks: list[asyncio.Task] = []
         self.started = False
@@ -122,6 +126,7 @@ class SubsidyRuntime:
         await self.feed.aclose()
         await self.db.dispose()
         await self.resolver.aclose()
+        await self.key_status.aclose()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:

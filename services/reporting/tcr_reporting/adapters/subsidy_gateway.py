@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -44,7 +45,8 @@ class SubsidyGateway:
         return await self._send("POST", "/v1/simulations", key, body)
 
     async def simulation(self, key: str, simulation_id: str) -> Passed:
-        return await self._send("GET", f"/v1/simulations/{simulation_id}", key)
+        # quoted: an id with a control character is a 404 of the subsidy service, not an httpx InvalidURL (500)
+        return await self._send("GET", f"/v1/simulations/{quote(simulation_id, safe='')}", key)
 
     async def _send(self, method: str, path: str, key: str, body: bytes | None = None) -> Passed:
         headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}

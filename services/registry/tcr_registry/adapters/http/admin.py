@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from tcr_registry.adapters.http import schemas
@@ -17,6 +17,7 @@ from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem
 
 audit = logging.getLogger("tcr.registry.audit")
+KEY_ID = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The key's id (not its secret)")
 
 
 def _receipt(idempotent: IdempotentRequest | None, status: int, answer, headers=None):
@@ -122,13 +123,21 @@ def admin_router(runtime) -> APIRouter:
 
         return await runtime.idempotency.run(request, principal, handle, _replay)
 
-    @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
-    async def revoke_key(key_id: str, request: Request, principal: Principal = Depends(admin)):
+    @router.get("/api-keys/{key_id}", summary="An API key's role and whether it is revoked (no secret)")
+    async def key_status(key_id: str = KEY_ID, _: Principal = Depends(admin)):
+        described = await runtime.key_status.describe(key_id)
+        if described is None:
+            raise Problem(404, f"There is no API key {key_id}.")
+        return described
+
+    @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key; its webhooks pause")
+    async def revoke_key(request: Request, key_id: str = KEY_ID, principal: Principal = Depends(admin)):
         async def handle(idempotent: IdempotentRequest | None) -> Response:
             receipt = _receipt(idempotent, 204, lambda _key_id: None)
             if not await runtime.points_and_keys.revoke_key(key_id, receipt=receipt):
                 raise Problem(404, f"There is no active API key {key_id}.")
             crash_after_commit(runtime.settings.fault_after_commit, "revoke_key")
+            await runtime.webhooks.pause_owner(key_id)  # at once (after a crash here, the worker's key_active does it)
             return Response(status_code=204)
 
         return await runtime.idempotency.run(request, principal, handle, _replay)

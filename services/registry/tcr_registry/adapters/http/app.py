@@ -20,7 +20,7 @@ from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.partners.asyncapi import asyncapi_router
 from tcr_shared.partners.webhooks import subscriptions_router
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
-from tcr_shared.platform.problems import install_problem_handlers
+from tcr_shared.platform.problems import install_problem_handlers, install_problem_openapi
 
 
 def build_app(runtime: Any, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
@@ -34,6 +34,7 @@ def build_app(runtime: Any, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+    install_problem_openapi(app)
     install_domain_errors(app)
 
     metrics = instrument(app, "registry", runtime.readiness, metrics=runtime.metrics)

@@ -64,7 +64,11 @@ def imports_router(runtime) -> APIRouter:
             raise Problem(404, f"There is no import {job_id!r}.")
         return job
 
-    @router.get("/template.xlsx", summary="The batch-list template: its columns, in Chinese and English")
+    @router.get(
+        "/template.xlsx",
+        summary="The batch-list template: its columns, in Chinese and English",
+        responses={200: {"content": {XLSX_MEDIA_TYPE: {}}}},
+    )
     async def template(_: Principal = Depends(point_or_admin)):
         return Response(
             template_xlsx(),
@@ -91,7 +95,11 @@ def imports_router(runtime) -> APIRouter:
     async def get_import(job_id: str, principal: Principal = Depends(point_or_admin)):
         return job_view(await readable_job(job_id, principal))
 
-    @router.get("/{job_id}/errors", summary="The rejected rows (row, field, message) as CSV, or XLSX by Accept")
+    @router.get(
+        "/{job_id}/errors",
+        summary="The rejected rows (row, field, message) as CSV, or XLSX by Accept",
+        responses={200: {"content": {"text/csv": {}, XLSX_MEDIA_TYPE: {}}}},
+    )
     async def import_errors(job_id: str, request: Request, principal: Principal = Depends(point_or_admin)):
         job = await readable_job(job_id, principal)
         name = f"import-{job.id}-rejected"

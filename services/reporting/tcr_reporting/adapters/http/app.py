@@ -17,7 +17,7 @@ from tcr_reporting.adapters.http.what_if import what_if_router
 from tcr_shared.feeds.follower import Follower, follower_metrics
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
-from tcr_shared.platform.problems import install_problem_handlers
+from tcr_shared.platform.problems import install_problem_handlers, install_problem_openapi
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -45,6 +45,7 @@ def http_app(runtime: ServedRuntime, lifespan: Callable[[FastAPI], AbstractAsync
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+    install_problem_openapi(app)
     follower_metrics(instrument(app, "reporting", runtime.is_ready), *runtime.followers())
     app.include_router(api_router(runtime.authenticator.require))
     app.include_router(dashboard_router())

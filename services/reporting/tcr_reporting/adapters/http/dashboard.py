@@ -22,7 +22,7 @@ from tcr_reporting.domain.calendar import current_year, is_provisional
 from tcr_shared.language import vocabulary
 from tcr_shared.language.regions import NINGXIA, ningxia_regions, prefectures
 from tcr_shared.language.vocabulary import CATEGORIES, PROGRAMMES
-from tcr_shared.platform.auth import Principal
+from tcr_shared.platform.auth import Principal, client_address
 from tcr_shared.platform.problems import Problem
 
 COOKIE = "tcr_reporting_key"
@@ -49,17 +49,17 @@ def _change(value: int | None) -> str:
 
 
 async def signed_in(request: Request) -> Principal | None:
-    return await _principal_of(request.app.state.runtime, request.cookies.get(COOKIE))
+    return await _principal_of(request.app.state.runtime, request.cookies.get(COOKIE), client_address(request))
 
 
-async def _principal_of(runtime: Any, secret: str | None) -> Principal | None:
+async def _principal_of(runtime: Any, secret: str | None, client: str | None) -> Principal | None:
     """The reader behind a signed-in key, checked by the service's one `Authenticator` (as the API checks it);
     None for no key, an unknown one, another role, or a registry that cannot vouch for it right now (the page
     then asks to sign in again rather than failing)."""
     if not secret:
         return None
     try:
-        principal = await runtime.authenticator.authenticate(secret)
+        principal = await runtime.authenticator.authenticate(secret, client=client)  # rate limits count per address
     except Problem:
         return None
     return principal if principal.role in READER_ROLES else None
@@ -199,7 +199,7 @@ def dashboard_router() -> APIRouter:
         target = (form.get("next") or ["/"])[0]
         if not target.startswith("/") or target.startswith("//"):
             target = "/"
-        if await _principal_of(request.app.state.runtime, key) is None:
+        if await _principal_of(request.app.state.runtime, key, client_address(request)) is None:
             return RedirectResponse(f"/login?failed=1&next={quote(target)}", status_code=303)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE, key, httponly=True, samesite="strict", max_age=8 * 3600, path="/")

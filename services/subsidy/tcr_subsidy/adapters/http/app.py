@@ -27,7 +27,7 @@ from tcr_shared.platform import page_tokens
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
-from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers
+from tcr_shared.platform.problems import Problem, field_error, install_problem_handlers, install_problem_openapi
 from tcr_subsidy.adapters.http.simulations import simulations_router
 from tcr_subsidy.adapters.persistence.queries import AWARD_COLUMNS, Queries
 from tcr_subsidy.adapters.persistence.tables import webhooks
@@ -80,6 +80,7 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
         description="Subsidy awards decided from the registry's feed, with their caps, explained to the fen.",
     )
     install_problem_handlers(app)
+    install_problem_openapi(app)
     metrics = instrument(app, "subsidy", ready=runtime.ready)
     follower_metrics(metrics, runtime.follower)  # state, lag and seconds stalled per followed feed
     status = runtime.follower.status
@@ -181,7 +182,12 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
             raise Problem(404, f"Contract {contract_id} is not known to the subsidy service (yet).")
         return positioned(body)
 
-    @app.get("/v1/awards", tags=["awards"], summary="Awards, filtered and paginated; CSV with Accept: text/csv")
+    @app.get(
+        "/v1/awards",
+        tags=["awards"],
+        summary="Awards, filtered and paginated; CSV with Accept: text/csv",
+        responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    )
     async def list_awards(
         request: Request,
         year: int | None = Query(None, ge=MIN_YEAR, le=MAX_YEAR),

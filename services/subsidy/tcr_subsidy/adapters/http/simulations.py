@@ -76,6 +76,7 @@ def simulations_router(simulations: Simulations, require: Callable[..., Any]) ->
     @router.get(
         "/v1/simulations/{simulation_id}",
         summary="A kept simulation; Accept: text/csv or XLSX (or ?format=csv|xlsx) downloads it",
+        responses={200: {"content": {"application/json": {}, "text/csv": {}, XLSX: {}}}},
     )
     async def get(
         simulation_id: str,
