@@ -19,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -108,7 +109,8 @@ def read_feed(url: str) -> tuple[int, float]:
     with httpx.Client(base_url=url, headers=ADMIN, timeout=60) as client:
         started = time.perf_counter()
         while True:
-            page = client.get("/v1/events", params={"after": after, "limit": PAGE}).json()
+            # Parsed with orjson: the figure is the feed's, not the client's JSON parser's.
+            page = orjson.loads(client.get("/v1/events", params={"after": after, "limit": PAGE}).content)
             events += len(page["events"])
             if page["next_after"] == after:
                 return events, time.perf_counter() - started
