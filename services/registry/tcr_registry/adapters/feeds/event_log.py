@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import resolve_topic
+from psycopg import InterfaceError, OperationalError
+from psycopg.sql import SQL, Identifier
 
 from tcr_registry.adapters.feeds.public_events import is_public_class, render, to_feed_event
 from tcr_registry.adapters.persistence.event_store import Registry
@@ -63,7 +65,9 @@ class RegistryEventLog:
             # Only public events are decoded: the class is known from the topic (as the mapper resolves it).
             if is_public_class(resolve_topic(notification.topic)):
                 events.append(to_feed_event(to_domain_event(notification), notification.id))
-        next_after, head = self._bounds(notifications, after, limit)
+        next_after, head = self._bounds(
+            notifications[-1].id if notifications else None, len(notifications), after, limit
+        )
         return FeedPage(events=events, next_after=next_after, head=head)
 
     async def read_rendered(self, after: int, limit: int) -> RenderedPage:
@@ -71,6 +75,36 @@ class RegistryEventLog:
         return await asyncio.to_thread(self.read_rendered_sync, after, limit)
 
     def read_rendered_sync(self, after: int, limit: int) -> RenderedPage:
+        return self._read_cached(after, limit) or self._read_rendering(after, limit)
+
+    def _read_cached(self, after: int, limit: int) -> RenderedPage | None:
+        """The page when every public event in it is already rendered: only positions and topics are read (the
+        stored state, most of each row, is not needed). None when one is missing, or off PostgreSQL."""
+        recorder = self._app.recorder
+        if not isinstance(recorder, PostgresApplicationRecorder):
+            return None
+        statement = SQL(
+            "SELECT notification_id, topic FROM {schema}.{table} WHERE notification_id>%s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        try:
+            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(statement, (after, limit), prepare=True)
+                rows = curs.fetchall()
+        except (InterfaceError, OperationalError):
+            return None  # the full read retries as the library does
+        events = []
+        for row in rows:
+            body = self._rendered.get(row["notification_id"])
+            if body is None:
+                if is_public_class(resolve_topic(row["topic"])):
+                    return None
+                continue
+            events.append(body)
+        next_after, head = self._bounds(rows[-1]["notification_id"] if rows else None, len(rows), after, limit)
+        return RenderedPage(events=events, next_after=next_after, head=head)
+
+    def _read_rendering(self, after: int, limit: int) -> RenderedPage:
         notifications = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         events = []
         to_domain_event = self._app.mapper.to_domain_event
@@ -82,13 +116,15 @@ class RegistryEventLog:
                 body = render(to_feed_event(to_domain_event(notification), notification.id))
                 self._rendered.put(notification.id, body)
             events.append(body)
-        next_after, head = self._bounds(notifications, after, limit)
+        next_after, head = self._bounds(
+            notifications[-1].id if notifications else None, len(notifications), after, limit
+        )
         return RenderedPage(events=events, next_after=next_after, head=head)
 
-    def _bounds(self, notifications: Sequence[Any], after: int, limit: int) -> tuple[int, int]:
-        """(next_after, head) of a page."""
-        next_after = notifications[-1].id if notifications else after
-        if notifications and len(notifications) < limit:
+    def _bounds(self, last: int | None, count: int, after: int, limit: int) -> tuple[int, int]:
+        """(next_after, head) of a page of `count` positions ending at `last`."""
+        next_after = last if last is not None else after
+        if count and count < limit:
             head = next_after  # this page reached the end of the log
         else:
             head = self._app.recorder.max_notification_id() or 0
