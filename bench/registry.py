@@ -19,6 +19,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results import Run, figure  # noqa: E402
 
 from tests.support import postgres  # noqa: E402
 from tests.support.processes import start_service  # noqa: E402
@@ -107,6 +110,7 @@ def measure(label: str, env: dict, wrk: str, workdir: Path, number: str) -> dict
 
 def main() -> None:
     wrk = ensure_wrk()
+    run = Run("registry")
     problem = postgres.server_problem()
     if problem:
         sys.exit(problem)
@@ -131,8 +135,31 @@ def main() -> None:
     print(f"{'store':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
     for label, r in (("(a) postgresql", stored), ("(b) no store", baseline)):
         print(f"{label:<16}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['non_2xx']:>10}")
-    print(f"ratio a/b: {stored['rps'] / baseline['rps']:.2f}x   (goal 0.6x with p99 < 50 ms)")
     print(f"events in the PostgreSQL log after the run: {stored['events_in_log']}")
+    name = f"POST /v1/contracts, {CLIENTS} clients, PostgreSQL"
+    run.add(
+        figure(
+            name,
+            stored["rps"],
+            "req/s",
+            baseline=baseline["rps"],
+            baseline_name="persistence off",
+            min_ratio=0.8,
+            non_2xx=stored["non_2xx"],
+        )
+    )
+    run.add(
+        figure(
+            f"{name}: p99",
+            stored["p99_ms"],
+            "ms",
+            at_most=30,
+            baseline=baseline["p99_ms"],
+            baseline_name="persistence off",
+        )
+    )
+    run.add(figure(f"POST /v1/contracts, {CLIENTS} clients, persistence off", baseline["rps"], "req/s"))
+    run.write()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "bench-results"
-ORDER = ["registry.py", "registry_import.py", "subsidy.py", "subsidy_whatif.py", "reporting.py", "partners.py"]
+ORDER = [
+    "registry.py",
+    "feed.py",
+    "registry_import.py",
+    "subsidy.py",
+    "subsidy_whatif.py",
+    "reporting.py",
+    "partners.py",
+]
 
 
 def main() -> int:
@@ -38,6 +46,7 @@ def main() -> int:
         print(f"({name[:-3]} took {time.monotonic() - started:.0f}s)")
         if process.returncode:
             failed.append(name)
+    print("\nfigures: bench-results/*.json; `python bench/readme_table.py` regenerates the README's table")
     if failed:
         print(f"\nbenchmarks that failed: {', '.join(failed)}")
     return 1 if failed else 0

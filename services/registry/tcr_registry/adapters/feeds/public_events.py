@@ -9,6 +9,8 @@ from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from tcr_registry.domain.contract import Contract
 from tcr_registry.domain.terms import Party, Terms
 from tcr_shared.language.events.envelope import FeedEvent
@@ -76,6 +78,14 @@ def to_feed_event(domain_event: Any, position: int) -> FeedEvent:
         position=position,
         data=data,
     )
+
+
+_FEED_EVENT = TypeAdapter(FeedEvent)
+
+
+def render(event: FeedEvent) -> bytes:
+    """The event's JSON exactly as it appears inside a served FeedPage (pydantic's serializer, as FastAPI's)."""
+    return _FEED_EVENT.dump_json(event)
 
 
 def _terms(record: dict[str, Any], personal: bool) -> dict[str, Any]:

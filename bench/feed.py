@@ -1,0 +1,181 @@
+"""Benchmark: the registry's public feed read path, `GET /v1/events` in pages of 1,000, one client, PostgreSQL.
+
+The log is filled through the registry's application layer (bench/subsidy.py's loader: submit + certify, some
+amended and revoked), then a real uvicorn registry serves it and one httpx client reads it from position 0 to the
+head, twice (the first pass renders each event, the second finds them rendered). The baseline, in the same run
+on the same database: a raw asyncpg read of the same rows (every column, pages of 1,000 by position), the floor
+any feed built on this table pays. Prints the rows and writes bench-results/feed.json; asserts nothing.
+Run: make bench, or python bench/feed.py (BENCH_FEED_CONTRACTS overrides the number of contracts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from results import Run, figure  # noqa: E402
+from subsidy import ADMIN, ADMIN_KEY, body  # noqa: E402
+
+from tests.support import postgres  # noqa: E402
+from tests.support.processes import start_service  # noqa: E402
+from tests.support.registry import REGISTRY_APP  # noqa: E402
+
+PAGE = 1000
+CONTRACTS = int(os.environ.get("BENCH_FEED_CONTRACTS", 20_000))
+
+
+async def load(registry_db_url: str, tmp: Path) -> int:
+    """Register CONTRACTS contracts through the registry's application layer (the commands its HTTP routes run;
+    no HTTP, so loading is quick): submit + certify, every 20th amended, every 50th revoked. Returns the head."""
+    import uuid
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from sqlalchemy import insert
+
+    from tcr_registry.adapters.persistence.models import points
+    from tcr_registry.application import commands
+    from tcr_registry.application.actor import PointActor
+    from tcr_registry.bootstrap import RegistryRuntime
+    from tcr_registry.domain.terms import Party, Terms
+    from tcr_registry.settings import RegistrySettings
+
+    service = RegistryRuntime(
+        RegistrySettings(registry_database_url=registry_db_url, data_dir=tmp, admin_key=ADMIN_KEY, demo=False)
+    )
+    await service.start()
+    try:
+        point_id = str(uuid.uuid4())
+        async with service.engine.begin() as conn:
+            await conn.execute(
+                insert(points).values(id=point_id, number="01", name="bench", jurisdiction="6400", created_by="bench")
+            )
+        actor = PointActor(point_id, "6400", "01")
+
+        def make_party(p: dict | None) -> Party | None:
+            return None if p is None else Party(**{k: p.get(k) for k in ("name", "kind", "credit_code", "region")})
+
+        async def life(i: int) -> None:
+            t = body(i)
+            terms = Terms(
+                title=t["title"],
+                category=t["category"],
+                subcategory=t["subcategory"],
+                signed_on=datetime.fromisoformat(t["signed_on"]).date(),
+                amount=Decimal(t["amount"]),
+                technology_amount=Decimal(t["technology_amount"]),
+                consideration="money",
+                seller=make_party(t["seller"]),
+                buyer=make_party(t["buyer"]),
+                result_id=t["result_id"],
+                intermediary=make_party(t.get("intermediary")),
+            )
+            cid = uuid.uuid5(uuid.NAMESPACE_URL, f"tcr-bench-feed:{i}")
+            await service.writer.execute(commands.submit(cid, actor, terms, datetime.now(UTC)))
+            # Certified "now": registration numbers follow the order of certification whatever the interleaving.
+            now = datetime.now(UTC)
+            await service.writer.execute(commands.certify(cid, actor, now, now, None, None, None))
+            if i % 20 == 0:
+                now = datetime.now(UTC)
+                await service.writer.execute(
+                    commands.amend(cid, actor, {"amount": f"{200000 + i}.00"}, "bench", now, None, None)
+                )
+            if i % 50 == 0:
+                await service.writer.execute(commands.revoke(cid, actor, "bench", datetime.now(UTC), None))
+
+        for chunk in range(0, CONTRACTS, 500):
+            await asyncio.gather(*(life(i) for i in range(chunk, min(CONTRACTS, chunk + 500))))
+        return await service.event_log.head()
+    finally:
+        await service.stop()
+
+
+def read_feed(url: str) -> tuple[int, float]:
+    """Every public event, page by page as a partner catching up reads them: (events, seconds)."""
+    events, after = 0, 0
+    with httpx.Client(base_url=url, headers=ADMIN, timeout=60) as client:
+        started = time.perf_counter()
+        while True:
+            # Parsed with orjson: the figure is the feed's, not the client's JSON parser's.
+            page = orjson.loads(client.get("/v1/events", params={"after": after, "limit": PAGE}).content)
+            events += len(page["events"])
+            if page["next_after"] == after:
+                return events, time.perf_counter() - started
+            after = page["next_after"]
+
+
+async def read_raw(dsn: str) -> tuple[int, float]:
+    """The same rows straight from the events table (all columns), pages of 1,000 by notification id."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows, after = 0, 0
+        started = time.perf_counter()
+        while True:
+            page = await connection.fetch(
+                "SELECT * FROM registry_events WHERE notification_id > $1 ORDER BY notification_id LIMIT $2",
+                after,
+                PAGE,
+            )
+            if not page:
+                return rows, time.perf_counter() - started
+            rows += len(page)
+            after = page[-1]["notification_id"]
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    problem = postgres.server_problem()
+    if problem:
+        sys.exit(problem)
+    run = Run("feed")
+    workdir = Path(tempfile.mkdtemp(prefix="tcr-bench-feed-"))
+    url = postgres.create_database("tcr_bench_feed")
+    try:
+        print(f"feed: loading {CONTRACTS} contracts into the registry log ...", flush=True)
+        head = asyncio.run(load(url, workdir))
+        env = {"TCR_ADMIN_KEY": ADMIN_KEY, "TCR_DATA_DIR": str(workdir), "TCR_ACCESS_LOG": "0"}
+        service = start_service("bench-feed", REGISTRY_APP, {**env, "TCR_REGISTRY_DATABASE_URL": url}, workdir)
+        try:
+            raw_rows, raw_seconds = asyncio.run(read_raw(url.replace("postgresql+asyncpg://", "postgresql://")))
+            first, first_seconds = read_feed(service.url)
+            served, seconds = read_feed(service.url)
+        finally:
+            service.stop()
+    finally:
+        postgres.drop_database(url)
+    raw_rate = raw_rows / raw_seconds
+    print(f"  log head {head}; {served} public events of {raw_rows} rows")
+    run.add(
+        figure(
+            "GET /v1/events, pages of 1000, one client, PostgreSQL",
+            served / seconds,
+            "events/s",
+            at_least=100_000,
+            baseline=raw_rate,
+            baseline_name="raw asyncpg read",
+            min_ratio=0.5,
+            events=served,
+            first_pass_events_per_s=round(first / first_seconds),
+        )
+    )
+    run.add(figure("GET /v1/events, first read (events rendered)", first / first_seconds, "events/s"))
+    run.add(figure("raw asyncpg read of the same rows (baseline)", raw_rate, "rows/s", rows=raw_rows))
+    run.write()
+
+
+if __name__ == "__main__":
+    main()
