@@ -138,6 +138,8 @@ class _LeanEngine(Engine):
     `decide` returns one None per change) and the uuid5 award ids (the plain key they are derived from is as
     unique) are not made, and terms the history parsed once are taken as they are."""
 
+    explains = False  # no reasons for the parties not considered: only explanations read them
+
     def _explain(self, *args: Any, **kwargs: Any) -> str:
         return ""
 

@@ -117,6 +117,8 @@ def _cap_keys_of_terms(rulebook: RuleBook, event: RegistryEvent, year: int | Non
 
 
 class Engine:
+    explains = True  # why each party was or was not considered, kept on the contract record (a simulation: False)
+
     def __init__(self, rulebook: RuleBook) -> None:
         self.rulebook = rulebook
         self._rules: dict[tuple[str, str], ProgrammeRule | None] = {}
@@ -191,7 +193,7 @@ class Engine:
             ledger.put_contract(record)
             return []
         record.rule_set = rs.id
-        found, considered = candidates(rs, terms, event.contract_id, year)
+        found, considered = candidates(rs, terms, event.contract_id, year, explain=self.explains)
         record.considered = considered
         out = [self._decide(ledger, event, rs, c, year, registration_number, "certified") for c in found]
         record.explanation = f"{len(out)} award(s) decided under {rs.id}" if out else explain_none(considered)
@@ -251,7 +253,7 @@ class Engine:
         terms = self._read_terms(event.data["terms"])
         rs = self.rulebook.by_id(record.rule_set)
         year = record.policy_year
-        found, considered = candidates(rs, terms, event.contract_id, year)
+        found, considered = candidates(rs, terms, event.contract_id, year, explain=self.explains)
         if event.data.get("registration_number"):
             record.registration_number = optional_text(event.data["registration_number"])
         by_programme = {(c.rule.programme, c.party.credit_code): c for c in found}
