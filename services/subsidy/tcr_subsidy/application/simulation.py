@@ -47,12 +47,10 @@ from tcr_subsidy.domain.decision import (
 )
 from tcr_subsidy.domain.ledger import Ledger
 from tcr_subsidy.domain.rules import RuleBook, RuleSet, RuleSetError, parse_rule_set
-from tcr_subsidy.domain.terms import read_terms
+from tcr_subsidy.domain.terms import Party, Terms, read_terms
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 TOP_BENEFICIARIES = 20
-# The keys of `terms` the decision does not read but `read_terms` checks: held as fixed valid values.
-_UNREAD_TERMS = {"title": "", "subcategory": None, "signed_on": "2000-01-01"}
 _API_ONLY_KEYS = ("effective_until", "in_force", "future")
 
 
@@ -134,12 +132,28 @@ def rule_book_as_candidate(book: RuleBook) -> list[dict[str, Any]]:
 
 
 # -- the history ----------------------------------------------------------------------------------------------
-class _QuietEngine(Engine):
-    """The live engine without the prose: every decision (order, rounding, caps, claw-backs) is the inherited
-    code; only the explanation text, which no figure reads, is not written."""
+class _LeanEngine(Engine):
+    """The live engine without what only the live ledger and the award feed read: every decision (order,
+    rounding, caps, claw-backs) is the inherited code; only the explanation text, the public award changes (so
+    `decide` returns one None per change) and the uuid5 award ids (the plain key they are derived from is as
+    unique) are not made, and terms the history parsed once are taken as they are."""
+
+    explains = False  # no reasons for the parties not considered: only explanations read them
 
     def _explain(self, *args: Any, **kwargs: Any) -> str:
         return ""
+
+    @staticmethod
+    def _read_terms(value: Any) -> Terms:
+        return value if type(value) is Terms else read_terms(value)
+
+    @staticmethod
+    def _award_id(contract_id: str, programme: str, beneficiary: str) -> str:
+        return f"{contract_id}|{programme}|{beneficiary}"
+
+    @staticmethod
+    def _change(*args: Any) -> None:  # type: ignore[override]
+        return None
 
 
 @dataclass
@@ -151,7 +165,7 @@ class DecisionHistory:
     contracts: int = 0
     _certified: set[str] = field(default_factory=set)
     _status: dict[str, str] = field(default_factory=dict)  # last status-only event of a contract not certified
-    _parties: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+    _parties: dict[Party, Party] = field(default_factory=dict)
 
     def extend(self, events: Sequence[FeedEvent], position: int) -> None:
         """Add a page of the registry feed (in order) and the position it reaches."""
@@ -190,36 +204,27 @@ class DecisionHistory:
     def _compact(self, event: RegistryEvent, keys: tuple[str, ...]) -> RegistryEvent:
         data = event.data
         try:
-            read_terms(data["terms"])
+            terms = read_terms(data["terms"])
             if "certified_at" in keys:
                 datetime.fromisoformat(data["certified_at"])
         except (KeyError, TypeError, ValueError):
             return event  # malformed: kept whole, so that the engine refuses it exactly as the live one did
         compact = {k: data.get(k) for k in keys}
-        compact["terms"] = self._terms(data["terms"])
+        # The terms as the engine reads them, parsed here once (the lean engine takes them as they are), with
+        # each party held once however many contracts name it.
+        compact["terms"] = Terms(
+            category=terms.category,
+            amount=terms.amount,
+            technology_amount=terms.technology_amount,
+            seller=self._party(terms.seller),
+            buyer=self._party(terms.buyer),
+            intermediary=None if terms.intermediary is None else self._party(terms.intermediary),
+            result_id=terms.result_id,
+        )
         return RegistryEvent("", event.type, event.position, "", event.contract_id, compact)
 
-    def _terms(self, terms: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **_UNREAD_TERMS,
-            "category": terms["category"],
-            "consideration": terms["consideration"],
-            "amount": terms["amount"],
-            "technology_amount": terms["technology_amount"],
-            "result_id": terms.get("result_id"),
-            "seller": self._party(terms["seller"]),
-            "buyer": self._party(terms["buyer"]),
-            "intermediary": self._party(terms.get("intermediary")),
-        }
-
-    def _party(self, party: dict[str, Any] | None) -> dict[str, Any] | None:
-        if party is None:
-            return None
-        key = tuple(party.get(k) for k in ("name", "kind", "credit_code", "region", "country"))
-        held = self._parties.get(key)
-        if held is None:
-            held = self._parties[key] = dict(zip(("name", "kind", "credit_code", "region", "country"), key))
-        return held
+    def _party(self, party: Party) -> Party:
+        return self._parties.setdefault(party, party)
 
 
 async def read_history(
@@ -273,14 +278,14 @@ class Simulator:
     def __init__(self, rulebook: RuleBook, history: DecisionHistory | None = None) -> None:
         self.rulebook = rulebook
         self.history = history or DecisionHistory()
-        self._in_force = Replay(_QuietEngine(rulebook))
+        self._in_force = Replay(_LeanEngine(rulebook))
 
     def in_force(self, progress: Progress | None = None) -> Replay:
         self._in_force.advance(self.history.events, progress, "deciding under the rules in force")
         return self._in_force
 
     def candidate(self, book: RuleBook, progress: Progress | None = None) -> Replay:
-        replay = Replay(_QuietEngine(book))
+        replay = Replay(_LeanEngine(book))
         replay.advance(self.history.events, progress, "deciding under the candidate")
         return replay
 

@@ -23,7 +23,7 @@ from tcr_subsidy.domain.eligibility import Candidate, candidates, cap_key_for
 from tcr_subsidy.domain.explanation import explain_award, explain_none
 from tcr_subsidy.domain.ledger import Award, ContractRecord, Ledger
 from tcr_subsidy.domain.rules import ProgrammeRule, RuleBook, RuleSet
-from tcr_subsidy.domain.terms import canonical_text, optional_text, read_terms
+from tcr_subsidy.domain.terms import Terms, canonical_text, optional_text, read_terms
 
 SUBMITTED, CERTIFIED, REJECTED, WITHDRAWN, AMENDED, REVOKED = (
     RegistryEventType.SUBMITTED,
@@ -117,6 +117,8 @@ def _cap_keys_of_terms(rulebook: RuleBook, event: RegistryEvent, year: int | Non
 
 
 class Engine:
+    explains = True  # why each party was or was not considered, kept on the contract record (a simulation: False)
+
     def __init__(self, rulebook: RuleBook) -> None:
         self.rulebook = rulebook
         self._rules: dict[tuple[str, str], ProgrammeRule | None] = {}
@@ -170,7 +172,7 @@ class Engine:
         record = ledger.contracts.get(event.contract_id)
         if record is not None and record.status in ("certified", "revoked"):
             return []  # certified once only; a repeat changes nothing
-        terms = read_terms(event.data["terms"])
+        terms = self._read_terms(event.data["terms"])
         certified_at = datetime.fromisoformat(event.data["certified_at"])
         year = policy_year(certified_at)
         registration_number = optional_text(event.data.get("registration_number"))
@@ -191,7 +193,7 @@ class Engine:
             ledger.put_contract(record)
             return []
         record.rule_set = rs.id
-        found, considered = candidates(rs, terms, event.contract_id, year)
+        found, considered = candidates(rs, terms, event.contract_id, year, explain=self.explains)
         record.considered = considered
         out = [self._decide(ledger, event, rs, c, year, registration_number, "certified") for c in found]
         record.explanation = f"{len(out)} award(s) decided under {rs.id}" if out else explain_none(considered)
@@ -217,7 +219,7 @@ class Engine:
         ledger.use_cap(usage, before + amount)
         status = "full" if amount == c.entitlement else "capped"
         award = Award(
-            award_id=award_id_for(event.contract_id, rule.programme, party.credit_code or ""),
+            award_id=self._award_id(event.contract_id, rule.programme, party.credit_code or ""),
             contract_id=event.contract_id,
             registration_number=registration_number,
             beneficiary=party.credit_code or "",
@@ -242,16 +244,16 @@ class Engine:
         )
         award.explanation = self._explain(award, event, before, usage.used, ZERO, why)
         ledger.put_award(award)
-        return AwardChange.of(AwardEventType.DECIDED, award, event.cause, before, usage.used, amount, None)
+        return self._change(AwardEventType.DECIDED, award, event, before, usage.used, amount, None)
 
     def _amended(self, ledger: Ledger, event: RegistryEvent) -> list[AwardChange]:
         record = ledger.contracts.get(event.contract_id)
         if record is None or record.status != "certified" or record.rule_set is None:
             return []  # amending a contract that is not (or no longer) certified pays nothing
-        terms = read_terms(event.data["terms"])
+        terms = self._read_terms(event.data["terms"])
         rs = self.rulebook.by_id(record.rule_set)
         year = record.policy_year
-        found, considered = candidates(rs, terms, event.contract_id, year)
+        found, considered = candidates(rs, terms, event.contract_id, year, explain=self.explains)
         if event.data.get("registration_number"):
             record.registration_number = optional_text(event.data["registration_number"])
         by_programme = {(c.rule.programme, c.party.credit_code): c for c in found}
@@ -317,7 +319,7 @@ class Engine:
             award, event, before, usage.used, previous, "amended", held_from=None if raises else entitlement_before
         )
         ledger.put_award(award)
-        return AwardChange.of(AwardEventType.ADJUSTED, award, event.cause, before, usage.used, new - previous, previous)
+        return self._change(AwardEventType.ADJUSTED, award, event, before, usage.used, new - previous, previous)
 
     def _revoked(self, ledger: Ledger, event: RegistryEvent) -> list[AwardChange]:
         record = ledger.contracts.get(event.contract_id)
@@ -348,7 +350,28 @@ class Engine:
         award.updated_position = event.position
         award.explanation = self._explain(award, event, before, usage.used, previous, why)
         ledger.put_award(award)
-        return AwardChange.of(AwardEventType.CLAWED_BACK, award, event.cause, before, usage.used, -previous, previous)
+        return self._change(AwardEventType.CLAWED_BACK, award, event, before, usage.used, -previous, previous)
+
+    # -- what a decision reads and records beyond the ledger's figures (a simulation replaces these) ----------------
+    @staticmethod
+    def _read_terms(value: Any) -> Terms:
+        return read_terms(value)
+
+    @staticmethod
+    def _award_id(contract_id: str, programme: str, beneficiary: str) -> str:
+        return award_id_for(contract_id, programme, beneficiary)
+
+    @staticmethod
+    def _change(
+        type_: str,
+        award: Award,
+        event: RegistryEvent,
+        before: Decimal,
+        after: Decimal,
+        delta: Decimal,
+        previous: Decimal | None,
+    ) -> AwardChange:
+        return AwardChange.of(type_, award, event.cause, before, after, delta, previous)
 
     @staticmethod
     def _usage_of(ledger: Ledger, award: Award):

@@ -39,10 +39,15 @@ def could_be(rs: RuleSet, role: str, kind: str) -> str | None:
     return next((p.programme for p in rs.programmes if p.role == role and kind in p.kinds), None)
 
 
-def candidates(rs: RuleSet, terms: Terms, contract_id: str, year: int) -> tuple[list[Candidate], list[dict[str, Any]]]:
-    """Which parties this contract entitles under which programme, and why every other one was not."""
+def candidates(
+    rs: RuleSet, terms: Terms, contract_id: str, year: int, *, explain: bool = True
+) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Which parties this contract entitles under which programme, and why every other one was not (with
+    `explain=False`, as a simulation asks: the same parties, and no reasons, which only explanations read)."""
     considered: list[dict[str, Any]] = []
     if terms.category not in rs.eligible_categories:
+        if not explain:
+            return [], considered
         considered.append(
             {
                 "programme": None,
@@ -59,37 +64,41 @@ def candidates(rs: RuleSet, terms: Terms, contract_id: str, year: int) -> tuple[
     taken: dict[str, str] = {}
     for rule in rs.programmes:
         party: Party | None = getattr(terms, rule.role)
-        entry: dict[str, Any] = {"programme": rule.programme, "party": rule.role, "eligible": False}
         if party is None:
             continue  # no intermediary: brokerage is not considered at all
+        entry: dict[str, Any] = {"programme": rule.programme, "party": rule.role, "eligible": False}
         if party.kind not in rule.kinds:
-            if rule.role == "intermediary" or could_be(rs, rule.role, party.kind) is None:
+            if explain and (rule.role == "intermediary" or could_be(rs, rule.role, party.kind) is None):
                 entry["reason"] = (
                     f"{rule.role} is of kind {party.kind}; {rule.programme} needs {' or '.join(rule.kinds)}"
                 )
                 considered.append(entry)
             continue
         if not party.region or not party.region.startswith(rs.region_prefix):
-            where = party.region or f"country {party.country}"
-            entry["reason"] = f"{rule.role} is registered in {where}, outside Ningxia ({rs.region_prefix}xxxx)"
-            considered.append(entry)
+            if explain:
+                where = party.region or f"country {party.country}"
+                entry["reason"] = f"{rule.role} is registered in {where}, outside Ningxia ({rs.region_prefix}xxxx)"
+                considered.append(entry)
             continue
         if not party.credit_code:
-            entry["reason"] = f"{rule.role} carries no unified social credit code"
-            considered.append(entry)
+            if explain:
+                entry["reason"] = f"{rule.role} carries no unified social credit code"
+                considered.append(entry)
             continue
         if party.credit_code in taken:
-            entry["reason"] = (
-                f"no stacking (clause 十五): {party.credit_code} already benefits under "
-                f"{taken[party.credit_code]} for this contract"
-            )
-            considered.append(entry)
+            if explain:
+                entry["reason"] = (
+                    f"no stacking (clause 十五): {party.credit_code} already benefits under "
+                    f"{taken[party.credit_code]} for this contract"
+                )
+                considered.append(entry)
             continue
         base = Decimal(getattr(terms, rule.base))
         entitlement = round_fen(rule.rate * base)
         key, project = cap_key_for(rule, party.credit_code, year, terms.result_id, contract_id)
         found.append(Candidate(rule, party, base, entitlement, key, project))
         taken[party.credit_code] = rule.programme
-        entry.update(eligible=True, beneficiary=party.credit_code)
-        considered.append(entry)
+        if explain:
+            entry.update(eligible=True, beneficiary=party.credit_code)
+            considered.append(entry)
     return found, considered
