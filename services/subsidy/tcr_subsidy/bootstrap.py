@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from tcr_shared.feeds.client import FeedClient
 from tcr_shared.feeds.follower import Follower
 from tcr_shared.feeds.server import NewEventsSignal
-from tcr_shared.feeds.sources import BatchingSource, PrefetchingSource
+from tcr_shared.feeds.sources import BatchingSource, ObservedFeed, PrefetchingSource
 from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver, RegistryKeyStatus
 from tcr_shared.platform.database import database_ready
@@ -73,9 +73,9 @@ class SubsidyRuntime:
 
     def _source(self):
         settings = self.settings
-        source = (
-            PrefetchingSource(self.feed, depth=settings.subsidy_prefetch) if settings.subsidy_prefetch else self.feed
-        )
+        # ObservedFeed says whether the registry answers, so /v1/status can say `unreachable` instead of guessing.
+        observed = ObservedFeed(self.feed)
+        source = PrefetchingSource(observed, depth=settings.subsidy_prefetch) if settings.subsidy_prefetch else observed
         if settings.subsidy_batch_pages > 1:
             source = BatchingSource(source, settings.subsidy_batch_pages)
         return source

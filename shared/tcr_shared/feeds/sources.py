@@ -94,6 +94,11 @@ class BatchingSource:
         self._source = source
         self._max_pages = max_pages
 
+    @property
+    def reach(self) -> Reachability | None:
+        """The wrapped source's view of whether the publisher answers (for the follower's `state`)."""
+        return getattr(self._source, "reach", None)
+
     async def follow(self, after: int) -> AsyncIterator[FeedPage]:
         pending: FeedPage | None = None
         pages = 0
@@ -117,16 +122,20 @@ class PrefetchingSource:
     """Reads the next page of the feed while the current one is being applied (catch-up is then bounded by the
     slower of the two, not their sum). Order and positions are untouched: pages are yielded as read."""
 
-    def __init__(self, client: FeedClient, depth: int = 2, wait: float = 20.0) -> None:
-        self._client = client
+    def __init__(self, source: ObservedFeed, depth: int = 2) -> None:
+        self._source = source
         self._depth = depth
-        self._wait = wait
+
+    @property
+    def reach(self) -> Reachability | None:
+        """The wrapped source's view of whether the publisher answers (for the follower's `state`)."""
+        return getattr(self._source, "reach", None)
 
     async def follow(self, after: int) -> AsyncIterator[FeedPage]:
         queue: asyncio.Queue[FeedPage] = asyncio.Queue(maxsize=self._depth)
 
         async def produce() -> None:
-            async for page in self._client.follow(after, wait=self._wait):
+            async for page in self._source.follow(after):
                 await queue.put(page)
 
         producer = asyncio.create_task(produce(), name="feed-prefetch")
