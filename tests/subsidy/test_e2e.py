@@ -594,3 +594,24 @@ def test_two_replicas_on_one_database_one_applies_the_feed_and_the_other_takes_o
             replica.kill()
         registry.kill()
         postgres.drop_database(url)
+
+
+def test_status_says_unreachable_while_the_registry_does_not_answer(tmp_path):
+    """Issue 12: /v1/status tells the truth about the feed it follows: with no registry answering, the state is
+    `unreachable` with the error, and `lag` is null (the head is not known), never a reassuring 0."""
+    from tests.support.processes import free_port
+
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    service = start_subsidy(f"sqlite:///{tmp_path / 'subsidy-alone.db'}", tmp_path, nobody)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            feed = httpx.get(f"{service.url}/v1/status", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
+            feed = feed["feeds"][0]
+            if feed["state"] == "unreachable" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert feed["state"] == "unreachable", feed
+        assert feed["lag"] is None and feed["last_error"], feed
+    finally:
+        service.stop()
