@@ -77,9 +77,9 @@ def award_id_for(contract_id: str, programme: str, beneficiary: str) -> str:
     return uuid5(f"{contract_id}|{programme}|{beneficiary}")
 
 
-def award_event(change: AwardChange) -> AwardEvent:
-    a, cause = change.award, change.cause
-    data: dict[str, Any] = {
+def award_summary(a: Award) -> dict[str, Any]:
+    """An award as readers see it (award list, a contract's awards, and the core of every award event)."""
+    return {
         "award_id": a.award_id,
         "contract_id": a.contract_id,
         "registration_number": a.registration_number,
@@ -95,8 +95,15 @@ def award_event(change: AwardChange) -> AwardEvent:
         "rate": str(a.rate),
         "entitlement": format_money(a.entitlement),
         "award": format_money(a.award),
-        "delta": format_money(change.delta if change.delta != 0 else ZERO),
         "status": a.status,
+    }
+
+
+def award_event(change: AwardChange) -> AwardEvent:
+    a, cause = change.award, change.cause
+    data: dict[str, Any] = {
+        **award_summary(a),
+        "delta": format_money(change.delta if change.delta != 0 else ZERO),
         "cap": format_money(a.cap),
         "cap_used_before": format_money(change.cap_used_before),
         "cap_used_after": format_money(change.cap_used_after),

@@ -18,7 +18,7 @@ from tcr_shared.language.vocabulary import PROGRAMMES, AwardEventType
 from tcr_subsidy.adapters.persistence import tables as t
 from tcr_subsidy.adapters.persistence.store import award_from_row, contract_from_row
 from tcr_subsidy.application.verification import AwardAmount
-from tcr_subsidy.domain.ledger import Award
+from tcr_subsidy.domain.award_events import award_summary
 
 AWARD_COLUMNS = (
     "award_id",
@@ -38,27 +38,6 @@ AWARD_COLUMNS = (
     "award",
     "status",
 )
-
-
-def award_summary(a: Award) -> dict[str, Any]:
-    return {
-        "award_id": a.award_id,
-        "contract_id": a.contract_id,
-        "registration_number": a.registration_number,
-        "beneficiary": a.beneficiary,
-        "beneficiary_name": a.beneficiary_name,
-        "beneficiary_kind": a.beneficiary_kind,
-        "beneficiary_region": a.beneficiary_region,
-        "programme": a.programme,
-        "policy_year": a.policy_year,
-        "rule_set": a.rule_set,
-        "clause": a.clause,
-        "base": format_money(a.base),
-        "rate": str(a.rate),
-        "entitlement": format_money(a.entitlement),
-        "award": format_money(a.award),
-        "status": a.status,
-    }
 
 
 def feed_event_from_row(r) -> FeedEvent:
