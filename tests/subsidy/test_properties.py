@@ -5,6 +5,7 @@ database in random page sizes (a rebuild) gives identical results."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
@@ -159,5 +160,43 @@ def test_database_replay_in_any_page_size_equals_the_engine(tmp_path_factory, op
             assert [r[0] for r in snapshots[0]["award_events"]] == list(range(1, len(outs) + 1))
         finally:
             await db.dispose()
+
+    asyncio.run(run())
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations, batches=st.lists(st.integers(1, 12), min_size=1, max_size=4))
+def test_postgresql_catch_up_in_any_batch_size_equals_the_engine(make_pg_database, ops, batches):
+    """PostgreSQL's catch-up path (COPY for new rows, one upsert per table for changed ones, the award feed by COPY
+    after its head) in batches of any size gives the rows one event per transaction gives, and the award feed the
+    engine decides in memory, event for event and byte for byte."""
+    h = build(ops)
+    database = Database(make_pg_database("tcr_batches"))
+    migrate.upgrade(database)
+
+    async def replay_in(db, sizes: list[int]) -> dict:
+        await wipe(db)
+        sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: None)
+        events, i, k = h.events, 0, 0
+        while i < len(events):
+            batch = events[i : i + sizes[k % len(sizes)]]
+            await sink.apply(batch, batch[-1].position)
+            i, k = i + len(batch), k + 1
+        return await Queries(db).snapshot()
+
+    async def run() -> None:
+        db = database.async_engine()
+        try:
+            one_by_one = await replay_in(db, [1])
+            assert await replay_in(db, batches) == one_by_one
+            assert await replay_in(db, [len(h.events)]) == one_by_one
+        finally:
+            await db.dispose()
+        engine, state = Engine(default_rule_book()), Ledger()
+        outs = [o for e in h.events for o in engine.apply(state, registry_event(e))]
+        assert [r[0:3] for r in one_by_one["award_events"]] == [(i, o.id, o.type) for i, o in enumerate(outs, 1)]
+        assert [json.loads(r[-1]) for r in one_by_one["award_events"]] == [o.data for o in outs]
 
     asyncio.run(run())

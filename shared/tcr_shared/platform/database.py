@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -184,6 +185,28 @@ def pg_upsert(table: Table, *, add: tuple[str, ...] = ()) -> TextClause:
         f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({pg_unnest(table, names)}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
+
+
+async def pg_driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under `session`, inside the session's transaction (COPY, positional array
+    parameters): what is written through it commits or rolls back with the session's other writes."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens the database transaction at its first statement: run one, or a
+        # write through the driver would commit on its own.
+        await session.execute(text("SELECT 1"))
+    if not driver.is_in_transaction():
+        raise RuntimeError("the session has no open transaction to write in")
+    return driver
+
+
+async def pg_copy(session: AsyncSession, table: Table, rows: list[tuple]) -> None:
+    """Insert new rows (tuples in the table's column order) with COPY, in the session's transaction: the fastest
+    way into PostgreSQL for rows known not to exist yet (a duplicate fails the transaction, as an INSERT would)."""
+    if rows:
+        driver = await pg_driver(session)
+        await driver.copy_records_to_table(table.name, records=rows, columns=[c.name for c in table.columns])
 
 
 def pg_columns(table: Table, rows: list[dict]) -> dict[str, list]:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from tcr_shared.language.events.envelope import FeedEvent
+from tcr_shared.platform.collector import collector_paused
 from tcr_subsidy.application.page import PageLedger
 from tcr_subsidy.application.ports import AwardStore, SkippedEvent
 from tcr_subsidy.domain.award_events import AwardEvent
@@ -37,8 +38,15 @@ class AwardProjection:
         self.awards_total = 0
 
     async def apply_page(self, store: AwardStore, events: Sequence[FeedEvent]) -> None:
-        batch = [registry_event(e) for e in events]
-        page = await self._load(store, batch)
+        with collector_paused():  # a burst of allocation without cycles: see collector_paused
+            batch = [registry_event(e) for e in events]
+            page = await self._load(store, batch)
+            outputs, skipped = self._decide(page, batch)
+            await store.write(page, outputs, skipped)
+        self.skipped_total += len(skipped)
+        self.awards_total += len(outputs)
+
+    def _decide(self, page: PageLedger, batch: list[RegistryEvent]) -> tuple[list[AwardEvent], list[SkippedEvent]]:
         outputs: list[AwardEvent] = []
         skipped: list[SkippedEvent] = []
         for event in batch:
@@ -51,9 +59,7 @@ class AwardProjection:
                 log.warning("skipping malformed event at position %s: %s", event.position, exc)
                 reason = plain_text(f"malformed: {exc}"[:2000])
                 skipped.append(SkippedEvent(event.position, event.id, event.type, reason))
-        await store.write(page, outputs, skipped)
-        self.skipped_total += len(skipped)
-        self.awards_total += len(outputs)
+        return outputs, skipped
 
     async def _load(self, store: AwardStore, batch: list[RegistryEvent]) -> PageLedger:
         """The page's contracts and their awards first; then the domain names the caps the page can touch."""

@@ -7,11 +7,11 @@ import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tcr_shared.language.money import from_fen, to_fen
-from tcr_shared.platform.database import is_postgres, pg_columns, pg_lookup, pg_unnest, pg_upsert
+from tcr_shared.platform.database import is_postgres, pg_columns, pg_copy, pg_lookup, pg_upsert
 from tcr_subsidy.adapters.persistence import tables as t
 from tcr_subsidy.application.page import PageLedger
 from tcr_subsidy.application.ports import SkippedEvent
@@ -143,14 +143,23 @@ async def _rows_in(session: AsyncSession, query, column, keys: list[str]) -> lis
     return rows
 
 
+def _tuples(table, rows: list[dict]) -> list[tuple]:
+    names = [c.name for c in table.columns]
+    return [tuple(r[n] for n in names) for r in rows]
+
+
 async def _upsert(session: AsyncSession, table, pk: str, rows: list[dict], stored: set[str]) -> None:
+    """Rows the page created are inserted, rows it loaded are updated: the page ledger knows which (it loaded
+    every row the page could touch). On PostgreSQL new rows go by COPY and changed rows in one unnest upsert."""
     if not rows:
-        return
-    if is_postgres(session):
-        await session.execute(_PG_UPSERTS[table.name], pg_columns(table, rows))
         return
     inserts = [r for r in rows if r[pk] not in stored]
     updates = [r for r in rows if r[pk] in stored]
+    if is_postgres(session):
+        await pg_copy(session, table, _tuples(table, inserts))
+        if updates:
+            await session.execute(_PG_UPSERTS[table.name], pg_columns(table, updates))
+        return
     if inserts:
         await session.execute(table.insert(), inserts)
     if updates:
@@ -161,17 +170,8 @@ async def _upsert(session: AsyncSession, table, pk: str, rows: list[dict], store
         await session.execute(statement, [{f"k_{pk}": r[pk], **{f"v_{c}": r[c] for c in columns}} for r in updates])
 
 
-# PostgreSQL: each table's page of rows goes in ONE statement, one array per column (unnest).
+# PostgreSQL: the rows a page changed go in ONE statement per table, one array per column (unnest).
 _PG_UPSERTS = {table.name: pg_upsert(table) for table in (t.contracts, t.awards, t.caps)}
-_AWARD_EVENT_COLUMNS = [c.name for c in t.award_events.columns if c.name != "position"]
-# Positions continue the award feed: head + the event's place in the page, in the same statement.
-_PG_APPEND_AWARD_EVENTS = text(
-    f"INSERT INTO {t.award_events.name} (position, {', '.join(_AWARD_EVENT_COLUMNS)}) "
-    f"SELECT h.head + u.ord, {', '.join(f'u.{n}' for n in _AWARD_EVENT_COLUMNS)} "
-    f"FROM unnest({pg_unnest(t.award_events, _AWARD_EVENT_COLUMNS)}) "
-    f"WITH ORDINALITY AS u({', '.join(_AWARD_EVENT_COLUMNS)}, ord) "
-    f"CROSS JOIN (SELECT COALESCE(MAX(position), 0) AS head FROM {t.award_events.name}) AS h"
-)
 
 
 async def award_feed_head(session: AsyncSession) -> int:
@@ -210,37 +210,15 @@ async def write_page(
     session: AsyncSession, page: PageLedger, outputs: list[AwardEvent], skipped: list[SkippedEvent]
 ) -> int:
     """Write the page's changes; returns the number of award events appended to the service's feed."""
-    await _upsert(
-        session,
-        t.contracts,
-        "contract_id",
-        [_contract_row(page.contracts[c]) for c in sorted(page.changed_contracts)],
-        page.stored_contracts,
+    changes = (
+        (t.contracts, "contract_id", [_contract_row(page.contracts[c]) for c in sorted(page.changed_contracts)]),
+        (t.awards, "award_id", [_award_row(page.awards[a]) for a in sorted(page.changed_awards)]),
+        (t.caps, "cap_key", [_cap_row(page.caps[k]) for k in sorted(page.changed_caps)]),
     )
-    await _upsert(
-        session,
-        t.awards,
-        "award_id",
-        [_award_row(page.awards[a]) for a in sorted(page.changed_awards)],
-        page.stored_awards,
-    )
-    await _upsert(
-        session, t.caps, "cap_key", [_cap_row(page.caps[k]) for k in sorted(page.changed_caps)], page.stored_caps
-    )
-    if outputs and is_postgres(session):
-        await session.execute(
-            _PG_APPEND_AWARD_EVENTS,
-            {
-                "id": [o.id for o in outputs],
-                "type": [o.type for o in outputs],
-                "time": [o.time for o in outputs],
-                "subject": [o.subject for o in outputs],
-                "award_id": [o.award_id for o in outputs],
-                "cause_position": [o.cause_position for o in outputs],
-                "data": [json.dumps(o.data, ensure_ascii=False, sort_keys=True) for o in outputs],
-            },
-        )
-    elif outputs:
+    stored = {t.contracts.name: page.stored_contracts, t.awards.name: page.stored_awards, t.caps.name: page.stored_caps}
+    for table, pk, rows in changes:
+        await _upsert(session, table, pk, rows, stored[table.name])
+    if outputs:
         head = await award_feed_head(session)
         rows = [
             {
@@ -255,8 +233,11 @@ async def write_page(
             }
             for i, o in enumerate(outputs, start=1)
         ]
-        for chunk in _chunks(rows):
-            await session.execute(t.award_events.insert(), chunk)
+        if is_postgres(session):
+            await pg_copy(session, t.award_events, _tuples(t.award_events, rows))
+        else:
+            for chunk in _chunks(rows):
+                await session.execute(t.award_events.insert(), chunk)
     if skipped:
         await session.execute(t.skipped_events.insert(), [dataclasses.asdict(s) for s in skipped])
     return len(outputs)
