@@ -13,7 +13,15 @@
 3. With the service caught up, BENCH_LATENCY_SAMPLES certifications, one at a time: latency = from the registry
    answering the certify request until the subsidy service answers `GET /v1/contracts/{id}/awards?min_position=`
    (which returns as soon as the follower has applied that position). p50 / p99.
-Prints figures; asserts nothing. Run: make bench (or python bench/subsidy.py).
+4. The same feed replayed in this process into a fresh database, timing the registry's page reads and the
+   subsidy's applies apart ("page applies alone").
+5. A rebuild of BENCH_REBUILD_EVENTS (1,000,000) events in a process of its own (`--rebuild N`): the same kind of
+   history (submit + certify, every 20th amended, every 50th revoked; made in the process, page by page, so that
+   the history itself takes no memory), applied as the service catches up (BATCH_PAGES pages of 1000 per
+   transaction) into a fresh database; seconds for the whole history and the process's peak RSS (VmHWM).
+Also the peak RSS of the subsidy service process over its catch-up (step 2).
+Prints the rows and writes bench-results/subsidy.json through bench/results.py; asserts nothing.
+Run: make bench (or python bench/subsidy.py). Figures without a goal are context ("measured").
 """
 
 from __future__ import annotations
@@ -25,13 +33,18 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from results import Run, figure  # noqa: E402
 
 from tests.subsidy.history import party, terms  # noqa: E402
 from tests.subsidy.stack import ADMIN_KEY, start_registry, start_subsidy  # noqa: E402
@@ -43,6 +56,10 @@ BACKEND = os.environ.get("BENCH_BACKEND", "postgresql")
 CATCH_UP_REGISTRY_INDEX = os.environ.get("BENCH_REGISTRY_INDEX_READY", "1") == "1"
 BATCH_PAGES = int(os.environ.get("TCR_SUBSIDY_BATCH_PAGES", 5))
 PREFETCH = int(os.environ.get("TCR_SUBSIDY_PREFETCH", 4))
+REBUILD_EVENTS = int(os.environ.get("BENCH_REBUILD_EVENTS", 1_000_000))
+GOAL_EVENTS_PER_S = 50_000
+GOAL_REBUILD_SECONDS = 20.0  # for 1,000,000 events
+GOAL_RSS_MB = 300.0
 CST = timezone(timedelta(hours=8))
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -66,7 +83,6 @@ async def load(registry_db_url: str, tmp: Path) -> int:
     """Register CONTRACTS contracts through the registry's application layer (the commands its HTTP routes run,
     the same path as its demo loader; no HTTP, so loading is quick): submit + certify, every 20th amended, every
     50th revoked. Returns the registry's head position."""
-    import uuid
     from decimal import Decimal
 
     from sqlalchemy import insert
@@ -243,12 +259,120 @@ async def decompose(registry_url: str, subsidy_db_url: str) -> tuple[int, float,
     return events, read_s, apply_s
 
 
+def rss_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
+    """A process's resident set from /proc (VmRSS now, VmHWM its peak), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def synthetic_history(events: int, page: int = 1000):
+    """Pages of registry feed events like the loader's (submit + certify, every 20th amended, every 50th revoked),
+    made a few thousand at a time so that a history of millions takes no memory; positions and ids run on."""
+    from tests.subsidy.history import History
+
+    made, i, pending = 0, 0, []
+    while made < events:
+        h = History()
+        for n in range(i, i + 1000):
+            cid = h.submit(body(n), str(uuid.uuid5(uuid.NAMESPACE_URL, f"tcr-bench:{n}")))
+            h.certify(cid, datetime(2024 + n % 2, 1 + n % 12, 1 + n % 28, 10, tzinfo=CST))
+            if n % 20 == 0:
+                h.amend(cid, datetime(2025, 12, 1, tzinfo=CST), amount=f"{200000 + n}.00")
+            if n % 50 == 0:
+                h.revoke(cid, datetime(2025, 12, 2, tzinfo=CST))
+        i += 1000
+        for e in h.events[: events - made]:
+            made += 1
+            position = made
+            pending.append(e.model_copy(update={"position": position, "id": f"{e.id[:-12]}{position:012d}"}))
+            if len(pending) == page:
+                yield pending
+                pending = []
+    if pending:
+        yield pending
+
+
+async def rebuild(events: int, url: str) -> dict:
+    """Apply `events` synthetic events into a fresh database as the service catches up: BATCH_PAGES pages per
+    transaction, each with its position."""
+    from tcr_shared.platform.database import Database
+    from tcr_subsidy.adapters.feeds import NotifyingSink
+    from tcr_subsidy.adapters.persistence import migrate
+    from tcr_subsidy.adapters.rule_files import default_rule_book
+    from tcr_subsidy.application.projection import AwardProjection
+    from tcr_subsidy.domain.decision import Engine
+
+    database = Database(url)
+    await asyncio.to_thread(migrate.upgrade, database)
+    db = database.async_engine()
+    projection = AwardProjection(Engine(default_rule_book()))
+    sink = NotifyingSink(db, projection, lambda: None)
+    applying = making = 0.0
+    rss = []
+    batch: list = []
+    try:
+        made = time.perf_counter()
+        for page in synthetic_history(events):
+            batch.extend(page)
+            if len(batch) < BATCH_PAGES * 1000 and batch[-1].position < events:
+                continue
+            t0 = time.perf_counter()
+            making += t0 - made
+            await sink.apply(batch, batch[-1].position)
+            made = time.perf_counter()
+            applying += made - t0
+            batch = []
+            rss.append(rss_mb(field="VmRSS"))
+    finally:
+        await db.dispose()
+    return {
+        "events": events,
+        "apply_seconds": applying,
+        "history_seconds": making,
+        "awards": projection.awards_total,
+        "rss_mb_first": rss[0] if rss else None,
+        "rss_mb_last": rss[-1] if rss else None,
+        "rss_mb_peak": rss_mb(),
+    }
+
+
+def rebuild_in_own_process(events: int) -> dict:
+    """`--rebuild N` in a fresh interpreter: its peak RSS is the rebuild's alone."""
+    import json
+    import subprocess
+
+    url = postgres.create_database("bench_subsidy_rebuild") if BACKEND == "postgresql" else None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = url or f"sqlite:///{Path(tmp) / 'rebuild.db'}"
+            out = subprocess.run(
+                [sys.executable, __file__, "--rebuild", str(events), url],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+    finally:
+        if BACKEND == "postgresql":
+            postgres.drop_database(url)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def library_baseline() -> tuple[float | None, str | None]:
+    """The eventsourcing library's own ProjectionRunner on the same events in the same run (issue 13's baseline
+    row): measured by bench/library_baseline.py, wired in by the lead; None until then."""
+    return None, None
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def main() -> None:
+    run = Run("subsidy")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         drop = []
@@ -267,13 +391,16 @@ def main() -> None:
         try:
             subsidy = start_subsidy(sub_url, tmp, registry.url)
             try:
+                run.load_average["before"] = os.getloadavg()[0]
                 seconds, status = catch_up(subsidy.url, head)
+                service_rss = rss_mb(subsidy.process.pid)
                 feed = status["feeds"][0]
+                applied = feed["events_applied"]
                 print(
                     f"catch-up (cold start, pages of 1000, up to {BATCH_PAGES} per transaction, prefetch {PREFETCH}, "
-                    f"{BACKEND}; load average {os.getloadavg()[0]:.2f}): {feed['events_applied']} events "
-                    f"({head} positions) in {seconds:.1f}s = {feed['events_applied'] / seconds:,.0f} events/s; "
-                    f"{status['award_feed']['head']} award events appended",
+                    f"{BACKEND}; load average {os.getloadavg()[0]:.2f}): {applied} events "
+                    f"({head} positions) in {seconds:.1f}s = {applied / seconds:,.0f} events/s; "
+                    f"{status['award_feed']['head']} award events appended; service peak RSS {service_rss:.0f} MB",
                     flush=True,
                 )
                 samples = asyncio.run(latency(registry.url, subsidy.url))
@@ -300,7 +427,76 @@ def main() -> None:
             registry.kill()
             for url in drop:
                 postgres.drop_database(url)
+    print(f"rebuild of {REBUILD_EVENTS:,} events in a process of its own ...", flush=True)
+    rebuilt = rebuild_in_own_process(REBUILD_EVENTS)
+    per_million = rebuilt["apply_seconds"] * 1_000_000 / rebuilt["events"]
+    print(
+        f"  {rebuilt['events']:,} events applied in {rebuilt['apply_seconds']:.1f}s "
+        f"({rebuilt['events'] / rebuilt['apply_seconds']:,.0f} events/s; making the history took "
+        f"{rebuilt['history_seconds']:.1f}s more), RSS {rebuilt['rss_mb_first']:.0f} MB after the first batch, "
+        f"{rebuilt['rss_mb_last']:.0f} MB after the last, peak {rebuilt['rss_mb_peak']:.0f} MB",
+        flush=True,
+    )
+
+    baseline, baseline_name = library_baseline()
+    common = {"backend": BACKEND, "batch_pages": BATCH_PAGES, "prefetch": PREFETCH}
+    run.add(
+        figure(
+            "subsidy catch-up through the registry feed",
+            applied / seconds,
+            "events/s",
+            at_least=GOAL_EVENTS_PER_S,
+            baseline=baseline,
+            baseline_name=baseline_name,
+            events=applied,
+            seconds=round(seconds, 2),
+            **common,
+        )
+    )
+    run.add(
+        figure(
+            "subsidy page applies alone (same feed, one process)",
+            events / apply_s,
+            "events/s",
+            baseline=baseline,
+            baseline_name=baseline_name,
+            events=events,
+            seconds=round(apply_s, 2),
+            **common,
+        )
+    )
+    run.add(figure("registry feed reads in the same replay", events / read_s, "events/s", seconds=round(read_s, 2)))
+    run.add(
+        figure(
+            "subsidy rebuild, seconds per 1M events (page applies)",
+            per_million,
+            "s",
+            at_most=GOAL_REBUILD_SECONDS,
+            events=rebuilt["events"],
+            seconds=round(rebuilt["apply_seconds"], 2),
+            extrapolated=rebuilt["events"] < 1_000_000,
+            **common,
+        )
+    )
+    run.add(
+        figure(
+            f"subsidy rebuild of {rebuilt['events']:,} events, peak RSS",
+            rebuilt["rss_mb_peak"],
+            "MB",
+            at_most=GOAL_RSS_MB,
+            rss_mb_after_first_batch=round(rebuilt["rss_mb_first"], 1),
+            rss_mb_after_last_batch=round(rebuilt["rss_mb_last"], 1),
+        )
+    )
+    run.add(figure("subsidy service peak RSS over its catch-up", service_rss, "MB", at_most=GOAL_RSS_MB))
+    run.add(figure("certify-to-ledger latency p99 (long poll)", pct(samples, 99), "ms", p50=round(pct(samples, 50), 1)))
+    run.write()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--rebuild"]:
+        import json
+
+        print(json.dumps(asyncio.run(rebuild(int(sys.argv[2]), sys.argv[3]))))
+    else:
+        main()
