@@ -5,16 +5,21 @@ spoiling the others' writes, and connections to a partner are kept alive, one po
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
+import uvicorn
 from sqlalchemy import MetaData, select
 
-from tcr_shared.partners.webhooks import webhook_tables
+from tcr_shared.language.events.envelope import FeedEvent, FeedPage
+from tcr_shared.partners.client import verify_webhook
+from tcr_shared.partners.webhooks import DeliveryWorker, WebhookSettings, webhook_tables
 from tcr_shared.partners.webhooks.clients import TargetClients
 from tcr_shared.partners.webhooks.worker import utcnow
 from tcr_shared.partners.webhooks.writes import GroupWriter
 from tcr_shared.platform.database import Database
 from tests.partners.conftest import append, feed_events, key, wait_until
 from tests.partners.events import registry_event
+from tests.partners.test_https_delivery import ListLog
 from tests.support.processes import free_port
 
 SUBSCRIPTIONS = 6
@@ -147,3 +152,89 @@ async def test_each_target_has_its_own_pool_and_a_host_name_never_shares_another
                 assert b is not a  # same address, another name: its own TLS connections, its own certificate check
     finally:
         await clients.aclose()
+
+
+class CountingLog(ListLog):
+    """The publisher's log, counting the reads that returned events, by where they started."""
+
+    def __init__(self, events: list[FeedEvent]) -> None:
+        super().__init__(events)
+        self.reads: Counter[int] = Counter()
+
+    async def read(self, after: int, limit: int) -> FeedPage:
+        page = await super().read(after, limit)
+        if page.events:
+            self.reads[after] += 1
+        return page
+
+
+async def test_subscriptions_on_the_same_stretch_read_each_page_of_the_log_once(tmp_path):
+    """Five subscriptions from position 0, 250 events in pages of 100: every page is read once, for all five, and
+    each subscription still gets every event in order (a real local receiver checks it)."""
+    engine, tables, _ = await _writer_and_subscriptions(tmp_path, 0)
+    secret = "whsec_" + "C" * 44
+    received: dict[str, list[int]] = {}
+
+    async def receiver(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        event = verify_webhook(secret, body, headers)
+        received.setdefault(scope["path"], []).append(event.position)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    item = registry_event()
+    events = [
+        FeedEvent(
+            id=f"evt-{i}",
+            source="/tcr/registry",
+            type=item["type"],
+            time="2025-03-02T08:00:00+00:00",
+            subject=item["subject"],
+            position=i,
+            data=item["data"],
+        )
+        for i in range(1, 251)
+    ]
+    now = utcnow()
+    async with engine.begin() as conn:
+        for i in range(5):
+            await conn.execute(
+                tables.subscriptions.insert().values(
+                    id=f"sub_{i}",
+                    owner="acme",
+                    url=f"http://127.0.0.1:{port}/hook/{i}",
+                    event_types=["*"],
+                    regions=[],
+                    secret=secret,
+                    status="active",
+                    position=0,
+                    generation=0,
+                    failed_attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    log = CountingLog(events)
+    worker = DeliveryWorker(engine, tables, log, settings=WebhookSettings(batch=100))
+    try:
+        await wait_until(lambda: server.started, what="the receiver")
+        worker.start()
+        await wait_until(lambda: worker.delivered == 5 * 250, timeout=60, what="every delivery")
+        assert {path: positions for path, positions in received.items()} == {
+            f"/hook/{i}": list(range(1, 251)) for i in range(5)
+        }
+        assert log.reads == {0: 1, 100: 1, 200: 1}
+    finally:
+        await worker.stop()
+        server.should_exit = True
+        await serving
+        await engine.dispose()

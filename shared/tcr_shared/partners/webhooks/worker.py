@@ -43,6 +43,7 @@ from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.events.privacy import encode_event
 from tcr_shared.partners.webhooks.clients import TargetClients
 from tcr_shared.partners.webhooks.filters import SubscriptionFilter
+from tcr_shared.partners.webhooks.reads import SharedReads
 from tcr_shared.partners.webhooks.settings import WebhookSettings
 from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
@@ -119,6 +120,7 @@ class DeliveryWorker:
         self._owns_client = client is None
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._writes = GroupWriter(engine, tables, self.settings.deliveries_kept)
+        self._reads = SharedReads(source)
         self._tasks: dict[str, asyncio.Task] = {}
         self._bodies: OrderedDict[int, str] = OrderedDict()
         self._tick = asyncio.Event()
@@ -293,7 +295,7 @@ class DeliveryWorker:
         filt = SubscriptionFilter(tuple(sub["event_types"]), tuple(sub["regions"] or ()))
         while True:
             ticks = self._ticks()  # taken before reading, so that a ring during the read is not missed
-            page = await self.source.read(sub["position"], self.settings.batch)
+            page = await self._reads.read(sub["position"], self.settings.batch)
             if not page.events and page.next_after <= sub["position"]:
                 await self._wait_for_events(ticks)
                 continue

@@ -113,9 +113,7 @@ class GroupWriter:
                 await conn.execute(self._update_statement(columns), params)
             # Ours are the rows now carrying this batch's stamp at the generation the write was made for: a
             # superseded subscription had its generation bumped, and generations only grow.
-            rows = await conn.execute(
-                select(s.c.id, s.c.generation).where(s.c.id.in_(ids), s.c.updated_at == stamp)
-            )
+            rows = await conn.execute(select(s.c.id, s.c.generation).where(s.c.id.in_(ids), s.c.updated_at == stamp))
             took = {(row.id, row.generation) for row in rows}
             results = [(w.subscription_id, w.generation) in took for w in batch]
             logged = [
