@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,10 +33,16 @@ sys.path.insert(0, str(ROOT))
 from bench.results import Run, figure  # noqa: E402
 from tests.partners.conftest import ADMIN  # noqa: E402
 from tests.partners.registry import REGISTRY_WITH_WEBHOOKS, RegistryClient, start_registry  # noqa: E402
-from tests.support.processes import free_port, start_service  # noqa: E402
+from tests.support.processes import ServiceProcess, free_port, start_service  # noqa: E402
 
 SELLERS = ("640104", "640205", "640302", "640402", "640502")
 TYPES = ["tcr.registry.contract.*"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def received(path: Path) -> list[dict]:
@@ -125,17 +132,25 @@ async def subscribe_paused(http: httpx.AsyncClient, publisher: str, url: str) ->
 
 
 async def delivery_rate(
-    http: httpx.AsyncClient, publisher: str, work: Path, subscriptions: int, processes: int, expected: list[int]
-) -> tuple[float, float]:
+    http: httpx.AsyncClient,
+    publisher: ServiceProcess,
+    work: Path,
+    subscriptions: int,
+    processes: int,
+    expected: list[int],
+) -> tuple[float, float, float]:
     """Deliveries/s from position 0 to `subscriptions` subscriptions with a receiver each; checks every receiver
-    got every expected position once, in order. Returns (deliveries/s, seconds)."""
+    got every expected position once, in order. Returns (deliveries/s, seconds, publisher CPU ms per delivery):
+    the last does not depend on how busy the machine is, the rate does."""
+    pid = publisher.process.pid
+    publisher = publisher.url
     ports = [free_port() for _ in range(subscriptions)]
     subs = [await subscribe_paused(http, publisher, f"http://127.0.0.1:{port}/hook") for port in ports]
     receivers = Receivers(work, ports, [s["secret"] for s in subs], processes)
     try:
         await receivers.ready(http)
         total = len(expected) * subscriptions
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds(pid)
         for sub in subs:
             await http.patch(f"{publisher}/v1/subscriptions/{sub['id']}", json={"status": "active"}, headers=ADMIN)
         deadline = time.monotonic() + 900
@@ -143,7 +158,7 @@ async def delivery_rate(
             if time.monotonic() > deadline:
                 raise SystemExit(f"only {done} of {total} webhooks arrived")
             await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
         for sub, report in zip(subs, await receivers.reports(http), strict=True):
             problems = {k: report[k] for k in ("out_of_order", "duplicates", "invalid") if report[k]}
             if report["positions"] != expected or problems:
@@ -153,7 +168,7 @@ async def delivery_rate(
                 )
         for sub in subs:
             await http.delete(f"{publisher}/v1/subscriptions/{sub['id']}", headers=ADMIN)
-        return total / elapsed, elapsed
+        return total / elapsed, elapsed, cpu * 1000 / total
     finally:
         receivers.kill()
 
@@ -183,8 +198,8 @@ async def main(events: int, subscriptions: int, certifications: int, processes: 
             expected = await matching_positions(http, publisher.url)
 
             # 1. Delivery rate: one subscription to one receiver (the baseline), then many side by side.
-            one, one_s = await delivery_rate(http, publisher.url, work, 1, 1, expected)
-            many, many_s = await delivery_rate(http, publisher.url, work, subscriptions, processes, expected)
+            one, one_s, one_cpu = await delivery_rate(http, publisher, work, 1, 1, expected)
+            many, many_s, many_cpu = await delivery_rate(http, publisher, work, subscriptions, processes, expected)
 
             # 2. Latency: certification -> receipt, one at a time, a subscription at the head.
             port = free_port()
@@ -233,11 +248,29 @@ async def main(events: int, subscriptions: int, certifications: int, processes: 
             baseline=one,
             baseline_name="one subscription, one receiver",
             seconds=round(many_s, 2),
+            publisher_cpu_ms_per_delivery=round(many_cpu, 3),
             receiver_processes=processes,
             **notes,
         )
     )
-    run.add(figure("webhooks: one subscription, one receiver", one, "deliveries/s", seconds=round(one_s, 2), **notes))
+    run.add(
+        figure(
+            "webhooks: one subscription, one receiver",
+            one,
+            "deliveries/s",
+            seconds=round(one_s, 2),
+            publisher_cpu_ms_per_delivery=round(one_cpu, 3),
+            **notes,
+        )
+    )
+    run.add(
+        figure(
+            f"webhooks: publisher CPU per delivery, {subscriptions} subscriptions",
+            many_cpu * 1000,
+            "µs",
+            note="registry process, all threads; independent of the machine's load, unlike the rates",
+        )
+    )
     run.add(
         figure(
             "webhooks: POST certify -> webhook received, p50", statistics.median(latencies), "ms", runs=certifications
