@@ -17,6 +17,11 @@ resumes such a subscription (the router enforces it).
 Isolation: every subscription has its own task; a request holds one of `concurrency` slots at most `timeout`
 seconds; registration never waits for a webhook (the worker only reads the log). Run one worker per database (the
 service process that owns the database); two workers on one database would deliver twice.
+
+Throughput (docs/performance.md, webhooks): the cursor writes of subscriptions that finish a delivery at the same
+moment share one transaction (`writes.GroupWriter`; each task still waits for its own commit), each target keeps
+its own alive connections (`clients.TargetClients`), and subscriptions on the same stretch of the log share each
+page read (`reads.SharedReads`) and each event's encoded body.
 """
 
 from __future__ import annotations
