@@ -28,7 +28,7 @@ from tcr_registry.adapters.persistence.personal_data import PersonalKeys
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
 from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
 from tcr_registry.settings import RegistrySettings
-from tcr_shared.feeds.follower import Follower
+from tcr_shared.feeds.follower import Follower, follower_metrics
 from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import LocalFeed
 from tcr_shared.partners.webhooks import DeliveryWorker
@@ -121,6 +121,7 @@ class RegistryRuntime:
             self.writer = DiscardingWriter()
         sink = SharedIndexSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
         self.index_follower = Follower("registry-contract-index", LocalFeed(self.event_log, self.signal), sink)
+        follower_metrics(self.metrics, self.index_follower)  # the same gauges as subsidy's and reporting's followers
 
     async def erase_individual(self, id_number: str, by: str) -> str | None:
         """Crypto-shredding: destroy the person's key ('erased', 'already erased', or None if never held)."""
