@@ -19,11 +19,10 @@ from tcr_registry.adapters.http.idempotency import IdempotencyRecords
 from tcr_registry.adapters.imports.jobs import SqlImportJobs
 from tcr_registry.adapters.imports.service import Imports
 from tcr_registry.adapters.persistence import migrate
-from tcr_registry.adapters.persistence.audit_log import AuditLog
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
 from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
 from tcr_registry.adapters.persistence.key_status import KeyStatus
-from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
+from tcr_registry.adapters.persistence.models import audit_log, feed_tracking, webhooks
 from tcr_registry.adapters.persistence.personal_data import PersonalKeys
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
 from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
@@ -32,6 +31,7 @@ from tcr_shared.feeds.follower import Follower, follower_metrics
 from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import LocalFeed
 from tcr_shared.partners.webhooks import DeliveryWorker
+from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
@@ -65,7 +65,7 @@ class RegistryRuntime:
         self.key_status = KeyStatus(self.engine)
         self.require = self.auth.require
         self.idempotency = IdempotencyRecords(self.engine)
-        self.audit = AuditLog(self.engine)
+        self.audit = AuditLog(self.engine, audit_log)
         # One master key for everything sealed at rest (personal data keys, receipts, webhook secrets).
         self.master_key = settings.master()
         use_master_key(self.master_key)
