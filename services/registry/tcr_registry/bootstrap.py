@@ -23,7 +23,7 @@ from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
 from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
 from tcr_registry.adapters.persistence.key_status import KeyStatus
 from tcr_registry.adapters.persistence.models import audit_log, feed_tracking, webhooks
-from tcr_registry.adapters.persistence.personal_data import PersonalKeys
+from tcr_registry.adapters.persistence.personal_data import PersonalKeys, named_in_clear
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
 from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
 from tcr_registry.settings import RegistrySettings
@@ -126,7 +126,12 @@ class RegistryRuntime:
     async def erase_individual(self, id_number: str, by: str) -> str | None:
         """Crypto-shredding: destroy the person's key ('erased', 'already erased', or None if never held)."""
         subject = await asyncio.to_thread(self.personal_keys.subject, id_number)
-        outcome = await asyncio.to_thread(self.personal_keys.erase, subject, by)
+        table = self.app.recorder.events_table_name
+
+        def held_in_clear() -> bool:  # events stored before encryption may name a person who has no key
+            return named_in_clear(self.personal_keys.engine, table, id_number)
+
+        outcome = await asyncio.to_thread(self.personal_keys.erase, subject, by, held_in_clear)
         if outcome is not None and isinstance(self.writer, Writer):
             self.writer.forget_everything()
         return outcome
