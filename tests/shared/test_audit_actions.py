@@ -45,3 +45,13 @@ def test_every_write_route_has_an_action_name(build, tmp_path):
     assert unnamed == []
     assert all("." in action for action in actions.values())
     assert any(r.path == "/v1/audit" and r.methods == {"GET"} for r in routes)
+
+
+@pytest.mark.parametrize("build", [_registry, _subsidy, _reporting], ids=["registry", "subsidy", "reporting"])
+def test_the_audit_route_is_documented_with_its_problems(build, tmp_path):
+    app, _ = build(tmp_path)
+    operation = app.openapi()["paths"]["/v1/audit"]["get"]
+    names = {p["name"] for p in operation["parameters"]}
+    assert {"from", "to", "key_id", "action", "limit", "page_token"} <= names
+    for status in ("401", "403", "422"):
+        assert "application/problem+json" in operation["responses"][status]["content"], status
