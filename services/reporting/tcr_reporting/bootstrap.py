@@ -24,13 +24,14 @@ from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, subsidy_sink
 from tcr_reporting.adapters.persistence.projection_lease import ProjectionLease
 from tcr_reporting.adapters.persistence.store import FigureStore
-from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY
+from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY, audit_log
 from tcr_reporting.adapters.subsidy_gateway import SubsidyGateway
 from tcr_reporting.application.queries import ReportingQueries
 from tcr_reporting.settings import ReportingSettings
 from tcr_shared.feeds.follower import Follower
 from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform import auth
+from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.observability import all_ready, configure_logging
 from tcr_shared.platform.ratelimit import RateLimits
@@ -51,6 +52,7 @@ class ReportingRuntime:
     authenticator: auth.Authenticator
     lease: ProjectionLease
     subsidy: SubsidyGateway
+    audit: AuditLog
     queries: ReportingQueries = field(init=False)
     clock: Callable[[], datetime] = now_utc
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -128,6 +130,7 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
         authenticator=auth.Authenticator(settings.admin_key, resolver, limits=RateLimits()),
         lease=ProjectionLease(settings.database),
         subsidy=SubsidyGateway(settings.subsidy_url),
+        audit=AuditLog(engine, audit_log),
     )
 
 

@@ -16,6 +16,7 @@ from tcr_shared.feeds.follower import Follower
 from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import BatchingSource, ObservedFeed, PrefetchingSource
 from tcr_shared.partners.webhooks import DeliveryWorker
+from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver, RegistryKeyStatus
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
@@ -27,7 +28,7 @@ from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.projection_lock import FOLLOWER_LEASE, held_while_following
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.adapters.persistence.simulations import SqlSimulationStore
-from tcr_subsidy.adapters.persistence.tables import webhooks
+from tcr_subsidy.adapters.persistence.tables import audit_log, webhooks
 from tcr_subsidy.adapters.rule_files import load_rule_book
 from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection
 from tcr_subsidy.application.simulation import Simulations
@@ -60,6 +61,7 @@ class SubsidyRuntime:
             self.rulebook, self.feed, SqlSimulationStore(self.db), lambda: self.follower.status.position
         )
         self.resolver = RegistryKeyResolver(settings.registry_url)
+        self.audit = AuditLog(self.db, audit_log)  # every write and administrative act (GET /v1/audit)
         self.authenticator = Authenticator(settings.admin_key, self.resolver, limits=RateLimits())
         # Before each delivery: is the subscriber's key still active? (asks the registry, with the admin key)
         self.key_status = RegistryKeyStatus(settings.registry_url, settings.admin_key or "")

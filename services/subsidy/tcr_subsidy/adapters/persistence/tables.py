@@ -6,11 +6,14 @@ from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Tab
 
 from tcr_shared.feeds.projection_store import tracking_table
 from tcr_shared.partners.webhooks import webhook_tables
+from tcr_shared.platform.audit import audit_table
 
 metadata = MetaData()
 
 feed_tracking = tracking_table(metadata)
 webhooks = webhook_tables(metadata)
+# Append-only (the migration's triggers refuse UPDATE and DELETE): every write and administrative act.
+audit_log = audit_table(metadata)
 
 contracts = Table(
     "subsidy_contracts",
