@@ -125,16 +125,16 @@ async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]
     # An event without a status cannot change what a contract counts for (counted_after keeps `before`):
     # skipped before any lookup.
     prefix = RegistryEventType.PREFIX
-    contract_events = [e for e in events if e.type.startswith(prefix) and e.data.get("status") is not None]
+    contract_events = [
+        (_contract_id(e), e) for e in events if e.type.startswith(prefix) and e.data.get("status") is not None
+    ]
     if not contract_events:
         return
-    ids = sorted({_contract_id(e) for e in contract_events})
-    stored = await _load_counted(session, ids)
+    stored = await _load_counted(session, sorted({cid for cid, _ in contract_events}))
     state: dict[str, CountedContract | None] = dict(stored)
     last_position: dict[str, int] = {}
     deltas = FigureDeltas()
-    for event in contract_events:
-        cid = _contract_id(event)
+    for cid, event in contract_events:
         before = state.get(cid)
         after = counted_after(event.type, event.data, before)
         if after != before:
