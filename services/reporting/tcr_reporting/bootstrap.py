@@ -114,7 +114,16 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
     engine = settings.database.async_engine()
     key = settings.effective_feed_key
     feeds = {
-        name: followed_feed(name, url, key, sink, settings.feed_wait, settings.follower_stall_after)
+        name: followed_feed(
+            name,
+            url,
+            key,
+            sink,
+            settings.feed_wait,
+            settings.follower_stall_after,
+            batch_pages=settings.reporting_batch_pages,
+            prefetch=settings.reporting_prefetch,
+        )
         for name, url, sink in (
             (FEED_REGISTRY, settings.registry_url, registry_sink(engine)),
             (FEED_SUBSIDY, settings.subsidy_url, subsidy_sink(engine)),
