@@ -81,10 +81,13 @@ class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
             curs.executemany(self._insert_receipts, rows)
         return notification_ids
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if len(stored_events) < self.COPY_FROM_EVENTS or self.datastore.enable_db_functions:
-            return super().insert_events(stored_events, **kwargs)
+            return super().insert_events(stored_events, **kwargs)  # retries as the library does
+        return self._copy_events_in(stored_events, **kwargs)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # the library's own retries, once
+    def _copy_events_in(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         # psycopg has no COPY in pipeline mode: this transaction runs its statements one after the other.
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._lock_table(curs)
