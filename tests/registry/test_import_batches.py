@@ -107,4 +107,3 @@ async def test_a_copied_batch_answers_the_stored_positions_and_stores_nothing_wh
         with pytest.raises(IntegrityError):
             await asyncio.to_thread(registry.save_events, clash)
         assert await _stored(env) == stored
-

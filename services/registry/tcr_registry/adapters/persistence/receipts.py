@@ -16,10 +16,10 @@ from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
-from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 _COLUMNS = "key_id, idempotency_key, request_hash, status_code, headers, reference, position"
 
