@@ -29,6 +29,7 @@ from tcr_registry.domain.errors import InvalidTerms, NotAllowedInState, OutsideJ
 from tcr_registry.domain.terms import Terms
 from tcr_shared.language.policy_time import SHANGHAI
 from tcr_shared.language.vocabulary import CATEGORIES, CATEGORY_LABELS, CONSIDERATIONS, PARTY_KINDS
+from tcr_shared.platform.serving import FEWER_COLLECTIONS
 
 # --- the column set ---------------------------------------------------------------------------------------------
 
@@ -488,14 +489,14 @@ def _chunks(rows: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[l
 
 
 class _Collections:
-    """The garbage collector's thresholds raised while any import runs (imports may overlap in the service).
+    """The garbage collector's thresholds raised while any import runs (imports may overlap in the service; a
+    service started by `tcr-registry serve` runs with them anyway, `tcr-registry import` does not).
 
     Why: an import allocates millions of small objects (cells, terms, events, stored events) that live for a chunk
-    and form no cycles; with the default thresholds the collector ran full collections over the whole heap (the
-    writer's cache of recent aggregates included) about once per 1,000 rows, a third of the import's CPU time in
-    the profile (docs/performance.md). Collections still run, about 70 times less often."""
+    and form no cycles; with the default thresholds the collector ran 21 full collections over the whole heap (the
+    writer's cache of aggregates included) in a 20,000-row import, about 30% of its CPU (docs/performance.md)."""
 
-    THRESHOLDS = (50_000, 20, 100)
+    THRESHOLDS = FEWER_COLLECTIONS
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
