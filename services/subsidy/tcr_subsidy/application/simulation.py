@@ -539,7 +539,7 @@ class Simulations:
         async def report() -> None:
             while True:
                 await asyncio.sleep(JOB_PROGRESS_EVERY)
-                await store.progress(simulation_id, self._progress[simulation_id])
+                await _quietly(store.progress(simulation_id, self._progress[simulation_id]))  # next second again
 
         reporter = asyncio.create_task(report())
         try:
