@@ -58,7 +58,11 @@ class SubsidyRuntime:
         self.lease = Lease(self.database.url, FOLLOWER_LEASE)
         # What-if simulations replay the history the live projection has applied (read from the same feed).
         self.simulations = Simulations(
-            self.rulebook, self.feed, SqlSimulationStore(self.db), lambda: self.follower.status.position
+            self.rulebook,
+            self.feed,
+            SqlSimulationStore(self.db),
+            lambda: self.follower.status.position,
+            job_after=settings.subsidy_simulation_job_after,
         )
         self.resolver = RegistryKeyResolver(settings.registry_url)
         self.audit = AuditLog(self.db, audit_log)  # every write and administrative act (GET /v1/audit)
@@ -86,6 +90,9 @@ class SubsidyRuntime:
         await asyncio.to_thread(migrate.upgrade, self.database)
         self.signal.bind(asyncio.get_running_loop())
         self.follower.status.position = await self.sink.position()
+        failed = await self.simulations.recover()  # jobs a stopped process left running read `failed`
+        if failed:
+            log.warning("%d simulation job(s) left unfinished by a previous run now read failed", failed)
         if self.settings.subsidy_follow:
             following = self.lease.run_while_leader(self._follow, standby=self.follower.watch)
             self._tasks.append(asyncio.create_task(following, name="subsidy-follower"))
@@ -120,6 +127,7 @@ class SubsidyRuntime:
         return head
 
     async def stop(self) -> None:
+        await self.simulations.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -104,7 +104,12 @@ simulations = Table(
     Column("created_by", String(200), nullable=False),
     Column("from_year", Integer, nullable=False),
     Column("to_year", Integer, nullable=False),
-    Column("registry_position", BigInteger, nullable=False),
+    Column("registry_position", BigInteger, nullable=True),  # null while a job runs
     Column("candidate", Text, nullable=False),  # JSON: the candidate's rule sets, in the API's shape
-    Column("result", Text, nullable=False),  # JSON: the comparison
+    Column("result", Text, nullable=True),  # JSON: the comparison (null until a job is done)
+    # A long simulation is a job (migration 0004_jobs): running -> done | failed. A job a crash left running
+    # reads `failed` once the service starts again (SqlSimulationStore.fail_unfinished).
+    Column("status", String(16), nullable=False, server_default="done"),
+    Column("progress", Text, nullable=True),  # JSON: {stage, done, total} last reached
+    Column("error", Text, nullable=True),  # why a job failed
 )
