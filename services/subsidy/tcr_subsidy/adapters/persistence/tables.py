@@ -107,7 +107,7 @@ simulations = Table(
     Column("registry_position", BigInteger, nullable=True),  # null while a job runs
     Column("candidate", Text, nullable=False),  # JSON: the candidate's rule sets, in the API's shape
     Column("result", Text, nullable=True),  # JSON: the comparison (null until a job is done)
-    # A long simulation is a job (migration 0004_jobs): running -> done | failed. A job a crash left running
+    # A long simulation is a job (migration 0005_jobs): running -> done | failed. A job a crash left running
     # reads `failed` once the service starts again (SqlSimulationStore.fail_unfinished).
     Column("status", String(16), nullable=False, server_default="done"),
     Column("progress", Text, nullable=True),  # JSON: {stage, done, total} last reached

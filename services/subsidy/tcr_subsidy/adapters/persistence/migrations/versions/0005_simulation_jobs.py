@@ -1,14 +1,14 @@
 """long simulations run as jobs: a status, the progress reached and the reason of a failure (issue 14)
 
-Revision ID: 0004_jobs
-Revises: 0003
+Revision ID: 0005_jobs
+Revises: 0004_audit
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_jobs"
-down_revision = "0003"
+revision = "0005_jobs"
+down_revision = "0004_audit"
 branch_labels = None
 depends_on = None
 
