@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +21,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results import Run, figure  # noqa: E402
 
 from tcr_registry.adapters.imports.files import BatchList  # noqa: E402
 from tcr_registry.adapters.imports.service import import_file  # noqa: E402
@@ -85,11 +86,11 @@ async def run_import(url: str, path: Path) -> tuple[float, dict]:
     engine = database.async_engine()
     point = await SqlPointsAndKeys(engine).create_point("01", "基准测试登记点", "6400", created_by="bench")
     await engine.dispose()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     job = await import_file(database, path, point.id, writer_batch=int(os.environ.get("BENCH_WRITER_BATCH", 512)))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert job.status == "done" and job.rejected == 0 and job.registered == ROWS, job
-    return seconds, {"registered": job.registered, "certified": job.certified}
+    return seconds, {"registered": job.registered, "certified": job.certified, "cpu_seconds": cpu}
 
 
 class _NoJobs:
@@ -134,6 +135,7 @@ def main() -> int:
     if problem:
         print(f"skipped: {problem}")
         return 1
+    run = Run("registry_import")
     url = postgres.create_database("tcr_bench_import")
     try:
         with tempfile.TemporaryDirectory() as folder:
@@ -145,32 +147,30 @@ def main() -> int:
     finally:
         postgres.drop_database(url)
     copy_rate, import_rate = ROWS / copy_seconds, ROWS / import_seconds
-    ratio = import_rate / copy_rate
     events = counts["registered"] + 2 * counts["certified"]  # submitted; certified and the book's number
     print(f"batch-list import: {ROWS:,} contracts ({counts['certified']:,} certified), PostgreSQL")
     print(f"  raw COPY of the same rows   {copy_rate:>10,.0f} rows/s  ({copy_seconds:.2f} s)")
     print(
         f"  import (rules + events)     {import_rate:>10,.0f} rows/s  ({import_seconds:.2f} s, "
-        f"{events / import_seconds:,.0f} events/s)"
+        f"{events / import_seconds:,.0f} events/s, {counts['cpu_seconds']:.1f} s CPU in this process)"
     )
     print(f"  import, persistence off     {ROWS / rules_seconds:>10,.0f} rows/s  (reading, rules, events: no store)")
-    print(f"  ratio import / COPY         {ratio:>10.3f}x  (goal >= {GOAL}x: {'met' if ratio >= GOAL else 'NOT met'})")
-    results = ROOT / "bench-results"
-    results.mkdir(exist_ok=True)
-    figure = {
-        "name": f"batch-list import vs raw COPY ({ROWS:,} contracts, PostgreSQL)",
-        "value": round(import_rate),
-        "unit": "rows/s",
-        "baseline": round(copy_rate),
-        "ratio": round(ratio, 3),
-        "goal": f">= {GOAL}x COPY",
-        "met": ratio >= GOAL,
-        "rows": ROWS,
-        "certified": counts["certified"],
-        "persistence_off": round(ROWS / rules_seconds),
-    }
-    report = {"figures": [figure], "machine": platform.platform(), "cpus": os.cpu_count(), "load": os.getloadavg()}
-    (results / "registry_import.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    run.add(
+        figure(
+            f"batch-list import vs raw COPY ({ROWS:,} contracts)",
+            import_rate,
+            "rows/s",
+            baseline=copy_rate,
+            baseline_name="raw COPY of the same rows",
+            min_ratio=GOAL,
+            rows=ROWS,
+            certified=counts["certified"],
+            events_per_second=round(events / import_seconds),
+            import_cpu_seconds=round(counts["cpu_seconds"], 2),
+            persistence_off_rows_per_second=round(ROWS / rules_seconds),
+        )
+    )
+    run.write()
     return 0
 
 

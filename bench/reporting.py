@@ -1,24 +1,39 @@
-"""Benchmark: GET /v1/regions/{code}/metrics at 32 concurrent clients with 1M events behind the figures.
+"""Benchmark of the reporting service: the projection build, its library baseline, and GET /v1/regions/{code}/metrics
+at 32 concurrent clients with 1M events behind the figures.
 
-How the state is built: 1,000,000 generated registry feed events (submissions, certifications, amendments,
-revocations over ten policy years, all 22 counties) are fed straight into the projection's real apply path
-(`registry_sink(engine).apply(page, position)`: the same SqlProjectionSink transaction per page of 1,000 that
-the follower uses), not through the registry's HTTP API, which would take far longer to fill. The reporting
-service then runs as a real uvicorn process on that PostgreSQL database, and wrk (Debian package `wrk`) drives
-random (region, year) metrics requests at it (each request formatted once in the Lua script, so wrk's own CPU
-goes to sending): first in the normal configuration (the FastAPI route answering from the per-version answer
-cache), then with the cache off (every request reads the figures table). Each: a fresh uvicorn process, 3 s of warm-up, then the measured run;
-the 1-minute load average before and after each is printed, since the machine may be shared.
+1. Baseline on real registry events (PostgreSQL): a registry database is filled through the registry's application
+   layer (bench/feed.py's loader: BENCH_BASELINE_CONTRACTS contracts, submit + certify, some amended and revoked).
+   The eventsourcing library's own ProjectionRunner (bench/library_baseline.py) computes the county turnover sums
+   over that event store, one event per transaction as the library does; then the reporting projection builds the
+   same figures from the same events (read from the registry's log in process, applied through the real sink in
+   batches of BENCH_BATCH_PAGES pages of 1,000, as the service's follower and `rebuild` do while catching up). Both
+   rates are printed, with a check that the two computed the same figures.
+2. The 1M-event build: 1,000,000 generated registry feed events (submissions, certifications, amendments,
+   revocations over ten policy years, all 22 counties) are fed straight into the projection's real apply path
+   (`registry_sink(engine).apply(batch, position)`: the SqlProjectionSink transaction the follower uses, batches
+   of BENCH_BATCH_PAGES pages as BatchingSource merges them), not through the registry's HTTP API, which would take
+   far longer to fill. The figure is events / seconds spent in `apply` (generating the events is not the
+   projection's work; the wall clock including it is printed too). The generator keeps every live contract in
+   memory (hundreds of thousands of objects a real follower does not hold): it is frozen out of the cyclic garbage
+   collector after each batch (gc.freeze), so that collections scanning the generator's state are not counted as
+   the projection's time.
+3. The reporting service then runs as a real uvicorn process on that PostgreSQL database, and wrk (Debian package
+   `wrk`) drives random (region, year) metrics requests at it (each request formatted once in the Lua script, so
+   wrk's own CPU goes to sending): first in the normal configuration (the FastAPI route answering from the
+   per-version answer cache), then with the cache off (every request reads the figures table). Each: a fresh
+   uvicorn process, 3 s of warm-up, then the measured run.
 
-Prints the figures; asserts nothing. Run: make bench, or python bench/reporting.py (BENCH_EVENTS, BENCH_SECONDS,
-BENCH_CLIENTS, BENCH_WRK_THREADS override the defaults). By default the database is built fresh and dropped
-afterwards; `--reuse` (for iterating on the service) keeps it as `tcr_bench_reporting_kept` and, when it already
-holds the projection of BENCH_EVENTS events, measures it again without rebuilding.
+Prints the figures and writes bench-results/reporting.json (bench/results.py) with the load average; asserts
+nothing. Run: make bench, or python bench/reporting.py (BENCH_EVENTS, BENCH_BATCH_PAGES, BENCH_BASELINE_CONTRACTS,
+BENCH_SECONDS, BENCH_CLIENTS, BENCH_WRK_THREADS override the defaults). By default the database is built fresh and
+dropped afterwards; `--reuse` (for iterating on the service) keeps it as `tcr_bench_reporting_kept` and, when it
+already holds the projection of BENCH_EVENTS events, measures it again without rebuilding (no build figures then).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import re
@@ -29,8 +44,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import feed as registry_fill  # noqa: E402  (bench/feed.py: its registry loader)
+from library_baseline import projection_runner_rate, runner_figures  # noqa: E402
+from results import Run, figure  # noqa: E402
 
 from tcr_reporting.adapters.persistence.migrate import upgrade  # noqa: E402
 from tcr_reporting.adapters.persistence.projection import registry_sink  # noqa: E402
@@ -45,6 +66,9 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", 32))
 SECONDS = int(os.environ.get("BENCH_SECONDS", 15))
 WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", 2))
 PAGE = 1000
+BATCH_PAGES = int(os.environ.get("BENCH_BATCH_PAGES", 20))  # TCR_REPORTING_BATCH_PAGES's default
+BASELINE_CONTRACTS = int(os.environ.get("BENCH_BASELINE_CONTRACTS", 1000))
+GOAL_BUILD = 100_000  # events/s (issue 13)
 KEPT_DATABASE = "tcr_bench_reporting_kept"
 YEARS = list(range(2016, 2026))
 ADMIN_KEY = "bench-admin-key"
@@ -158,22 +182,111 @@ def generate(total: int, seed: int = 2020):
         yield page
 
 
-async def fill(database: Database) -> tuple[int, float]:
+async def fill(database: Database) -> tuple[int, float, float]:
+    """Build the projection of EVENTS generated events: (events, seconds in apply, wall-clock seconds)."""
     await asyncio.to_thread(upgrade, database)
     engine = database.async_engine()
     sink = registry_sink(engine)
     started = time.perf_counter()
+    applying = 0.0
     applied = 0
+    batch: list[FeedEvent] = []
+
+    async def apply() -> None:
+        nonlocal applying, applied, batch
+        gc.freeze()  # the generator's live contracts: not the projection's garbage to scan (see the docstring)
+        t = time.perf_counter()
+        await sink.apply(batch, batch[-1].position)
+        applying += time.perf_counter() - t
+        applied += len(batch)
+        batch = []
+        if applied % 100_000 < BATCH_PAGES * PAGE:
+            print(f"  {applied:>9,} events applied ({applied / applying:,.0f} events/s in apply)", flush=True)
+
     try:
         for page in generate(EVENTS):
-            await sink.apply(page, page[-1].position)
-            applied += len(page)
-            if applied % 100_000 < PAGE:
-                rate = applied / (time.perf_counter() - started)
-                print(f"  {applied:>9,} events applied ({rate:,.0f} events/s)", flush=True)
+            batch.extend(page)
+            if len(batch) >= BATCH_PAGES * PAGE:
+                await apply()
+        if batch:
+            await apply()
     finally:
+        gc.unfreeze()
         await engine.dispose()
-    return applied, time.perf_counter() - started
+    return applied, applying, time.perf_counter() - started
+
+
+async def build_from_registry(registry_url: str, reporting_url: str) -> tuple[int, float, dict]:
+    """The reporting projection built from the registry's own log (read in process, as `RegistryEventLog` serves
+    the feed), in batches of BATCH_PAGES pages: (events, seconds for reading and applying, non-zero figures)."""
+    from sqlalchemy import select
+
+    from tcr_registry.adapters.feeds.event_log import RegistryEventLog
+    from tcr_registry.adapters.persistence.event_store import Registry
+    from tcr_reporting.adapters.persistence.tables import figures
+
+    reporting = Database(reporting_url)
+    await asyncio.to_thread(upgrade, reporting)
+    engine = reporting.async_engine()
+    app = Registry(Database(registry_url).eventsourcing_env())
+    log = RegistryEventLog(app)
+    sink = registry_sink(engine)
+    events = 0
+    try:
+        started = time.perf_counter()
+        batch: list[FeedEvent] = []
+        read_to = applied_to = 0
+        while True:
+            page = await log.read(read_to, PAGE)
+            batch.extend(page.events)
+            done = page.next_after == read_to
+            read_to = page.next_after
+            if read_to > applied_to and (done or len(batch) >= BATCH_PAGES * PAGE):
+                await sink.apply(batch, read_to)
+                events += len(batch)
+                applied_to, batch = read_to, []
+            if done:
+                break
+        seconds = time.perf_counter() - started
+        async with engine.connect() as connection:
+            f = figures.c
+            rows = await connection.execute(
+                select(f.region, f.year, f.side, f.category, f.count, f.amount_fen, f.technology_amount_fen)
+            )
+            sums = {tuple(r[:4]): tuple(r[4:]) for r in rows if any(r[4:])}
+    finally:
+        app.close()
+        await engine.dispose()
+    return events, seconds, sums
+
+
+def baseline(workdir: Path) -> tuple[float, int, float, bool]:
+    """(library ProjectionRunner events/s, events, reporting build events/s on the same events, same figures)."""
+    registry_url = postgres.create_database("tcr_bench_reporting_registry")
+    reporting_url = postgres.create_database("tcr_bench_reporting_same")
+    try:
+        registry_fill.CONTRACTS = BASELINE_CONTRACTS
+        started = time.perf_counter()
+        head = asyncio.run(registry_fill.load(registry_url, workdir))
+        print(
+            f"registry filled through its application layer: {BASELINE_CONTRACTS:,} contracts, head {head:,} "
+            f"({time.perf_counter() - started:.0f}s)",
+            flush=True,
+        )
+        library = projection_runner_rate(registry_url)
+        events, seconds, ours = asyncio.run(build_from_registry(registry_url, reporting_url))
+        rate = events / seconds
+        same = ours == runner_figures(registry_url)
+        print(
+            f"reporting projection on the same events (read from the registry's log in process + applied in batches "
+            f"of {BATCH_PAGES} pages): {events:,} events in {seconds:.2f}s = {rate:,.0f} events/s; "
+            f"same figures as the ProjectionRunner's view: {'yes' if same else 'NO'}",
+            flush=True,
+        )
+        return library, events, rate, same
+    finally:
+        postgres.drop_database(registry_url)
+        postgres.drop_database(reporting_url)
 
 
 def wrk_script(workdir: Path) -> Path:
@@ -272,6 +385,31 @@ def main() -> None:
     if problem:
         sys.exit(problem)
     workdir = Path(tempfile.mkdtemp(prefix="tcr-bench-reporting-"))
+    run = Run("reporting")
+    build_figures = not reuse or not kept_database()[1]
+    if build_figures:
+        library, baseline_events, same_events_rate, same = baseline(workdir)
+        library_name = f"eventsourcing ProjectionRunner, same run ({baseline_events:,} registry events)"
+        run.add(
+            figure(
+                "eventsourcing ProjectionRunner: county turnover (registry events)",
+                library,
+                "events/s",
+                events=baseline_events,
+            )
+        )
+        run.add(
+            figure(
+                "reporting build on the same registry events (read + apply)",
+                same_events_rate,
+                "events/s",
+                baseline=library,
+                baseline_name=library_name,
+                events=baseline_events,
+                batch_pages=BATCH_PAGES,
+                same_figures_as_runner=same,
+            )
+        )
     if reuse:
         url, built = kept_database()
         if built:
@@ -287,12 +425,31 @@ def main() -> None:
                 database = Database(url)
             print(
                 f"reporting: building the projection from {EVENTS:,} generated registry events, fed straight "
-                f"into the projection's apply path (pages of {PAGE}, figures + position in one transaction "
-                f"each), PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores",
+                f"into the projection's apply path (batches of {BATCH_PAGES} pages of {PAGE}, figures + position "
+                f"in one transaction each), PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores",
                 flush=True,
             )
-            applied, seconds = asyncio.run(fill(database))
-            print(f"projection built: {applied:,} events in {seconds:.1f}s = {applied / seconds:,.0f} events/s")
+            load_before = os.getloadavg()[0]
+            applied, applying, wall = asyncio.run(fill(database))
+            print(
+                f"projection built: {applied:,} events, {applying:.1f}s in apply = {applied / applying:,.0f} "
+                f"events/s ({wall:.1f}s wall clock with generating the events = {applied / wall:,.0f} events/s)"
+            )
+            run.add(
+                figure(
+                    f"reporting projection build ({applied:,} generated events)",
+                    applied / applying,
+                    "events/s",
+                    at_least=GOAL_BUILD,
+                    baseline=library,
+                    baseline_name=library_name,
+                    events=applied,
+                    batch_pages=BATCH_PAGES,
+                    wall_clock_events_per_s=round(applied / wall),
+                    load_before=load_before,
+                    load_after=os.getloadavg()[0],
+                )
+            )
             settle(url)
         script = wrk_script(workdir)
         base = {
@@ -331,6 +488,21 @@ def main() -> None:
             f"  {before:.2f} / {after:.2f}"
         )
     print("goal: p99 < 20 ms at 32 clients with 1M events behind the figures")
+    for label, r, before, after in results:
+        run.add(
+            figure(
+                f"GET metrics p99, {CLIENTS} clients, {label}",
+                r["p99"],
+                "ms",
+                at_most=20,
+                requests_per_s=r["rps"],
+                p50_ms=r["p50"],
+                non_2xx=r["non_2xx"],
+                load_before=before,
+                load_after=after,
+            )
+        )
+    print(f"bench-results: {run.write()}")
     print(
         f"load average during the run (other processes share these {os.cpu_count()} cores with the service and "
         f"wrk): {' '.join(f'{x:.2f}' for x in os.getloadavg())}"

@@ -53,3 +53,40 @@ def test_compose_sets_only_settings_the_services_read():
     for name in names:
         field = name.removeprefix("TCR_").lower()
         assert name in code or re.search(rf"\b{field}\s*:", code), f"{name} is set but no service reads it"
+
+
+def _k8s_documents() -> list[dict]:
+    return [
+        doc
+        for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def test_replicated_services_share_their_rate_limit_counts():
+    """Several replicas count failures and quotas together only in a shared storage: the deployments that run
+    more than one replica point TCR_RATE_LIMIT_STORAGE at a Redis they also deploy."""
+    from urllib.parse import urlsplit
+
+    from tcr_shared.platform.ratelimit import storage_uri
+
+    docs = _k8s_documents()
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "tcr-config")
+    storage = urlsplit(storage_uri(config["data"]["TCR_RATE_LIMIT_STORAGE"]))
+    assert "redis" in storage.scheme  # what the services make of it (an async Redis driver), not memory
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == storage.hostname)
+    assert storage.port in [p["port"] for p in service["spec"]["ports"]]
+    selected = service["spec"]["selector"]
+    redis = next(d for d in docs if d["kind"] == "Deployment" and d["spec"]["selector"]["matchLabels"] == selected)
+    assert redis["spec"]["template"]["spec"]["containers"][0]["image"].startswith("redis:")
+    replicated = [d for d in docs if d["kind"] == "Deployment" and d["spec"].get("replicas", 1) > 1]
+    assert {d["metadata"]["name"] for d in replicated} >= {"tcr-registry", "tcr-subsidy", "tcr-reporting"}
+    for deployment in replicated:
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert {"configMapRef": {"name": "tcr-config"}} in container.get("envFrom", []), deployment["metadata"]
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("registry", "subsidy", "reporting"):
+        url = urlsplit(compose["services"][name]["environment"]["TCR_RATE_LIMIT_STORAGE"])
+        assert url.scheme == "redis" and compose["services"][url.hostname]["image"].startswith("redis:")

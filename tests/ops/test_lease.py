@@ -161,3 +161,17 @@ async def test_the_standby_work_runs_until_the_replica_leads(make_pg_database) -
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_role_is_standby_once_run_while_leader_is_cancelled(backend, tmp_path, request) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}" if backend == "sqlite" else request.getfixturevalue("make_pg_database")()
+    lease, worker = Lease(url, "follower"), Worker()
+    task = asyncio.create_task(lease.run_while_leader(worker))
+    await asyncio.wait_for(worker.started.wait(), 10)
+    assert lease.role == "leader"
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert worker.stopped.is_set()
+    assert lease.role == "standby"
+    assert lease.as_dict()["leader_since"] is None

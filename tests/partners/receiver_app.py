@@ -1,6 +1,7 @@
 """A partner's webhook receiver, as a real HTTP server: `uvicorn tests.partners.receiver_app:create_app --factory`.
 
-It verifies each delivery with the partner client's helper and appends what it accepted to a JSON-lines file.
+It verifies each delivery with the partner client's helper and appends what it accepted to a JSON-lines file
+(with the client port of the connection it came on, so a test can see connections being kept alive).
 Environment: RECEIVER_SECRET (whsec_...), RECEIVER_LOG (file), RECEIVER_DELAY (seconds to stall each request,
 to play a slow partner), RECEIVER_STATUS (answer this status instead of 204, to play a broken partner).
 """
@@ -45,6 +46,7 @@ def create_app() -> FastAPI:
             "position": event.position,
             "type": event.type,
             "received_at": received,
+            "client_port": request.client.port if request.client else None,  # one per TCP connection
             "data": event.data,
         }
         with open(log_path, "a", encoding="utf-8") as f:

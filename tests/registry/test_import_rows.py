@@ -3,18 +3,24 @@ keeping each row all or nothing (tests.registry.memory's fake unit of work; no d
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from tcr_registry.adapters.imports.terms import read_terms
+from tcr_registry.adapters.persistence.writer import DiscardingWriter
+from tcr_registry.application.actor import PointActor
 from tcr_registry.application.imports import (
     ALREADY,
     CERTIFIED,
     COLUMNS,
     REGISTERED,
     ImportFileError,
+    ImportJob,
+    ImportRun,
     RowPlan,
     RowRefused,
     header_columns,
@@ -25,7 +31,9 @@ from tcr_registry.application.imports import (
 from tcr_registry.domain.contract import Contract
 from tcr_registry.domain.errors import InvalidTerms, OutsideJurisdiction
 from tcr_registry.domain.registration_book import RegistrationBook
+from tcr_shared.platform.serving import FEWER_COLLECTIONS
 from tests.registry.memory import NOW, FakeRegistry, point, terms
+from tests.registry.test_import import row
 
 
 def plan(actor, ref: str, certify: bool = False, **changes) -> RowPlan:
@@ -101,3 +109,43 @@ def test_many_rows_in_one_command_each_all_or_nothing():
     book = next(a for a in registry.aggregates.values() if isinstance(a, RegistrationBook))
     assert book.last_sequence == 2
     assert [type(e).__name__ for e in registry.log].count("Submitted") == 3
+
+
+async def test_an_import_runs_with_fewer_collections_and_restores_the_thresholds_after():
+    """Two imports overlapping (as in the service): the collector's thresholds are raised while either runs, and
+    the process's own come back only when the last one ends, also when an import fails."""
+
+    class NoJobs:
+        async def update(self, job, errors) -> None: ...
+
+    seen: list[tuple[int, int, int]] = []
+    release = asyncio.Event()
+
+    class Watching(DiscardingWriter):
+        async def execute(self, command, receipt=None):
+            seen.append(gc.get_threshold())
+            await release.wait()
+            return await super().execute(command, receipt)
+
+    class Failing(DiscardingWriter):
+        async def execute(self, command, receipt=None):
+            seen.append(gc.get_threshold())
+            raise OSError("the store failed")
+
+    def run(runner) -> ImportRun:
+        job = ImportJob(id="j", point_id="p", filename="f.csv", rows=1)
+        actor = PointActor("p", "6401", "01")
+        return ImportRun(job, actor, runner, NoJobs(), lambda: NOW, read_terms)
+
+    before = gc.get_threshold()
+    assert before != FEWER_COLLECTIONS
+    first = asyncio.create_task(run(Watching()).run([(2, row("G-1"))]))
+    while not seen:
+        await asyncio.sleep(0)
+    failed = await run(Failing()).run([(2, row("G-2"))])
+    assert failed.status == "failed"
+    assert gc.get_threshold() == FEWER_COLLECTIONS  # the first import still runs
+    release.set()
+    assert (await first).status == "done"
+    assert seen == [FEWER_COLLECTIONS, FEWER_COLLECTIONS]
+    assert gc.get_threshold() == before

@@ -7,8 +7,9 @@ difference, awards, capped; money as strings), `regions` rows (the same with `re
 
 Its "simulation" is arithmetic on fixed in-force figures: a programme's candidate amount is its in-force amount
 scaled by candidate rate / rate in force, and limited by the candidate cap per row; enough to check that the page
-sends the numbers it shows and draws what comes back. A rate above 1 is refused with a 422 naming the field, as
-the real service does. `POST` with `"to_year": 2099` answers 202 and a job to poll (`GET /v1/simulations/{id}`)."""
+sends the numbers it shows and draws what comes back. A candidate is checked by the subsidy service's own
+`candidate_book`, so a bad one gets the real 422 naming the field. `POST` with `"to_year": 2099` answers 202 and a
+job to poll (`GET /v1/simulations/{id}`): `status` running with `progress` for two polls, then done."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from tcr_subsidy.application.simulation import CandidateError, candidate_book
 from tests.support.processes import free_port
+
+JOB_POLLS, JOB_TOTAL = 2, 21_400  # a job answers running (with progress) to this many polls, then done
 
 IN_FORCE = {
     "id": "ningxia-2020",
@@ -152,6 +156,7 @@ def simulate(candidate: dict[str, Any], from_year: int, to_year: int) -> dict[st
 class FakeSubsidy:
     requests: list[dict[str, Any]] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    polls: dict[str, int] = field(default_factory=dict)  # jobs still running: how often they were polled
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -165,21 +170,23 @@ class FakeSubsidy:
         async def simulations(request: Request) -> JSONResponse:
             body = await request.json()
             self._record(request, body)
-            for i, p in enumerate(body["rules"]["programmes"]):
-                if Decimal(p["rate"]) > 1:
-                    return JSONResponse(
-                        {
-                            "type": "about:blank",
-                            "title": "Invalid request",
-                            "status": 422,
-                            "detail": "A rate is a fraction of the base, at most 1.",
-                            "errors": [{"field": f"rules.programmes[{i}].rate", "message": "must be at most 1"}],
-                        },
-                        status_code=422,
-                        media_type="application/problem+json",
-                    )
+            try:  # the subsidy service's own check of a candidate: the same 422s, naming the same fields
+                candidate_book(body["rules"])
+            except CandidateError as exc:
+                return JSONResponse(
+                    {
+                        "type": "about:blank",
+                        "title": "Invalid request",
+                        "status": 422,
+                        "detail": f"The candidate rules cannot be used: {exc}",
+                        "errors": exc.errors,
+                    },
+                    status_code=422,
+                    media_type="application/problem+json",
+                )
             simulation = {
                 "id": f"sim-{len(self.requests)}",
+                "status": "done",
                 "created_by": "analyst:k",
                 "from_year": body["from_year"],
                 "to_year": body["to_year"],
@@ -188,16 +195,27 @@ class FakeSubsidy:
             }
             self.jobs[simulation["id"]] = simulation
             location = {"Location": f"/v1/simulations/{simulation['id']}"}
-            if body["to_year"] == 2099:  # the long-history path: a job to poll
-                return JSONResponse({"id": simulation["id"], "state": "running"}, status_code=202, headers=location)
+            if body["to_year"] == 2099:  # the long-history path: a job to poll, running for JOB_POLLS polls
+                self.polls[simulation["id"]] = 0
+                return JSONResponse(self._running(simulation), status_code=202, headers=location)
             return JSONResponse(simulation, status_code=201, headers=location)
 
         @app.get("/v1/simulations/{simulation_id}")
         async def simulation(request: Request, simulation_id: str) -> JSONResponse:
             self._record(request, None)
-            return JSONResponse(self.jobs[simulation_id])
+            simulation = self.jobs[simulation_id]
+            if simulation_id in self.polls and self.polls[simulation_id] < JOB_POLLS:
+                self.polls[simulation_id] += 1
+                return JSONResponse(self._running(simulation))
+            return JSONResponse(simulation)
 
         return app
+
+    def _running(self, simulation: dict[str, Any]) -> dict[str, Any]:
+        """A job as the subsidy service shows it while it runs (no result yet)."""
+        done = JOB_TOTAL * self.polls[simulation["id"]] // JOB_POLLS
+        progress = {"stage": "deciding under the candidate", "done": done, "total": JOB_TOTAL}
+        return {**{k: v for k, v in simulation.items() if k != "result"}, "status": "running", "progress": progress}
 
     def _record(self, request: Request, body: Any) -> None:
         self.requests.append(

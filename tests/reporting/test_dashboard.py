@@ -189,14 +189,35 @@ async def test_what_if_page_runs_a_candidate_and_draws_both_comparisons(what_if_
         assert await page.input_value("input[name=rate-import]") == "0.30"
         assert await page.locator("#panel-whatif-programmes").is_hidden()
 
-        # a refused candidate: the subsidy service's 422 names the field, shown as it came
+        # effective date, bases and cap scopes are editable too, starting from the rule set in force
+        assert await page.input_value("input[name=effective_from]") == "2020-01-01"
+        assert await page.input_value("select[name=base-import]") == "amount"
+        assert await page.input_value("select[name=base-export_institution]") == "technology_amount"
+        assert await page.input_value("select[name=cap_scope-export_institution]") == "project"
+        assert await page.input_value("select[name=cap_scope-import]") == "policy_year"
+
+        # refused candidates: the subsidy service's 422 names the field, shown as it came, the field marked
         await page.fill("input[name=rate-brokerage]", "1.5")
         await page.click("#whatif-run")
         await page.wait_for_selector("#whatif-errors li", timeout=15000)
-        assert "rules.programmes[3].rate: must be at most 1" in await page.inner_text("#whatif-errors")
-
-        # import at 20% with a 3,000,000.00 cap; hospitals (public institutions) earn under (五)
+        assert "rules.programmes[3].rate: rules: programmes[3].rate must not exceed 1" in await page.inner_text(
+            "#whatif-errors"
+        )
+        assert await page.get_attribute("input[name=rate-brokerage]", "aria-invalid") == "true"
         await page.fill("input[name=rate-brokerage]", "0.02")
+        await page.fill("input[name=effective_from]", "2021-02-30")
+        await page.click("#whatif-run")
+        # (the page's CSP allows no eval: waits use selectors, not functions)
+        await page.wait_for_selector("#whatif-errors li:has-text('rules.effective_from:')", timeout=15000)
+        assert (await page.locator("#whatif-errors li").all_inner_texts())[0].startswith("rules.effective_from:")
+        assert await page.get_attribute("input[name=effective_from]", "aria-invalid") == "true"
+        assert await page.get_attribute("input[name=rate-brokerage]", "aria-invalid") is None  # cleared on a rerun
+
+        # from 2021; brokerage on the contract amount; import capped per project at 3,000,000.00 and paid at 20%;
+        # hospitals (public institutions) earn under (五)
+        await page.fill("input[name=effective_from]", "2021-01-01")
+        await page.select_option("select[name=base-brokerage]", "amount")
+        await page.select_option("select[name=cap_scope-import]", "project")
         await page.fill("input[name=rate-import]", "0.20")
         await page.fill("input[name=cap-import]", "3000000.00")
         await page.check("input[name=kinds-export_institution][value=public_institution]")
@@ -213,6 +234,9 @@ async def test_what_if_page_runs_a_candidate_and_draws_both_comparisons(what_if_
             "3000000.00",
             "0.02",
         )
+        assert (rules["import"]["cap_scope"], rules["brokerage"]["base"]) == ("project", "amount")
+        assert sent["body"]["rules"]["effective_from"] == "2021-01-01"
+        assert (rules["export_institution"]["cap_scope"], rules["import"]["base"]) == ("project", "amount")
         assert rules["export_institution"]["beneficiary_kinds"] == [
             "university",
             "research_institute",
@@ -240,7 +264,18 @@ async def test_what_if_page_runs_a_candidate_and_draws_both_comparisons(what_if_
         assert len(counties) == 4 and counties[0].startswith("兴庆区")  # counties only, in code order
         assert await page.locator("#table-whatif-beneficiaries tbody tr").count() == 1
         await page.screenshot(path=str(artifacts_dir / "reporting-what-if.png"), full_page=True)
+
+        # a long history: the subsidy service answers 202 and a job; the page shows its progress while polling
+        await page.fill("input[name=to_year]", "2099")
+        await page.click("#whatif-run")
+        await page.wait_for_selector("#whatif-status:has-text('10,700 / 21,400')", timeout=15000)
+        assert await page.is_visible("#whatif-progress")
+        assert await page.get_attribute("#whatif-progress", "max") == "21400"
+        await page.wait_for_selector("#whatif-status:has-text('完成 Done')", timeout=15000)
+        assert await page.is_hidden("#whatif-progress")
+        job = fake.requests[-1]["path"]
+        assert job.startswith("/v1/simulations/sim-") and fake.polls[job.rsplit("/", 1)[-1]] == 2
         await browser.close()
-    # Chromium logs the refused candidate's answer (422, expected above) as a failed load; nothing else
+    # Chromium logs the refused candidates' answers (422, expected above) as failed loads; nothing else
     refused = [p for p in problems if "status of 422" in p]
-    assert len(refused) == 1 and [p for p in problems if p not in refused] == []
+    assert len(refused) == 2 and [p for p in problems if p not in refused] == []

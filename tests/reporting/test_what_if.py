@@ -91,7 +91,9 @@ async def test_refusals_are_problems_and_the_subsidy_services_own_pass_through(w
 
     too_high = await client.post("/v1/what-if", json=candidate(brokerage={"rate": "1.5"}), headers=analyst)
     assert too_high.status_code == 422 and too_high.headers["content-type"] == PROBLEM
-    assert too_high.json()["errors"] == [{"field": "rules.programmes[3].rate", "message": "must be at most 1"}]
+    assert too_high.json()["errors"] == [
+        {"field": "rules.programmes[3].rate", "message": "rules: programmes[3].rate must not exceed 1"}
+    ]
 
 
 async def test_a_long_simulation_is_a_job_polled_through_the_same_origin(what_if) -> None:
@@ -99,10 +101,15 @@ async def test_a_long_simulation_is_a_job_polled_through_the_same_origin(what_if
     analyst = {"Authorization": "Bearer analyst-key"}
     started = await client.post("/v1/what-if", json={**candidate(), "to_year": 2099}, headers=analyst)
     assert started.status_code == 202
+    assert started.json()["status"] == "running" and started.json()["progress"]["total"] > 0
     location = started.headers["location"]
     assert location == f"/v1/what-if/{started.json()['id']}"
-    result = await client.get(location, headers=analyst)
-    assert result.status_code == 200 and result.json()["result"]["totals"]
+    polls = [await client.get(location, headers=analyst) for _ in range(3)]
+    assert [p.status_code for p in polls] == [200, 200, 200]
+    assert [p.json()["status"] for p in polls] == ["running", "running", "done"]
+    assert polls[0].json()["progress"]["done"] < polls[1].json()["progress"]["done"]  # passed through as it came
+    result = polls[-1]
+    assert result.json()["result"]["totals"]
     assert fake.requests[-1]["path"] == f"/v1/simulations/{started.json()['id']}"
     assert fake.requests[-1]["auth"] == "Bearer analyst-key"
 

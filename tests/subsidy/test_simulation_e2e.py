@@ -8,6 +8,7 @@ import copy
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
@@ -19,7 +20,15 @@ import yaml
 from openpyxl import load_workbook
 
 from tests.subsidy.history import CST, party, terms
-from tests.subsidy.stack import ADMIN_KEY, Point, Subsidy, admin_headers, database_url, start_registry, start_subsidy
+from tests.subsidy.stack import (
+    ADMIN_KEY,
+    Point,
+    Subsidy,
+    admin_headers,
+    database_url,
+    start_registry,
+    start_subsidy,
+)
 from tests.support import postgres
 
 pytestmark = pytest.mark.e2e
@@ -162,3 +171,42 @@ def test_what_if_through_the_running_services(stack, tmp_path):
     assert "-2,100,000.00" in cli.stdout and "import" in cli.stdout and a["credit_code"] in cli.stdout
     assert load_workbook(tmp_path / "out.xlsx").sheetnames[0] == "合计 Totals"
     assert live_state(admin) == (awards_before, head_before)
+
+
+def test_a_long_history_is_a_job_polled_until_done_through_the_running_services(stack, tmp_path):
+    """A second subsidy service on the same registry whose job threshold is one registry event: the simulation
+    answers 202 and a job, whose GET shows it running and then done, with the same comparison as the 201 of the
+    first service, whose threshold is the default."""
+    point = Point.create(stack["registry"].url)
+    buyer, seller = party("enterprise", 611, region="640104"), party("university", 612, region="640105")
+    point.certified(terms(amount="8000000.00", technology_amount="100000.00", buyer=buyer, seller=seller), day(5, 1))
+    backend = "postgresql" if stack["subsidy_db"].startswith("postgresql") else "sqlite"
+    url, drop = database_url(backend, tmp_path, "subsidy_jobs")
+    jobs = start_subsidy(url, tmp_path, stack["registry"].url, TCR_SUBSIDY_SIMULATION_JOB_AFTER="1")
+    try:
+        short, long = Subsidy(stack["subsidy"].url), Subsidy(jobs.url)
+        short.wait_position(point.last_position)
+        long.wait_position(point.last_position)
+        fetched = short.ok("/v1/programmes")["rule_sets"][0]
+        imports = next(p for p in fetched["programmes"] if p["programme"] == "import")
+        imports["rate"], imports["cap"] = "0.20", "3000000.00"
+        body = {"rules": fetched, "from_year": 2025, "to_year": 2025}
+        answered = short.client.post("/v1/simulations", json=body)
+        assert answered.status_code == 201 and answered.json()["status"] == "done", answered.text
+        started = long.client.post("/v1/simulations", json=body)
+        assert started.status_code == 202, started.text
+        assert started.json()["status"] == "running" and "progress" in started.json()
+        location = started.headers["location"]
+        for _ in range(600):
+            polled = long.get(location)
+            assert polled.status_code == 200
+            if polled.json()["status"] != "running":
+                break
+            time.sleep(0.1)
+        assert polled.json()["status"] == "done", polled.text
+        for part in ("summary", "totals", "regions", "beneficiaries"):
+            assert polled.json()["result"][part] == answered.json()["result"][part], part
+    finally:
+        jobs.stop()
+        if drop:
+            postgres.drop_database(url)

@@ -19,19 +19,19 @@ from tcr_registry.adapters.http.idempotency import IdempotencyRecords
 from tcr_registry.adapters.imports.jobs import SqlImportJobs
 from tcr_registry.adapters.imports.service import Imports
 from tcr_registry.adapters.persistence import migrate
-from tcr_registry.adapters.persistence.audit_log import AuditLog
 from tcr_registry.adapters.persistence.contract_listing import SqlContractIndex
 from tcr_registry.adapters.persistence.event_store import EventStoreContracts, Registry
 from tcr_registry.adapters.persistence.key_status import KeyStatus
-from tcr_registry.adapters.persistence.models import feed_tracking, webhooks
-from tcr_registry.adapters.persistence.personal_data import PersonalKeys
+from tcr_registry.adapters.persistence.models import audit_log, feed_tracking, webhooks
+from tcr_registry.adapters.persistence.personal_data import PersonalKeys, named_in_clear
 from tcr_registry.adapters.persistence.points_and_keys import SqlPointsAndKeys
 from tcr_registry.adapters.persistence.writer import DiscardingWriter, Writer
 from tcr_registry.settings import RegistrySettings
-from tcr_shared.feeds.follower import Follower
+from tcr_shared.feeds.follower import Follower, follower_metrics
 from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import LocalFeed
 from tcr_shared.partners.webhooks import DeliveryWorker
+from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
@@ -65,7 +65,7 @@ class RegistryRuntime:
         self.key_status = KeyStatus(self.engine)
         self.require = self.auth.require
         self.idempotency = IdempotencyRecords(self.engine)
-        self.audit = AuditLog(self.engine)
+        self.audit = AuditLog(self.engine, audit_log)
         # One master key for everything sealed at rest (personal data keys, receipts, webhook secrets).
         self.master_key = settings.master()
         use_master_key(self.master_key)
@@ -121,11 +121,17 @@ class RegistryRuntime:
             self.writer = DiscardingWriter()
         sink = SharedIndexSink(self.engine, feed_tracking, "registry-contract-index", contract_index.apply_page)
         self.index_follower = Follower("registry-contract-index", LocalFeed(self.event_log, self.signal), sink)
+        follower_metrics(self.metrics, self.index_follower)  # the same gauges as subsidy's and reporting's followers
 
     async def erase_individual(self, id_number: str, by: str) -> str | None:
         """Crypto-shredding: destroy the person's key ('erased', 'already erased', or None if never held)."""
         subject = await asyncio.to_thread(self.personal_keys.subject, id_number)
-        outcome = await asyncio.to_thread(self.personal_keys.erase, subject, by)
+        table = self.app.recorder.events_table_name
+
+        def held_in_clear() -> bool:  # events stored before encryption may name a person who has no key
+            return named_in_clear(self.personal_keys.engine, table, id_number)
+
+        outcome = await asyncio.to_thread(self.personal_keys.erase, subject, by, held_in_clear)
         if outcome is not None and isinstance(self.writer, Writer):
             self.writer.forget_everything()
         return outcome

@@ -24,13 +24,14 @@ from tcr_reporting.adapters.persistence.migrate import upgrade
 from tcr_reporting.adapters.persistence.projection import registry_sink, subsidy_sink
 from tcr_reporting.adapters.persistence.projection_lease import ProjectionLease
 from tcr_reporting.adapters.persistence.store import FigureStore
-from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY
+from tcr_reporting.adapters.persistence.tables import FEED_REGISTRY, FEED_SUBSIDY, audit_log
 from tcr_reporting.adapters.subsidy_gateway import SubsidyGateway
 from tcr_reporting.application.queries import ReportingQueries
 from tcr_reporting.settings import ReportingSettings
 from tcr_shared.feeds.follower import Follower
 from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform import auth
+from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.observability import all_ready, configure_logging
 from tcr_shared.platform.ratelimit import RateLimits
@@ -51,6 +52,7 @@ class ReportingRuntime:
     authenticator: auth.Authenticator
     lease: ProjectionLease
     subsidy: SubsidyGateway
+    audit: AuditLog
     queries: ReportingQueries = field(init=False)
     clock: Callable[[], datetime] = now_utc
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -112,7 +114,16 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
     engine = settings.database.async_engine()
     key = settings.effective_feed_key
     feeds = {
-        name: followed_feed(name, url, key, sink, settings.feed_wait, settings.follower_stall_after)
+        name: followed_feed(
+            name,
+            url,
+            key,
+            sink,
+            settings.feed_wait,
+            settings.follower_stall_after,
+            batch_pages=settings.reporting_batch_pages,
+            prefetch=settings.reporting_prefetch,
+        )
         for name, url, sink in (
             (FEED_REGISTRY, settings.registry_url, registry_sink(engine)),
             (FEED_SUBSIDY, settings.subsidy_url, subsidy_sink(engine)),
@@ -128,6 +139,7 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
         authenticator=auth.Authenticator(settings.admin_key, resolver, limits=RateLimits()),
         lease=ProjectionLease(settings.database),
         subsidy=SubsidyGateway(settings.subsidy_url),
+        audit=AuditLog(engine, audit_log),
     )
 
 

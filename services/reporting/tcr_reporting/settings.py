@@ -23,6 +23,11 @@ class ReportingSettings(BaseSettings):
     # A follower failing on the same event for longer than this (seconds) is stalled: /readyz answers 503 and
     # tcr_follower_stalled_seconds rises (docs/operations.md); it keeps retrying, never skips.
     follower_stall_after: float = 60.0
+    # While catching up (the feed says more is already there): up to this many pages of 1,000 events are applied
+    # in one transaction (one lookup, one write per table, one commit), and this many pages are read ahead while
+    # a batch is applied. A live follower still applies each page as it arrives. 1 and 0 turn them off.
+    reporting_batch_pages: int = 20
+    reporting_prefetch: int = 2
     log_level: str = "INFO"
     # Answers are cached per projection version (emptied whenever a page is applied); off for benchmarks
     # of the database path.

@@ -16,6 +16,7 @@ from tcr_shared.feeds.follower import Follower
 from tcr_shared.feeds.server import NewEventsSignal
 from tcr_shared.feeds.sources import BatchingSource, ObservedFeed, PrefetchingSource
 from tcr_shared.partners.webhooks import DeliveryWorker
+from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver, RegistryKeyStatus
 from tcr_shared.platform.database import database_ready
 from tcr_shared.platform.lease import Lease
@@ -27,7 +28,7 @@ from tcr_subsidy.adapters.persistence import migrate
 from tcr_subsidy.adapters.persistence.projection_lock import FOLLOWER_LEASE, held_while_following
 from tcr_subsidy.adapters.persistence.queries import Queries
 from tcr_subsidy.adapters.persistence.simulations import SqlSimulationStore
-from tcr_subsidy.adapters.persistence.tables import webhooks
+from tcr_subsidy.adapters.persistence.tables import audit_log, webhooks
 from tcr_subsidy.adapters.rule_files import load_rule_book
 from tcr_subsidy.application.projection import REGISTRY_FEED, AwardProjection
 from tcr_subsidy.application.simulation import Simulations
@@ -57,9 +58,14 @@ class SubsidyRuntime:
         self.lease = Lease(self.database.url, FOLLOWER_LEASE)
         # What-if simulations replay the history the live projection has applied (read from the same feed).
         self.simulations = Simulations(
-            self.rulebook, self.feed, SqlSimulationStore(self.db), lambda: self.follower.status.position
+            self.rulebook,
+            self.feed,
+            SqlSimulationStore(self.db),
+            lambda: self.follower.status.position,
+            job_after=settings.subsidy_simulation_job_after,
         )
         self.resolver = RegistryKeyResolver(settings.registry_url)
+        self.audit = AuditLog(self.db, audit_log)  # every write and administrative act (GET /v1/audit)
         self.authenticator = Authenticator(settings.admin_key, self.resolver, limits=RateLimits())
         # Before each delivery: is the subscriber's key still active? (asks the registry, with the admin key)
         self.key_status = RegistryKeyStatus(settings.registry_url, settings.admin_key or "")
@@ -84,6 +90,9 @@ class SubsidyRuntime:
         await asyncio.to_thread(migrate.upgrade, self.database)
         self.signal.bind(asyncio.get_running_loop())
         self.follower.status.position = await self.sink.position()
+        failed = await self.simulations.recover()  # jobs a stopped process left running read `failed`
+        if failed:
+            log.warning("%d simulation job(s) left unfinished by a previous run now read failed", failed)
         if self.settings.subsidy_follow:
             following = self.lease.run_while_leader(self._follow, standby=self.follower.watch)
             self._tasks.append(asyncio.create_task(following, name="subsidy-follower"))
@@ -118,6 +127,7 @@ class SubsidyRuntime:
         return head
 
     async def stop(self) -> None:
+        await self.simulations.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -42,6 +42,12 @@ class SubsidySettings(BaseSettings):
         description="TCR_SUBSIDY_STALL_AFTER: seconds the follower may fail on one registry event before the "
         "service is not ready and /v1/status says `stalled` (it never skips the event)",
     )
+    subsidy_simulation_job_after: int = Field(
+        200_000,
+        ge=0,
+        description="TCR_SUBSIDY_SIMULATION_JOB_AFTER: a what-if simulation over this many registry events or more "
+        "answers 202 and runs as a job to poll (GET /v1/simulations/{id}); shorter ones answer 201 at once",
+    )
     subsidy_rules_dirs: str = Field(
         str(DEFAULT_RULES_DIR), description="TCR_SUBSIDY_RULES_DIRS: rule set folders, separated by ':'"
     )

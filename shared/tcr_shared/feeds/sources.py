@@ -139,6 +139,7 @@ class PrefetchingSource:
                 await queue.put(page)
 
         producer = asyncio.create_task(produce(), name="feed-prefetch")
+        getter: asyncio.Future | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -150,6 +151,8 @@ class PrefetchingSource:
                 producer.result()  # the reader failed (e.g. 401): let the follower record it and restart
                 raise RuntimeError("feed reader stopped")
         finally:
+            if getter is not None and not getter.done():  # cancelled while waiting: no task left pending
+                getter.cancel()
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await producer

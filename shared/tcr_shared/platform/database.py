@@ -176,13 +176,25 @@ def pg_unnest(table: Table, names: list[str]) -> str:
 def pg_upsert(table: Table, *, add: tuple[str, ...] = ()) -> TextClause:
     """INSERT ... SELECT FROM unnest(...) ON CONFLICT (primary key) DO UPDATE: each column is replaced, or, for
     the columns named in `add`, increased by the new value. Execute with `pg_columns(table, rows)`."""
+    return text(_upsert_sql(table, add, pg_unnest(table, [c.name for c in table.columns])))
+
+
+def pg_upsert_sql(table: Table, *, add: tuple[str, ...] = ()) -> str:
+    """`pg_upsert` as positional SQL for the asyncpg connection itself: `driver.execute(sql, *columns)`, one
+    list per column in the table's order. For batches of thousands of rows, where SQLAlchemy's handling of
+    each array parameter costs more than the statement itself."""
+    arrays = ", ".join(f"${i}::{pg_array_type(c)}" for i, c in enumerate(table.columns, start=1))
+    return _upsert_sql(table, add, arrays)
+
+
+def _upsert_sql(table: Table, add: tuple[str, ...], arrays: str) -> str:
     names = [c.name for c in table.columns]
     keys = [c.name for c in table.primary_key.columns]
     updates = ", ".join(
         f"{n} = {table.name}.{n} + EXCLUDED.{n}" if n in add else f"{n} = EXCLUDED.{n}" for n in names if n not in keys
     )
-    return text(
-        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({pg_unnest(table, names)}) "
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
 
@@ -212,6 +224,14 @@ async def pg_copy(session: AsyncSession, table: Table, rows: list[tuple]) -> Non
 def pg_columns(table: Table, rows: list[dict]) -> dict[str, list]:
     """The parameters of `pg_upsert`: one list per column."""
     return {c.name: [r[c.name] for r in rows] for c in table.columns}
+
+
+def pg_delete(table: Table, column: str) -> TextClause:
+    """DELETE the rows of `table` whose `column` is one of an array `:keys`, in one statement (joined against
+    `unnest` for the reason given at `pg_lookup`)."""
+    return text(
+        f"DELETE FROM {table.name} AS t USING unnest(CAST(:keys AS VARCHAR[])) AS k(key) WHERE t.{column} = k.key"
+    )
 
 
 def pg_lookup(table: Table, column: str) -> TextClause:

@@ -64,21 +64,25 @@ class Lease:
         is lost; if it ends (returns or raises) the lease is given up, to be taken again at the next try.
         `standby()`, if given, runs while this replica is not the leader (e.g. `Follower.watch`, which keeps a
         standby's position current for read-your-writes) and is cancelled when it becomes the leader."""
-        if not self._postgres:
-            await work()
-            return
-        while True:
-            waiting = asyncio.create_task(standby(), name=f"lease-{self.name}-standby") if standby else None
-            try:
-                await self._lead_once(work, waiting)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # PostgreSQL unreachable or the lock connection lost: try again
-                log.warning("lease %s: %r; standing by", self.name, exc)
-            finally:
-                await _stop(waiting)
+        try:
+            if not self._postgres:
+                self._leader, self._since = True, self._since or time.time()
+                await work()
+                return
+            while True:
+                waiting = asyncio.create_task(standby(), name=f"lease-{self.name}-standby") if standby else None
+                try:
+                    await self._lead_once(work, waiting)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # PostgreSQL unreachable or the lock connection lost: try again
+                    log.warning("lease %s: %r; standing by", self.name, exc)
+                finally:
+                    await _stop(waiting)
+                self._step_down()
+                await asyncio.sleep(self.check_every)
+        finally:  # cancelled (the service stops) or the work ended: this replica no longer does the work
             self._step_down()
-            await asyncio.sleep(self.check_every)
 
     async def _lead_once(self, work: Callable[[], Awaitable[None]], waiting: asyncio.Task | None) -> None:
         import psycopg

@@ -169,7 +169,7 @@ class Contract(Aggregate):
         self._require((SUBMITTED, CERTIFIED), "amend")
         before = self.terms
         after = before.with_changes(changes)
-        after.validate(today=at.astimezone(SHANGHAI).date())
+        after.validate(today=at.astimezone(SHANGHAI).date(), before=before)
         changed = after.changed_fields(before)
         if not changed:
             raise InvalidTerms([("changes", "the amendment changes nothing")])

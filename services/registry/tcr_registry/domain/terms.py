@@ -20,6 +20,10 @@ from tcr_shared.language.regions import counties, is_in_ningxia, is_known_region
 from tcr_shared.language.vocabulary import CONSIDERATIONS, PARTY_KINDS, SUBCATEGORIES
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# What an individual's name and identity number read once the person is erased (PIPL art. 47, crypto-shredding in
+# adapters/persistence/personal_data.py). A party carrying it is still the same party of the contract: amendments
+# that leave it unchanged are valid; no request may bring it in, since it is no identity number.
+ERASED = "[已删除 erased]"
 EXPERT_REVIEW_THRESHOLD = Decimal("5000000.00")
 
 
@@ -57,6 +61,11 @@ class Party:
     @property
     def in_ningxia(self) -> bool:
         return is_in_ningxia(self.region)
+
+    @property
+    def erased(self) -> bool:
+        """An individual whose personal data was erased: who it was can no longer be told."""
+        return self.kind == "individual" and self.id_number == ERASED
 
     def record(self) -> dict[str, Any]:
         return {
@@ -196,6 +205,8 @@ class Terms:
                 party = getattr(self, role)
                 if party is None:
                     raise InvalidTerms([(f"changes.{role}", "the contract has no such party")])
+                if party.erased:
+                    raise InvalidTerms([(f"changes.{role}", "this individual's personal data was erased")])
                 updates[role] = replace(party, **changes[role])
         return replace(self, **updates)
 
@@ -209,8 +220,9 @@ class Terms:
                 changed.append(key)
         return changed
 
-    def validate(self, today: date) -> None:
-        """Raise InvalidTerms naming every field that breaks a rule."""
+    def validate(self, today: date, before: Terms | None = None) -> None:
+        """Raise InvalidTerms naming every field that breaks a rule. `before` (an amendment's terms before it): an
+        erased individual it carries unchanged stays valid, though its identity number no longer validates."""
         found: list[tuple[str, str]] = []
         if not self.title.strip():
             found.append(("title", "must not be empty"))
@@ -231,7 +243,8 @@ class Terms:
             found.append(("signed_on", "must not be in the future"))
         for role in ("seller", "buyer", "intermediary"):
             party = getattr(self, role)
-            if party is not None:
+            kept_erased = party is not None and party.erased and before is not None and getattr(before, role) == party
+            if party is not None and not kept_erased:
                 found += party.problems(role)
         if not found:
             found += self._party_rules()
@@ -240,11 +253,11 @@ class Terms:
 
     def _party_rules(self) -> list[tuple[str, str]]:
         found = []
-        if self.seller.identity == self.buyer.identity:
+        if self.seller.identity == self.buyer.identity and not self.seller.erased:  # erased: nobody can tell
             found += _same_party(("seller", self.seller), ("buyer", self.buyer), "seller and buyer must differ")
         for role in ("seller", "buyer"):
             party = getattr(self, role)
-            if self.intermediary and self.intermediary.identity == party.identity:
+            if self.intermediary and self.intermediary.identity == party.identity and not party.erased:
                 found += _same_party(
                     (role, party),
                     ("intermediary", self.intermediary),

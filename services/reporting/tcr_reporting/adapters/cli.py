@@ -4,7 +4,7 @@
   tcr-reporting rebuild             forget every figure and rebuild from position 0 of both feeds
   tcr-reporting status              positions stored per feed; whether the projection lease is held
 
-Rebuild forgets every table of the projection, then applies the feeds page by page through the same sink the
+Rebuild forgets every table of the projection, then applies the feeds in batches of pages through the same sink the
 service uses (figures and position in one transaction). It holds the projection lease while it runs and refuses
 to start (exit 3) while a reporting service holds it: two writers of one projection would race."""
 
@@ -52,21 +52,29 @@ def migrate(database_url: str | None = typer.Option(None, envvar="TCR_REPORTING_
     console.print("[green]migrated[/green]")
 
 
-async def _replay(name: str, client: FeedClient, sink, progress: Progress) -> int:
+async def _replay(name: str, client: FeedClient, sink, progress: Progress, batch_pages: int = 1) -> int:
+    """Read the feed from 0 to its head; up to `batch_pages` pages are applied together (one transaction with
+    the position of the last), as the service's follower does while catching up."""
     first = await client.page(0, limit=1)
     head = first.head
     task = progress.add_task(f"{name}", total=head or None)
-    position = 0
+    position = 0  # read so far
+    applied_to = 0  # applied (with its position) so far
     applied = 0
+    batch: list = []
     while True:
         page = await client.page(position)
         if page.next_after > position:
-            await sink.apply(page.events, page.next_after)
-            applied += len(page.events)
+            batch.extend(page.events)
             position = page.next_after
         head = max(head, page.head)
-        progress.update(task, completed=position, total=max(head, position) or None)
-        if not page.events or position >= head:
+        done = not page.events or position >= head
+        if position > applied_to and (done or len(batch) >= batch_pages * client.page_size):
+            await sink.apply(batch, position)
+            applied += len(batch)
+            applied_to, batch = position, []
+        progress.update(task, completed=applied_to, total=max(head, applied_to) or None)
+        if done:
             break
     return applied
 
@@ -88,7 +96,7 @@ async def _replay_feeds(engine, settings: ReportingSettings, skip_subsidy: bool)
         for name, url, sink in feeds:
             client = FeedClient(url, key)
             try:
-                counts[name] = await _replay(name, client, sink, progress)
+                counts[name] = await _replay(name, client, sink, progress, settings.reporting_batch_pages)
             except (FeedUnavailable, httpx.HTTPStatusError) as exc:
                 if name == "registry":
                     raise

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from tcr_shared.feeds.client import FeedClient
 from tcr_shared.feeds.follower import Follower
 from tcr_shared.feeds.projection_store import SqlProjectionSink
-from tcr_shared.feeds.sources import ObservedFeed
+from tcr_shared.feeds.sources import BatchingSource, ObservedFeed, PrefetchingSource
 
 
 @dataclass
@@ -30,8 +30,21 @@ class FollowedFeed:
 
 
 def followed_feed(
-    name: str, url: str, key: str, sink: SqlProjectionSink, wait: float, stall_after: float
+    name: str,
+    url: str,
+    key: str,
+    sink: SqlProjectionSink,
+    wait: float,
+    stall_after: float,
+    *,
+    batch_pages: int = 1,
+    prefetch: int = 0,
 ) -> FollowedFeed:
+    """`batch_pages` > 1: while catching up, that many pages are merged into one transaction (the projection
+    folds a batch in memory and writes each table once); `prefetch` pages are read while a batch is applied."""
     client = FeedClient(url, key, page_size=1000)
-    source = ObservedFeed(client, wait=wait)
-    return FollowedFeed(name, Follower(name, source, sink, stall_after=stall_after), source, client)
+    observed = ObservedFeed(client, wait=wait)
+    source = PrefetchingSource(observed, depth=prefetch) if prefetch else observed
+    if batch_pages > 1:
+        source = BatchingSource(source, batch_pages)
+    return FollowedFeed(name, Follower(name, source, sink, stall_after=stall_after), observed, client)

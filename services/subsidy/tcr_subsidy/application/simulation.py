@@ -18,6 +18,7 @@ its result is kept only as a simulation (through `SimulationStore`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 import uuid
@@ -243,6 +244,20 @@ async def read_history(
 
 
 # -- replaying ------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def no_cycle_collection():
+    """Replaying and tallying allocate millions of objects that form no cycles (awards, cap usages, records): the
+    cycle collector would scan them, and the long-lived history, again and again for nothing (at 200,000
+    contracts it took more than half of the tally's time). Reference counting still frees everything."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 @dataclass
 class Replay:
     """A ledger decided from the history up to `upto` (an index into the history's events)."""
@@ -252,12 +267,11 @@ class Replay:
     upto: int = 0
     skipped: int = 0
 
-    def advance(self, events: list[RegistryEvent], progress: Progress | None = None, stage: str = "") -> None:
+    def advance(self, events: list[RegistryEvent], progress: Progress | None = None, stage: str = "") -> bool:
+        """Decide the events not decided yet; True when there were any."""
         decide, ledger = self.engine.decide, self.ledger
-        total, step = len(events), 20_000
-        collecting = gc.isenabled()
-        gc.disable()  # the replay allocates many long-lived objects and no cycles: scanning them is wasted time
-        try:
+        total, step, grew = len(events), 20_000, self.upto < len(events)
+        with no_cycle_collection():
             for start in range(self.upto, total, step):
                 for event in events[start : start + step]:
                     try:
@@ -266,10 +280,8 @@ class Replay:
                         self.skipped += 1
                 if progress:
                     progress(stage, min(start + step, total), total)
-        finally:
-            if collecting:
-                gc.enable()
         self.upto = total
+        return grew
 
 
 class Simulator:
@@ -281,7 +293,10 @@ class Simulator:
         self._in_force = Replay(_LeanEngine(rulebook))
 
     def in_force(self, progress: Progress | None = None) -> Replay:
-        self._in_force.advance(self.history.events, progress, "deciding under the rules in force")
+        if self._in_force.advance(self.history.events, progress, "deciding under the rules in force"):
+            # The history and the in-force ledger now live as long as the service: moved out of the cycle
+            # collector's sight for good, so no later collection rescans them (they hold no cycles).
+            gc.freeze()
         return self._in_force
 
     def candidate(self, book: RuleBook, progress: Progress | None = None) -> Replay:
@@ -434,8 +449,14 @@ def compare(before: Ledger, after: Ledger, from_year: int, to_year: int) -> dict
 
 
 # -- the use case ---------------------------------------------------------------------------------------------
+JOB_PROGRESS_EVERY = 1.0  # seconds between a running job's progress writes
+RESTARTED = "the subsidy service stopped before this simulation finished; nothing of it was kept: run it again"
+
+
 class Simulations:
-    """Runs simulations over the registry history the live projection has applied, and keeps them."""
+    """Runs simulations over the registry history the live projection has applied, and keeps them. A simulation
+    over a long history (`job_after` registry events or more) is a job: `submit` keeps it `running` and returns at
+    once; it ends `done` (with its result) or `failed` (with the reason)."""
 
     def __init__(
         self,
@@ -444,18 +465,35 @@ class Simulations:
         store: SimulationStore | None = None,
         live_position: Callable[[], int] | None = None,
         page_size: int = 1000,
+        job_after: int | None = None,
     ) -> None:
         self.simulator = Simulator(rulebook)
         self.feed = feed
         self.store = store
         self.live_position = live_position
         self.page_size = page_size
+        self.job_after = job_after
         self._lock = asyncio.Lock()
         self._in_force_tallies: tuple[tuple[int, int, int], Tallies] | None = None
+        self._jobs: dict[str, asyncio.Task] = {}
+        self._progress: dict[str, dict[str, Any]] = {}
 
     @property
     def history(self) -> DecisionHistory:
         return self.simulator.history
+
+    def check(self, candidate: Any, from_year: int, to_year: int) -> RuleBook:
+        """The candidate's rule book, or CandidateError naming the field."""
+        if from_year > to_year:
+            raise _refuse("from_year must not be after to_year", "from_year")
+        return candidate_book(candidate)
+
+    def long(self) -> bool:
+        """Whether a simulation now replays a history long enough to be a job."""
+        if self.job_after is None or self.store is None:
+            return False
+        reach = max(self.live_position() if self.live_position else 0, self.history.position)
+        return reach >= self.job_after
 
     async def run(
         self,
@@ -469,28 +507,77 @@ class Simulations:
     ) -> dict[str, Any]:
         """Check the candidate (CandidateError names the field), bring the history up to the live projection's
         position, decide under both rule books, compare, keep and return the simulation."""
-        if from_year > to_year:
-            raise _refuse("from_year must not be after to_year", "from_year")
-        book = candidate_book(candidate)
-        async with self._lock:  # one at a time: the in-force replay is shared and extended in place
-            up_to = self.live_position() if self.live_position else None
-            await read_history(self.history, self.feed, up_to or None, page_size=self.page_size, progress=progress)
-            work = lambda: self._decide(book, from_year, to_year, progress)  # noqa: E731
-            result = await asyncio.to_thread(work) if in_thread else work()
-        simulation = {
-            "id": str(uuid.uuid4()),
-            "created_at": now_utc().isoformat(),
-            "created_by": created_by,
-            "from_year": from_year,
-            "to_year": to_year,
-            "candidate": rule_book_as_candidate(book),
-            "result": result,
-        }
+        book = self.check(candidate, from_year, to_year)
+        simulation = _simulation(book, from_year, to_year, created_by)
+        simulation["result"] = await self._compute(book, from_year, to_year, progress, in_thread)
         if self.store is not None:
             await self.store.save(simulation)
         return simulation
 
+    async def submit(self, candidate: Any, from_year: int, to_year: int, *, created_by: str) -> dict[str, Any]:
+        """`run` for a short history; for a long one the simulation is kept `running` and decided in the
+        background (`get` shows its progress, then its result)."""
+        if not self.long():
+            return await self.run(candidate, from_year, to_year, created_by=created_by)
+        assert self.store is not None  # long() is False without a store
+        book = self.check(candidate, from_year, to_year)
+        simulation = _simulation(book, from_year, to_year, created_by, status="running")
+        simulation["progress"] = self._progress[simulation["id"]] = {"stage": "waiting", "done": 0, "total": 0}
+        await self.store.save(simulation)
+        task = asyncio.create_task(self._job(simulation["id"], book, from_year, to_year))
+        self._jobs[simulation["id"]] = task
+        task.add_done_callback(lambda _done: self._jobs.pop(simulation["id"], None))
+        return simulation
+
+    async def _job(self, simulation_id: str, book: RuleBook, from_year: int, to_year: int) -> None:
+        assert self.store is not None
+        store = self.store
+
+        def progress(stage: str, done: int, total: int) -> None:  # also called from the deciding thread
+            self._progress[simulation_id] = {"stage": stage, "done": done, "total": total}
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(JOB_PROGRESS_EVERY)
+                await _quietly(store.progress(simulation_id, self._progress[simulation_id]))  # next second again
+
+        reporter = asyncio.create_task(report())
+        try:
+            result = await self._compute(book, from_year, to_year, progress, True)
+            reporter.cancel()
+            await store.finish(simulation_id, result)
+        except asyncio.CancelledError:  # the service stops: the job reads failed, never half done
+            await _quietly(store.fail(simulation_id, RESTARTED))
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever stopped it is the job's outcome, kept for the caller
+            await _quietly(store.fail(simulation_id, f"{type(exc).__name__}: {exc}"))
+        finally:
+            reporter.cancel()
+            self._progress.pop(simulation_id, None)
+
+    async def recover(self) -> int:
+        """At start: the jobs a stopped process left running read `failed` (nothing of them was kept)."""
+        return 0 if self.store is None else await self.store.fail_unfinished(RESTARTED)
+
+    async def stop(self) -> None:
+        for task in list(self._jobs.values()):
+            task.cancel()
+        await asyncio.gather(*self._jobs.values(), return_exceptions=True)
+
+    async def _compute(
+        self, book: RuleBook, from_year: int, to_year: int, progress: Progress | None, in_thread: bool
+    ) -> dict[str, Any]:
+        async with self._lock:  # one at a time: the in-force replay is shared and extended in place
+            up_to = self.live_position() if self.live_position else None
+            await read_history(self.history, self.feed, up_to or None, page_size=self.page_size, progress=progress)
+            work = lambda: self._decide(book, from_year, to_year, progress)  # noqa: E731
+            return await asyncio.to_thread(work) if in_thread else work()
+
     def _decide(self, book: RuleBook, from_year: int, to_year: int, progress: Progress | None) -> dict[str, Any]:
+        with no_cycle_collection():
+            return self._decide_both(book, from_year, to_year, progress)
+
+    def _decide_both(self, book: RuleBook, from_year: int, to_year: int, progress: Progress | None) -> dict[str, Any]:
         started = time.perf_counter()
         history = self.history
         key = (len(history.events), from_year, to_year)
@@ -514,4 +601,24 @@ class Simulations:
         }
 
     async def get(self, simulation_id: str) -> dict[str, Any] | None:
-        return None if self.store is None else await self.store.get(simulation_id)
+        simulation = None if self.store is None else await self.store.get(simulation_id)
+        if simulation is not None and simulation["status"] == "running" and simulation_id in self._progress:
+            simulation["progress"] = self._progress[simulation_id]  # fresher than the last write
+        return simulation
+
+
+def _simulation(book: RuleBook, from_year: int, to_year: int, created_by: str, status: str = "done") -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "status": status,
+        "created_at": now_utc().isoformat(),
+        "created_by": created_by,
+        "from_year": from_year,
+        "to_year": to_year,
+        "candidate": rule_book_as_candidate(book),
+    }
+
+
+async def _quietly(work) -> None:
+    with contextlib.suppress(Exception):  # the store may be closing: a restart marks the job failed anyway
+        await work

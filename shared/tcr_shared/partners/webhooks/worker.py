@@ -17,6 +17,11 @@ resumes such a subscription (the router enforces it).
 Isolation: every subscription has its own task; a request holds one of `concurrency` slots at most `timeout`
 seconds; registration never waits for a webhook (the worker only reads the log). Run one worker per database (the
 service process that owns the database); two workers on one database would deliver twice.
+
+Throughput (docs/performance.md, webhooks): the cursor writes of subscriptions that finish a delivery at the same
+moment share one transaction (`writes.GroupWriter`; each task still waits for its own commit), each target keeps
+its own alive connections (`clients.TargetClients`), and subscriptions on the same stretch of the log share each
+page read (`reads.SharedReads`) and each event's encoded body.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import logging
 import random
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,21 +39,26 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 
 from tcr_shared.feeds.server import EventLog, NewEventsSignal
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.events.privacy import encode_event
+from tcr_shared.partners.webhooks.clients import TargetClients
 from tcr_shared.partners.webhooks.filters import SubscriptionFilter
+from tcr_shared.partners.webhooks.reads import SharedReads
 from tcr_shared.partners.webhooks.settings import WebhookSettings
 from tcr_shared.partners.webhooks.tables import WebhookTables
 from tcr_shared.partners.webhooks.urls import UnsafeUrl, check_url
+from tcr_shared.partners.webhooks.writes import GroupWriter
 from tcr_shared.platform.sealing import unseal
 
 log = logging.getLogger("tcr.webhooks")
 
+BODIES_KEPT = 10_000  # encoded events kept by position, shared by the subscriptions (a few MB at most)
+DRAIN_LIMIT = 64 * 1024  # bytes of a target's answer read (and dropped) to keep its connection open
 KEY_REVOKED = "API key revoked"  # paused_reason when the owner's key was revoked; only an admin resumes
 
 
@@ -110,15 +121,13 @@ class DeliveryWorker:
         self.source = source
         self.signal = signal
         self.settings = settings or WebhookSettings()
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(self.settings.timeout),
-            follow_redirects=False,
-            trust_env=False,  # a proxy from the environment would resolve the host again: no rebinding guard
-            limits=httpx.Limits(max_connections=self.settings.concurrency * 2, max_keepalive_connections=64),
-        )
+        self._clients = TargetClients(self.settings.timeout, self.settings.concurrency, shared=client)
         self._owns_client = client is None
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._writes = GroupWriter(engine, tables, self.settings.deliveries_kept)
+        self._reads = SharedReads(source)
         self._tasks: dict[str, asyncio.Task] = {}
+        self._bodies: OrderedDict[int, str] = OrderedDict()
         self._tick = asyncio.Event()
         self._rescan = asyncio.Event()
         self._supervisor: asyncio.Task | None = None
@@ -155,7 +164,7 @@ class DeliveryWorker:
     async def stop(self) -> None:
         await self.pause()
         if self._owns_client:
-            await self._client.aclose()
+            await self._clients.aclose()
 
     async def pause(self) -> None:
         """Stop delivering (the supervisor and every subscription's task) but keep the HTTP client, so that
@@ -166,6 +175,7 @@ class DeliveryWorker:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._supervisor = None
+        await self._writes.close()
 
     async def lead(self) -> None:
         """`run()` for a leader lease (`Lease.run_while_leader(worker.lead)`): deliver while this replica leads;
@@ -179,6 +189,7 @@ class DeliveryWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.clear()
+            await self._writes.close()
 
     def notify(self) -> None:
         """New events were appended: wake subscriptions that are waiting at the head. Call on the event loop
@@ -259,30 +270,10 @@ class DeliveryWorker:
 
     async def _update(self, sub: dict[str, Any], *, attempt: dict[str, Any] | None = None, **values: Any) -> None:
         """Compare-and-set on the generation: a replay or edit in between wins, and this task starts over.
-        `attempt` (a deliveries row) is logged in the same transaction."""
-        s, d = self.t.subscriptions, self.t.deliveries
-        values["updated_at"] = utcnow()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(s)
-                .where(s.c.id == sub["id"], s.c.generation == sub["generation"], s.c.status == "active")
-                .values(**values)
-            )
-            if result.rowcount != 1:
-                await conn.rollback()
-                raise _Superseded()
-            if attempt is not None:
-                inserted = await conn.execute(d.insert().values(subscription_id=sub["id"], **attempt))
-                if inserted.inserted_primary_key[0] % 100 == 0:  # now and then keep only the newest `deliveries_kept`
-                    cutoff = await conn.scalar(
-                        select(d.c.id)
-                        .where(d.c.subscription_id == sub["id"])
-                        .order_by(d.c.id.desc())
-                        .offset(self.settings.deliveries_kept)
-                        .limit(1)
-                    )
-                    if cutoff is not None:
-                        await conn.execute(delete(d).where(d.c.subscription_id == sub["id"], d.c.id <= cutoff))
+        `attempt` (a deliveries row) is logged in the same transaction; the transaction is shared with whatever
+        other subscriptions are writing at the same moment (group commit, `writes.GroupWriter`)."""
+        if not await self._writes.write(sub["id"], sub["generation"], values, attempt):
+            raise _Superseded()
         sub.update(values)
 
     async def _run_subscription(self, sub_id: str) -> None:
@@ -309,7 +300,7 @@ class DeliveryWorker:
         filt = SubscriptionFilter(tuple(sub["event_types"]), tuple(sub["regions"] or ()))
         while True:
             ticks = self._ticks()  # taken before reading, so that a ring during the read is not missed
-            page = await self.source.read(sub["position"], self.settings.batch)
+            page = await self._reads.read(sub["position"], self.settings.batch)
             if not page.events and page.next_after <= sub["position"]:
                 await self._wait_for_events(ticks)
                 continue
@@ -344,7 +335,7 @@ class DeliveryWorker:
 
     async def _deliver(self, sub: dict[str, Any], event: FeedEvent) -> bool:
         """Send one event until it is accepted (True) or the subscription is paused (False)."""
-        body = encode_event(event)
+        body = self._body(event)
         while True:
             if not await self._owner_active(sub):
                 await self._update(sub, status="paused", paused_reason=KEY_REVOKED, next_retry_at=None)
@@ -395,6 +386,16 @@ class DeliveryWorker:
             )
             await asyncio.sleep(wait)
 
+    def _body(self, event: FeedEvent) -> str:
+        """The event as partners receive it, encoded once for every subscription that is sent it (events never
+        change once appended, so an entry never goes stale); the newest `BODIES_KEPT` are kept."""
+        body = self._bodies.get(event.position)
+        if body is None:
+            body = self._bodies[event.position] = encode_event(event)
+            if len(self._bodies) > BODIES_KEPT:
+                self._bodies.popitem(last=False)
+        return body
+
     async def _send(self, sub: dict[str, Any], webhook_id: str, body: str) -> _Outcome:
         """One attempt. The deliveries log learns the status code, the time and the class of error, never a
         byte of the target's answer: a partner could otherwise read whatever a refused target says."""
@@ -414,10 +415,14 @@ class DeliveryWorker:
                 host = f"[{address}]" if ":" in address else address
                 pinned = urlunsplit((parts.scheme, f"{host}:{checked.port}", parts.path or "/", parts.query, ""))
                 try:
-                    async with self._client.stream(
-                        "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
-                    ) as response:
-                        status = response.status_code  # the body is never read
+                    async with (
+                        self._clients.client((checked.scheme, checked.host, address, checked.port)) as client,
+                        client.stream(
+                            "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
+                        ) as response,
+                    ):
+                        status = response.status_code
+                        await _drain(response, self.settings.timeout)
                     break
                 except httpx.ConnectError as exc:
                     if i + 1 < len(checked.addresses):
@@ -452,6 +457,21 @@ async def pause_subscriptions_of(
                 )
             )
     return ids
+
+
+async def _drain(response: httpx.Response, timeout: float) -> None:
+    """Read and drop a short answer (a declared length up to `DRAIN_LIMIT`), so that the connection stays open for
+    the next delivery: httpcore closes a connection whose answer was not read to its end, and a new TCP connection
+    per event cost more than the request itself. The bytes are never kept or logged. A longer, chunked or slow
+    answer is not read: its connection is closed, as before."""
+    length = "0" if response.status_code in (204, 304) else response.headers.get("content-length", "")  # no body
+    if not length.isdigit() or int(length) > DRAIN_LIMIT or "transfer-encoding" in response.headers:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await response.aread()
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the status is what counts; this connection is simply not reused
 
 
 def connect_error_class(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from tcr_registry.adapters.http.admin import admin_router
-from tcr_registry.adapters.http.audit import AuditMiddleware, audit_router
+from tcr_registry.adapters.http.audit import ACTIONS
 from tcr_registry.adapters.http.contracts import contracts_router
 from tcr_registry.adapters.http.errors import install_domain_errors
 from tcr_registry.adapters.http.imports import imports_router
@@ -19,6 +19,7 @@ from tcr_shared.feeds.server import feed_router
 from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.partners.asyncapi import asyncapi_router
 from tcr_shared.partners.webhooks import subscriptions_router
+from tcr_shared.platform.audit import AuditMiddleware, audit_router
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
 from tcr_shared.platform.problems import install_problem_handlers, install_problem_openapi
 
@@ -42,7 +43,7 @@ def build_app(runtime: Any, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
     app.include_router(feed_router(runtime.feed, runtime.signal, reader, heartbeat=runtime.settings.sse_heartbeat))
     app.include_router(contracts_router(runtime))
     app.include_router(admin_router(runtime))
-    app.include_router(audit_router(runtime))
+    app.include_router(audit_router(lambda: runtime.audit, runtime.require))
     app.include_router(imports_router(runtime))
     app.include_router(
         subscriptions_router(
@@ -55,6 +56,6 @@ def build_app(runtime: Any, lifespan: Callable[[FastAPI], AbstractAsyncContextMa
         )
     )
     app.include_router(asyncapi_router())
-    app.add_middleware(AuditMiddleware, audit=lambda: runtime.audit, redact=runtime.audit_target)
+    app.add_middleware(AuditMiddleware, audit=lambda: runtime.audit, actions=ACTIONS, redact=runtime.audit_target)
     runtime.webhooks.register_metrics(metrics.registry)
     return app

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment, get_topic
 
@@ -45,6 +45,15 @@ class Registry(Application):
         if recorder is not None:
             environment[InfrastructureFactory.APPLICATION_RECORDER_TOPIC] = get_topic(recorder)
         return environment
+
+    def save_events(self, events: list, **kwargs: Any) -> list:
+        """Application.save for events already collected from their aggregates (the writer's batches), without
+        its per-object protocol checks (isinstance against runtime Protocols: 9% of a large batch's time).
+        The registry takes no snapshots and has no _notify hook, so what is left of save is _record."""
+        processing_event: ProcessingEvent = ProcessingEvent()
+        processing_event.events = list(events)
+        processing_event.saved_kwargs.update(kwargs)
+        return self._record(processing_event)
 
     def version_at(self, aggregate_id: UUID, version: int):
         """The aggregate as it was at `version` (a replayed answer shows what the first answer showed)."""

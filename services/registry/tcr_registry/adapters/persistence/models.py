@@ -21,6 +21,7 @@ from sqlalchemy import (
 
 from tcr_shared.feeds.projection_store import tracking_table
 from tcr_shared.partners.webhooks import webhook_tables
+from tcr_shared.platform.audit import audit_table
 
 metadata = MetaData()
 
@@ -87,24 +88,7 @@ contract_index = Table(
 )
 
 # Append-only (triggers refuse UPDATE and DELETE): who did what, when, from where, and how it ended.
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("key_id", String(64), nullable=True),
-    Column("role", String(16), nullable=True),
-    Column("point_id", String(36), nullable=True),
-    Column("action", String(64), nullable=False),
-    Column("target", String(200), nullable=True),
-    Column("method", String(8), nullable=False),
-    Column("path", String(500), nullable=False),
-    Column("address", String(64), nullable=True),
-    Column("outcome", Integer, nullable=False),
-    Index("ix_audit_log_at", "at"),
-    Index("ix_audit_log_key_id", "key_id", "id"),
-    Index("ix_audit_log_action", "action", "id"),
-)
+audit_log = audit_table(metadata)
 
 # One data key per individual (crypto-shredding): the key sealed with the master key, found by a keyed hash of
 # the identity number (never the number itself). Erasure destroys the key and keeps the row as its record.

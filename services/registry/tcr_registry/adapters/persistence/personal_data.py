@@ -13,22 +13,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Mapper, StoredEvent
-from sqlalchemy import Engine, create_engine, insert, select, update
+from sqlalchemy import Engine, create_engine, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from tcr_registry.adapters.persistence.models import personal_keys
+from tcr_registry.domain.terms import ERASED
 from tcr_shared.platform.database import Database
 from tcr_shared.platform.sealing import MasterKey, SealingError
 
-ERASED = "[已删除 erased]"
 PREFIX = "pii:v1:"
 PEPPER_SUBJECT = "~pepper"
 PERSONAL_FIELDS = ("name", "id_number")
@@ -50,6 +52,7 @@ class PersonalKeys:
         self._master = master
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, bytes | None]] = {}
+        self._erased: dict[str, tuple[float, bool]] = {}
         self._pepper: bytes | None = None
 
     @classmethod
@@ -58,6 +61,11 @@ class PersonalKeys:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @property
+    def engine(self) -> Engine:
+        """The registry database (synchronous), where the keys and the events are."""
+        return self._engine
 
     def subject(self, id_number: str) -> str:
         """Who an identity number belongs to, as the store knows them (never the number itself)."""
@@ -82,21 +90,43 @@ class PersonalKeys:
             self._cache[subject] = (time.monotonic() + CACHE_SECONDS, key)
         return key
 
-    def erase(self, subject: str, by: str) -> str | None:
-        """Destroy the subject's data key. 'erased', 'already erased', or None when nothing was ever held."""
+    def erased(self, subject: str) -> bool:
+        """Whether the subject was ever erased (a person registered again after an erasure has a new key, but what
+        was held of them before, legacy clear text included, stays erased)."""
+        cached = self._erased.get(subject)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        t = personal_keys
+        with self._engine.connect() as conn:
+            erased_at = conn.execute(select(t.c.erased_at).where(t.c.subject == subject)).scalar_one_or_none()
+        with self._lock:
+            self._erased[subject] = (time.monotonic() + CACHE_SECONDS, erased_at is not None)
+        return erased_at is not None
+
+    def erase(self, subject: str, by: str, held_in_clear: Callable[[], bool] = lambda: False) -> str | None:
+        """Destroy the subject's data key. 'erased', 'already erased', or None when nothing was ever held.
+        `held_in_clear()` says whether events stored before encryption name the person: such a person has no key,
+        and the erasure is recorded all the same (those events then read ERASED)."""
+        now = datetime.now(UTC)
         with self._engine.begin() as conn:
             row = conn.execute(select(personal_keys).where(personal_keys.c.subject == subject)).first()
             if row is None:
-                return None
-            if row.sealed_key is None:
+                if not held_in_clear():
+                    return None
+                conn.execute(
+                    insert(personal_keys).values(subject=subject, sealed_key=None, erased_at=now, erased_by=by)
+                )
+            elif row.sealed_key is None:
                 return "already erased"
-            conn.execute(
-                update(personal_keys)
-                .where(personal_keys.c.subject == subject)
-                .values(sealed_key=None, erased_at=datetime.now(UTC), erased_by=by)
-            )
+            else:
+                conn.execute(
+                    update(personal_keys)
+                    .where(personal_keys.c.subject == subject)
+                    .values(sealed_key=None, erased_at=now, erased_by=by)
+                )
         with self._lock:
             self._cache.pop(subject, None)
+            self._erased.pop(subject, None)
         return "erased"
 
     def _key(self, subject: str, create: bool) -> bytes | None:
@@ -143,7 +173,7 @@ class PersonalDataMapper(Mapper):
         domain_event = super().to_domain_event(stored_event)
         state = vars(domain_event)
         for field in TERMS_FIELDS:
-            if _has_sealed(state.get(field)):
+            if _has_sealed(state.get(field)) or _has_clear_individual(state.get(field)):
                 state[field] = _map_parties(state[field], self._open_party)
         return domain_event
 
@@ -161,6 +191,8 @@ class PersonalDataMapper(Mapper):
         return sealed
 
     def _open_party(self, party: dict[str, Any]) -> dict[str, Any]:
+        if _in_clear(party) and self.keys is not None and self.keys.erased(self.keys.subject(party["id_number"])):
+            return {**party, **dict.fromkeys(PERSONAL_FIELDS, ERASED)}  # stored before encryption, since erased
         opened = dict(party)
         for field in PERSONAL_FIELDS:
             value = party.get(field)
@@ -198,6 +230,47 @@ def _parties(terms: Any) -> list[dict[str, Any]]:
 
 def _has_individual(terms: Any) -> bool:
     return any(party.get("kind") == "individual" for party in _parties(terms))
+
+
+def _in_clear(party: dict[str, Any]) -> bool:
+    """An individual stored before encryption (by the code before it): name and identity number in clear."""
+    number = party.get("id_number")
+    return party.get("kind") == "individual" and isinstance(number, str) and not _is_sealed(number) and number != ERASED
+
+
+def _has_clear_individual(terms: Any) -> bool:
+    return any(_in_clear(party) for party in _parties(terms))
+
+
+def named_in_clear(engine: Engine, events_table: str, id_number: str) -> bool:
+    """Whether an event stored before encryption names this identity number as an individual's. The stored bytes
+    are searched by the database (one scan of the events table, no event leaves it but the candidates), then each
+    candidate is read to be sure the number is an individual party's, not, say, part of a title."""
+    number = canonical_id_number(id_number)
+    needles = {f'"{spelling}"'.encode() for spelling in (number, number.lower())}
+    if engine.dialect.name == "postgresql":
+        found = "position(CAST(:needle AS bytea) IN state) > 0"
+    else:
+        found = "instr(state, :needle) > 0"
+    with engine.connect() as conn:
+        for needle in needles:
+            statement = text(f"SELECT state FROM {events_table} WHERE {found} LIMIT 100")  # noqa: S608 (our name)
+            for state in conn.execute(statement, {"needle": needle}).scalars():
+                if _names_individual(bytes(state), number):
+                    return True
+    return False
+
+
+def _names_individual(state: bytes, number: str) -> bool:
+    try:
+        event = json.loads(state)
+    except ValueError:
+        return False
+    return any(
+        _in_clear(party) and canonical_id_number(party["id_number"]) == number
+        for field in TERMS_FIELDS
+        for party in _parties(event.get(field) if isinstance(event, dict) else None)
+    )
 
 
 def _has_sealed(terms: Any) -> bool:

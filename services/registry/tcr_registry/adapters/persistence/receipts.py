@@ -14,9 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 _COLUMNS = "key_id, idempotency_key, request_hash, status_code, headers, reference, position"
 
@@ -54,7 +57,17 @@ def _rows(receipts: Sequence[Receipt] | None, notification_ids: Sequence[int] | 
 
 
 class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
-    """The library's PostgreSQL recorder (its table lock and notification ids unchanged), plus receipts."""
+    """The library's PostgreSQL recorder (its table lock and notification ids unchanged), plus receipts; and a
+    large batch (an import's group commit) copied in with COPY instead of the library's INSERT ... unnest.
+
+    Why COPY: the library sends a batch as one array of a composite type, which psycopg dumps in Python (about
+    12,000 events/s, most of the import's store time); binary COPY rows are formatted in C (about 130,000
+    events/s here). The guarantee is the library's own: the same transaction takes the same EXCLUSIVE table lock
+    and NOTIFY first, so no other transaction draws notification ids until this one has committed, and a feed
+    reader can still never pass a position that is not yet committed. Small batches (single writes) keep the
+    library's pipelined path: there one round trip matters more than the dumping."""
+
+    COPY_FROM_EVENTS = 200  # batches at least this large are copied
 
     _insert_receipts = (
         f"INSERT INTO idempotency_records ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s::json, %s::json, %s) "
@@ -67,6 +80,47 @@ class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
         if rows:
             curs.executemany(self._insert_receipts, rows)
         return notification_ids
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if len(stored_events) < self.COPY_FROM_EVENTS or self.datastore.enable_db_functions:
+            return super().insert_events(stored_events, **kwargs)  # retries as the library does
+        return self._copy_events_in(stored_events, **kwargs)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # the library's own retries, once
+    def _copy_events_in(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
+        # psycopg has no COPY in pipeline mode: this transaction runs its statements one after the other.
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            before = curs.execute(self.max_notification_id_statement).fetchone()["max"] or 0
+            with curs.copy(self._copy_events) as copy:
+                copy.set_types([self.datastore.originator_id_type, "int8", "text", "bytea"])
+                for event in stored_events:
+                    copy.write_row((event.originator_id, event.originator_version, event.topic, event.state))
+            notification_ids = self._ids_copied(curs, stored_events, before)
+            rows = _rows(kwargs.get("receipts"), notification_ids)
+            if rows:
+                curs.executemany(self._insert_receipts, rows)
+        return notification_ids
+
+    @property
+    def _copy_events(self) -> SQL:
+        return SQL("COPY {0}.{1} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+
+    def _ids_copied(self, curs, stored_events: Sequence[StoredEvent], before: int) -> list[int]:
+        """The notification ids the copied rows drew, in the order of `stored_events`: COPY draws each row's
+        default from the sequence row by row, in input order, and under the table lock only this transaction
+        adds rows (above `before`)."""
+        select = SQL("SELECT notification_id FROM {0}.{1} WHERE notification_id > %s ORDER BY notification_id").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        with curs.connection.cursor(row_factory=tuple_row) as rows:
+            drawn = [n for (n,) in rows.execute(select, (before,)).fetchall()]
+        if len(drawn) != len(stored_events):
+            raise ProgrammingError(f"copied {len(stored_events)} events but found {len(drawn)} new positions")
+        return drawn
 
 
 class ReceiptsSQLiteRecorder(SQLiteApplicationRecorder):

@@ -177,7 +177,7 @@ class Writer:
         if accepted:
             events = [event for job in accepted for event in job.events]
             try:
-                recordings = self._app.save(*events, receipts=_receipts(accepted)) if events else []
+                recordings = self._app.save_events(events, receipts=_receipts(accepted)) if events else []
             except IntegrityError:
                 # Another writer (another process on the same database) got there first: our cached copies
                 # are stale. Re-run each command alone against the store.
@@ -199,7 +199,7 @@ class Writer:
                 if self._run_command(job, staged, fresh=True) is not _OK:
                     break
                 try:
-                    recordings = self._app.save(*job.events, receipts=_receipts([job])) if job.events else []
+                    recordings = self._app.save_events(job.events, receipts=_receipts([job])) if job.events else []
                 except IntegrityError:
                     self._forget(job.touched)
                     if attempt == self.CONFLICT_ATTEMPTS:

@@ -49,7 +49,9 @@ def _change(value: int | None) -> str:
 
 
 async def signed_in(request: Request) -> Principal | None:
-    return await _principal_of(request.app.state.runtime, request.cookies.get(COOKIE), client_address(request))
+    principal = await _principal_of(request.app.state.runtime, request.cookies.get(COOKIE), client_address(request))
+    request.state.principal = principal  # who acts, for the audit trail (as Authenticator.require keeps it)
+    return principal
 
 
 async def _principal_of(runtime: Any, secret: str | None, client: str | None) -> Principal | None:
@@ -199,7 +201,8 @@ def dashboard_router() -> APIRouter:
         target = (form.get("next") or ["/"])[0]
         if not target.startswith("/") or target.startswith("//"):
             target = "/"
-        if await _principal_of(request.app.state.runtime, key, client_address(request)) is None:
+        request.state.principal = await _principal_of(request.app.state.runtime, key, client_address(request))
+        if request.state.principal is None:  # the audit trail keeps a refused sign-in without a key id
             return RedirectResponse(f"/login?failed=1&next={quote(target)}", status_code=303)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(COOKIE, key, httponly=True, samesite="strict", max_age=8 * 3600, path="/")

@@ -1,5 +1,7 @@
-"""政策模拟 Policy what-if (issue 14, the dashboard's part): the rule set in force as editable numbers, a run button,
-and charts of in-force vs candidate per programme and per county, each above its data table.
+"""政策模拟 Policy what-if (issue 14, the dashboard's part): the rule set in force as editable fields (effective date,
+and per programme base, rate, cap, cap scope and beneficiary kinds; eligible categories), a run button, the
+progress of a long run (a job of the subsidy service, polled), and charts of in-force vs candidate per programme
+and per county, each above its data table.
 
 The simulation itself is the subsidy service's (`POST /v1/simulations`): the browser posts the candidate to
 `POST /v1/what-if` here, which passes it on with the caller's own key (the API's Bearer key, or the dashboard's
@@ -26,7 +28,7 @@ from tcr_reporting.adapters.http.dashboard import (
 )
 from tcr_reporting.domain.calendar import current_year
 from tcr_shared.language.regions import ningxia_regions
-from tcr_shared.language.vocabulary import CATEGORIES, PARTY_KINDS
+from tcr_shared.language.vocabulary import BASES, CAP_SCOPES, CATEGORIES, PARTY_KINDS
 from tcr_shared.platform.problems import Problem, field_error
 
 MAX_CANDIDATE_BYTES = 256 * 1024
@@ -41,6 +43,9 @@ KIND_LABELS = {  # every kind of party (tcr_shared.language.vocabulary.PARTY_KIN
     "foreign": "境外 Foreign",
 }
 assert tuple(KIND_LABELS) == PARTY_KINDS, "a party kind without a label on the what-if page"
+BASE_LABELS = {"amount": "合同成交额 Contract amount", "technology_amount": "技术交易额 Technology amount"}
+SCOPE_LABELS = {"policy_year": "每年度 Per policy year", "project": "每项目 Per project"}
+assert tuple(BASE_LABELS) == BASES and tuple(SCOPE_LABELS) == CAP_SCOPES, "a base or cap scope without a label"
 EMPTY_BAR = {"type": "bar", "unit": "元 yuan", "x": [], "series": []}
 
 
@@ -145,6 +150,18 @@ def _checkboxes(name: str, options: dict[str, str], chosen: list[str]) -> str:
     )
 
 
+def _select(name: str, options: dict[str, str], chosen: Any, label: str) -> str:
+    """A choice among the vocabulary's values; a value the vocabulary does not know (a newer rule set) is kept
+    as an option of its own, so the candidate sends it back unchanged and the service judges it."""
+    if chosen not in options:
+        options = {**options, str(chosen): str(chosen)}
+    choices = "".join(
+        f'<option value="{escape(value)}"{" selected" if value == chosen else ""}>{escape(text)}</option>'
+        for value, text in options.items()
+    )
+    return f'<select name="{name}" aria-label="{escape(label)}">{choices}</select>'
+
+
 def _programme_rows(rules: dict[str, Any]) -> str:
     rows = []
     for p in rules.get("programmes", []):
@@ -152,12 +169,13 @@ def _programme_rows(rules: dict[str, Any]) -> str:
         label = PROGRAMME_LABELS.get(p["programme"], p["programme"])
         rows.append(
             f'<tr data-programme="{name}"><th scope="row">{escape(label)}'
-            f'<div class="muted">{escape(str(p.get("clause", "")))} · {escape(str(p.get("base", "")))}</div></th>'
+            f'<div class="muted">{escape(str(p.get("clause", "")))}</div></th>'
+            f"<td>{_select(f'base-{name}', BASE_LABELS, p.get('base'), f'{label} base')}</td>"
             f'<td><input name="rate-{name}" value="{escape(str(p["rate"]))}" inputmode="decimal" size="6"'
             f' aria-label="{escape(label)} rate"></td>'
             f'<td><input name="cap-{name}" value="{escape(str(p["cap"]))}" inputmode="decimal" size="12"'
             f' aria-label="{escape(label)} cap"></td>'
-            f"<td>{escape(str(p.get('cap_scope', '')))}</td>"
+            f"<td>{_select(f'cap_scope-{name}', SCOPE_LABELS, p.get('cap_scope'), f'{label} cap scope')}</td>"
             f'<td class="kinds">{_checkboxes(f"kinds-{name}", KIND_LABELS, _kinds_of(p))}</td></tr>'
         )
     return "".join(rows)
@@ -180,10 +198,15 @@ def _form(rules: dict[str, Any], this_year: int) -> str:
   <script type="application/json" id="whatif-programme-labels">{json.dumps(PROGRAMME_LABELS, ensure_ascii=False)}</script>
   <form id="whatif-form" novalidate>
     <div class="table-wrap"><table>
-      <thead><tr><th>项目 Programme</th><th>比例 Rate</th><th>上限 Cap (元)</th><th>上限范围 Cap scope</th>
-      <th>受益主体 Beneficiary kinds</th></tr></thead>
+      <thead><tr><th>项目 Programme</th><th>计算基数 Base</th><th>比例 Rate</th><th>上限 Cap (元)</th>
+      <th>上限范围 Cap scope</th><th>受益主体 Beneficiary kinds</th></tr></thead>
       <tbody>{_programme_rows(rules)}</tbody>
     </table></div>
+    <fieldset><legend>生效日期 Effective dates</legend>
+      <label>自 From <input name="effective_from" value="{escape(str(rules.get("effective_from", "")))}"
+        inputmode="numeric" size="11" placeholder="YYYY-MM-DD" aria-label="effective from"></label>
+      <span class="muted">认定日（北京时间）在此之前的合同在方案下不予补助 Contracts certified before this day (Asia/Shanghai)
+        earn nothing under the candidate</span></fieldset>
     <fieldset><legend>可补助合同类别 Eligible categories</legend>
       {_checkboxes("category", categories, list(rules.get("eligible_categories") or []))}</fieldset>
     <fieldset><legend>年度 Policy years</legend>
@@ -191,6 +214,7 @@ def _form(rules: dict[str, Any], this_year: int) -> str:
       <label>至 To <input name="to_year" value="{this_year}" inputmode="numeric" size="5"></label></fieldset>
     <button type="submit" id="whatif-run">运行模拟 Run</button>
     <span id="whatif-status" role="status" aria-live="polite"></span>
+    <progress id="whatif-progress" max="1" value="0" hidden></progress>
   </form>
   <div id="whatif-errors" class="down" hidden></div>
 </section>"""

@@ -22,7 +22,15 @@ from tcr_reporting.domain.figures import CountedAward, CountedContract, FigureDe
 from tcr_shared.feeds.projection_store import SqlProjectionSink
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.vocabulary import AwardEventType, RegistryEventType
-from tcr_shared.platform.database import is_postgres, pg_columns, pg_upsert
+from tcr_shared.platform.database import (
+    is_postgres,
+    pg_columns,
+    pg_delete,
+    pg_driver,
+    pg_lookup,
+    pg_upsert,
+    pg_upsert_sql,
+)
 
 _CHUNK = 500  # ids per IN (...) list
 
@@ -36,46 +44,57 @@ def _contract_id(event: FeedEvent) -> str:
 
 
 async def _load_counted(session: AsyncSession, ids: list[str]) -> dict[str, CountedContract]:
-    found: dict[str, CountedContract] = {}
+    """What each of these contracts counts for now (absent: nowhere). PostgreSQL: one statement whatever the
+    batch; SQLite: IN lists of _CHUNK ids."""
     c = counted_contracts.c
-    for start in range(0, len(ids), _CHUNK):
-        rows = await session.execute(
-            select(
-                c.contract_id,
-                c.year,
-                c.category,
-                c.amount_fen,
-                c.technology_amount_fen,
-                c.seller_region,
-                c.buyer_region,
-            ).where(c.contract_id.in_(ids[start : start + _CHUNK]))
-        )
-        for row in rows:
-            found[row.contract_id] = CountedContract(
-                row.year, row.category, row.amount_fen, row.technology_amount_fen, row.seller_region, row.buyer_region
+    if is_postgres(session):
+        rows = (await session.execute(_PG_COUNTED, {"keys": ids})).all() if ids else []
+    else:
+        rows = []
+        for start in range(0, len(ids), _CHUNK):
+            rows.extend(
+                await session.execute(select(*_COUNTED_COLUMNS).where(c.contract_id.in_(ids[start : start + _CHUNK])))
             )
-    return found
+    return {
+        row.contract_id: CountedContract(
+            row.year, row.category, row.amount_fen, row.technology_amount_fen, row.seller_region, row.buyer_region
+        )
+        for row in rows
+    }
 
 
-# PostgreSQL: one statement per page over arrays (unnest), instead of one upsert per row; figures add up.
-_PG_FIGURES = pg_upsert(figures, add=("count", "amount_fen", "technology_amount_fen"))
-_PG_CONTRACTS = pg_upsert(counted_contracts)
+_COUNTED_COLUMNS = [
+    counted_contracts.c[name]
+    for name in (
+        "contract_id",
+        "year",
+        "category",
+        "amount_fen",
+        "technology_amount_fen",
+        "seller_region",
+        "buyer_region",
+    )
+]
+_PG_COUNTED = pg_lookup(counted_contracts, "contract_id")
+_PG_FORGET_CONTRACTS = pg_delete(counted_contracts, "contract_id")
+
+
+# PostgreSQL: one statement per batch over arrays (unnest), instead of one upsert per row; figures add up. The
+# figures and contract records go straight to the asyncpg connection (positional arrays, COPY): a batch carries
+# thousands of rows, and SQLAlchemy's processing of array parameters cost more than the statements.
+_PG_FIGURES = pg_upsert_sql(figures, add=("count", "amount_fen", "technology_amount_fen"))
+_PG_CONTRACTS = pg_upsert_sql(counted_contracts)
 _PG_AWARDS = pg_upsert(counted_awards)
+_FIGURE_COLUMNS = [c.name for c in figures.columns]
+_CONTRACT_COLUMNS = [c.name for c in counted_contracts.columns]
+# A record row is (contract_id, *CountedContract, position): the table must keep that column order.
+if _CONTRACT_COLUMNS != ["contract_id", *CountedContract._fields, "position"]:
+    raise ImportError(f"counted_contracts columns {_CONTRACT_COLUMNS} do not follow CountedContract's fields")
 
 
-def _figure_rows(deltas: FigureDeltas) -> list[dict]:
-    return [
-        {
-            "region": key[0],
-            "year": key[1],
-            "side": key[2],
-            "category": key[3],
-            "count": count,
-            "amount_fen": amount,
-            "technology_amount_fen": technology,
-        }
-        for key, count, amount, technology in deltas.items()
-    ]
+def _figure_rows(deltas: FigureDeltas) -> list[tuple]:
+    """(region, year, side, category, count, amount_fen, technology_amount_fen): the figures table's order."""
+    return [(*key, count, amount, technology) for key, count, amount, technology in deltas.items()]
 
 
 async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
@@ -83,7 +102,8 @@ async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
     if not rows:
         return
     if is_postgres(session):
-        await session.execute(_PG_FIGURES, pg_columns(figures, rows))
+        driver = await pg_driver(session)
+        await driver.execute(_PG_FIGURES, *map(list, zip(*rows, strict=True)))
         return
     stmt = _insert(session, figures)
     stmt = stmt.on_conflict_do_update(
@@ -94,67 +114,82 @@ async def write_deltas(session: AsyncSession, deltas: FigureDeltas) -> None:
             "technology_amount_fen": figures.c.technology_amount_fen + stmt.excluded.technology_amount_fen,
         },
     )
-    await session.execute(stmt, rows)
+    await session.execute(stmt, [dict(zip(_FIGURE_COLUMNS, row, strict=True)) for row in rows])
 
 
 async def apply_registry_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
-    contract_events = [e for e in events if e.type.startswith(RegistryEventType.PREFIX)]
+    """Apply a page, or several pages merged into one batch (the follower's BatchingSource, a rebuild): the
+    counted records of every contract in it are read in one statement, the events are folded in memory in
+    feed order, and each changed table is written once (set-based). Where the pages are cut changes nothing:
+    the figures are sums, and each contract's record is carried from event to event inside the batch."""
+    # An event without a status cannot change what a contract counts for (counted_after keeps `before`):
+    # skipped before any lookup.
+    prefix = RegistryEventType.PREFIX
+    contract_events = [
+        (_contract_id(e), e) for e in events if e.type.startswith(prefix) and e.data.get("status") is not None
+    ]
     if not contract_events:
         return
-    ids = sorted({_contract_id(e) for e in contract_events})
-    stored = await _load_counted(session, ids)
+    stored = await _load_counted(session, sorted({cid for cid, _ in contract_events}))
     state: dict[str, CountedContract | None] = dict(stored)
     last_position: dict[str, int] = {}
     deltas = FigureDeltas()
-    for event in contract_events:
-        cid = _contract_id(event)
+    for cid, event in contract_events:
         before = state.get(cid)
         after = counted_after(event.type, event.data, before)
         if after != before:
             deltas.move(before, after)
             state[cid] = after
             last_position[cid] = event.position
+    await _write_counted(session, stored, state, last_position)
+    await write_deltas(session, deltas)
 
-    removed = [cid for cid in last_position if state[cid] is None and cid in stored]
-    kept = [
-        {
-            "contract_id": cid,
-            "year": rec.year,
-            "category": rec.category,
-            "amount_fen": rec.amount_fen,
-            "technology_amount_fen": rec.technology_amount_fen,
-            "seller_region": rec.seller_region,
-            "buyer_region": rec.buyer_region,
-            "position": last_position[cid],
-        }
-        for cid in sorted(last_position)
-        if (rec := state[cid]) is not None
-    ]
+
+async def _write_counted(
+    session: AsyncSession,
+    stored: dict[str, CountedContract],
+    state: dict[str, CountedContract | None],
+    last_position: dict[str, int],
+) -> None:
+    """The changed contracts' records, once per batch: deleted where a contract no longer counts, written where
+    it counts (with the position of the last event that changed it). On PostgreSQL, contracts that had no record
+    (read in this transaction; one writer holds the projection lease) are COPYed, the others upserted."""
+    changed = sorted(last_position)
+    removed = [cid for cid in changed if state[cid] is None and cid in stored]
+    kept = [(cid, *rec, last_position[cid]) for cid in changed if (rec := state[cid]) is not None]
+    if is_postgres(session):
+        driver = await pg_driver(session)
+        if removed:
+            await session.execute(_PG_FORGET_CONTRACTS, {"keys": removed})
+        new = [row for row in kept if row[0] not in stored]
+        updated = [row for row in kept if row[0] in stored]
+        if new:
+            await driver.copy_records_to_table(counted_contracts.name, records=new, columns=_CONTRACT_COLUMNS)
+        if updated:
+            await driver.execute(_PG_CONTRACTS, *map(list, zip(*updated, strict=True)))
+        return
     for start in range(0, len(removed), _CHUNK):
         await session.execute(
             delete(counted_contracts).where(counted_contracts.c.contract_id.in_(removed[start : start + _CHUNK]))
         )
-    if kept and is_postgres(session):
-        await session.execute(_PG_CONTRACTS, pg_columns(counted_contracts, kept))
-    elif kept:
+    if kept:
         stmt = _insert(session, counted_contracts)
         stmt = stmt.on_conflict_do_update(
             index_elements=["contract_id"],
-            set_={
-                name: stmt.excluded[name]
-                for name in (
-                    "year",
-                    "category",
-                    "amount_fen",
-                    "technology_amount_fen",
-                    "seller_region",
-                    "buyer_region",
-                    "position",
-                )
-            },
+            set_={name: stmt.excluded[name] for name in _COUNTED_FIELDS},
         )
-        await session.execute(stmt, kept)
-    await write_deltas(session, deltas)
+        await session.execute(stmt, [dict(zip(_CONTRACT_COLUMNS, row, strict=True)) for row in kept])
+
+
+_COUNTED_FIELDS = (
+    "year",
+    "category",
+    "amount_fen",
+    "technology_amount_fen",
+    "seller_region",
+    "buyer_region",
+    "position",
+)
 
 
 async def apply_subsidy_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
@@ -191,17 +226,23 @@ async def _write_awards(session: AsyncSession, rows: list[dict]) -> None:
 
 
 async def _load_awards(session: AsyncSession, ids: list[str]) -> dict[str, CountedAward]:
-    found: dict[str, CountedAward] = {}
     c = counted_awards.c
-    for start in range(0, len(ids), _CHUNK):
-        rows = await session.execute(
-            select(c.award_id, c.region, c.year, c.programme, c.award_fen).where(
-                c.award_id.in_(ids[start : start + _CHUNK])
+    if is_postgres(session):
+        rows = (await session.execute(_PG_AWARDED, {"keys": ids})).all() if ids else []
+    else:
+        rows = []
+        for start in range(0, len(ids), _CHUNK):
+            rows.extend(
+                await session.execute(
+                    select(c.award_id, c.region, c.year, c.programme, c.award_fen).where(
+                        c.award_id.in_(ids[start : start + _CHUNK])
+                    )
+                )
             )
-        )
-        for row in rows:
-            found[row.award_id] = CountedAward(row.region, row.year, row.programme, row.award_fen)
-    return found
+    return {row.award_id: CountedAward(row.region, row.year, row.programme, row.award_fen) for row in rows}
+
+
+_PG_AWARDED = pg_lookup(counted_awards, "award_id")
 
 
 def registry_sink(engine: AsyncEngine) -> SqlProjectionSink:

@@ -6,10 +6,13 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table
 
 from tcr_shared.feeds.projection_store import tracking_table
+from tcr_shared.platform.audit import audit_table
 
 metadata = MetaData()
 
 feed_tracking = tracking_table(metadata)
+# Append-only (the migration's triggers refuse UPDATE and DELETE): every write and administrative act.
+audit_log = audit_table(metadata)
 
 # One row per (region, year, side, category). region is a county, prefecture or 640000: roll-ups are kept
 # incrementally beside the counties, so a request reads a handful of rows and never sums events.

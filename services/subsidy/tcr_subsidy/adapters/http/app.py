@@ -24,6 +24,7 @@ from tcr_shared.language.vocabulary import Programme
 from tcr_shared.partners.asyncapi import asyncapi_router
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router
 from tcr_shared.platform import page_tokens
+from tcr_shared.platform.audit import WEBHOOK_ACTIONS, AuditLog, AuditMiddleware, audit_router
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.lease import Lease
 from tcr_shared.platform.observability import NATIVE_TELEMETRY_OFF, instrument
@@ -45,6 +46,7 @@ MIN_POSITION_DOC = (
     "beyond the registry's head is a 409 at once"
 )
 MAX_POSITION = 2**63 - 1  # feed positions are BIGINT
+AUDIT_ACTIONS = {"run": "simulation.run", **WEBHOOK_ACTIONS}  # route function -> its act in the audit trail
 
 
 class Runtime(Protocol):
@@ -60,6 +62,7 @@ class Runtime(Protocol):
     authenticator: Authenticator
     deliveries: DeliveryWorker
     simulations: Simulations
+    audit: AuditLog
     lease: Lease
     delivery_lease: Lease
 
@@ -120,6 +123,8 @@ def build_app(runtime: Runtime, *, lifespan: Lifespan | None = None) -> FastAPI:
     )
     app.include_router(asyncapi_router())
     app.include_router(simulations_router(runtime.simulations, require))
+    app.include_router(audit_router(lambda: runtime.audit, require))
+    app.add_middleware(AuditMiddleware, audit=lambda: runtime.audit, actions=AUDIT_ACTIONS)
     runtime.deliveries.register_metrics(metrics.registry)
 
     async def caught_up(min_position: int | None) -> None:

@@ -50,6 +50,10 @@ def simulations_router(simulations: Simulations, require: Callable[..., Any]) ->
         "/v1/simulations",
         status_code=201,
         summary="Decide the registry's history again under a candidate rule book and compare with the rules in force",
+        description="201 with the comparison; on a long history (TCR_SUBSIDY_SIMULATION_JOB_AFTER registry events "
+        "or more) 202 and a job to poll at the Location (`status` running, then done with `result` or failed "
+        "with `error`; `progress` while running).",
+        responses={202: {"description": "A job: poll GET /v1/simulations/{id}"}},
     )
     async def run(body: SimulationRequest = Body(...), principal: Principal = Depends(analyst)) -> JSONResponse:
         if body.from_year > body.to_year:
@@ -57,7 +61,7 @@ def simulations_router(simulations: Simulations, require: Callable[..., Any]) ->
                 422, "from_year must not be after to_year", errors=[field_error("from_year", "after to_year")]
             )
         try:
-            simulation = await simulations.run(
+            simulation = await simulations.submit(
                 parse_rules(body.rules),
                 body.from_year,
                 body.to_year,
@@ -71,11 +75,14 @@ def simulations_router(simulations: Simulations, require: Callable[..., Any]) ->
                 f"The registry's feed, which the simulation replays, cannot be read now: {exc}",
                 headers={"Retry-After": "5"},
             ) from exc
-        return JSONResponse(simulation, status_code=201, headers={"Location": f"/v1/simulations/{simulation['id']}"})
+        # A long history is a job: 202 and the place to poll (status running -> done | failed, with progress).
+        status = 202 if simulation["status"] == "running" else 201
+        return JSONResponse(simulation, status_code=status, headers={"Location": f"/v1/simulations/{simulation['id']}"})
 
     @router.get(
         "/v1/simulations/{simulation_id}",
-        summary="A kept simulation; Accept: text/csv or XLSX (or ?format=csv|xlsx) downloads it",
+        summary="A kept simulation (or a job: status running with progress, done, failed); Accept: text/csv or XLSX "
+        "(or ?format=csv|xlsx) downloads a finished one",
         responses={200: {"content": {"application/json": {}, "text/csv": {}, XLSX: {}}}},
     )
     async def get(
@@ -89,6 +96,11 @@ def simulations_router(simulations: Simulations, require: Callable[..., Any]) ->
             raise Problem(404, f"No simulation {simulation_id} is kept here.")
         accept = request.headers.get("accept", "")
         wanted = format or ("xlsx" if XLSX in accept else "csv" if "text/csv" in accept else "json")
+        if wanted != "json" and simulation["status"] != "done":
+            raise Problem(
+                409,
+                f"Simulation {simulation_id} is {simulation['status']}: only a finished one downloads as {wanted}.",
+            )
         name = f"simulation-{simulation_id}"
         if wanted == "csv":
             return Response(

@@ -6,11 +6,14 @@ from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Tab
 
 from tcr_shared.feeds.projection_store import tracking_table
 from tcr_shared.partners.webhooks import webhook_tables
+from tcr_shared.platform.audit import audit_table
 
 metadata = MetaData()
 
 feed_tracking = tracking_table(metadata)
 webhooks = webhook_tables(metadata)
+# Append-only (the migration's triggers refuse UPDATE and DELETE): every write and administrative act.
+audit_log = audit_table(metadata)
 
 contracts = Table(
     "subsidy_contracts",
@@ -101,7 +104,12 @@ simulations = Table(
     Column("created_by", String(200), nullable=False),
     Column("from_year", Integer, nullable=False),
     Column("to_year", Integer, nullable=False),
-    Column("registry_position", BigInteger, nullable=False),
+    Column("registry_position", BigInteger, nullable=True),  # null while a job runs
     Column("candidate", Text, nullable=False),  # JSON: the candidate's rule sets, in the API's shape
-    Column("result", Text, nullable=False),  # JSON: the comparison
+    Column("result", Text, nullable=True),  # JSON: the comparison (null until a job is done)
+    # A long simulation is a job (migration 0005_jobs): running -> done | failed. A job a crash left running
+    # reads `failed` once the service starts again (SqlSimulationStore.fail_unfinished).
+    Column("status", String(16), nullable=False, server_default="done"),
+    Column("progress", Text, nullable=True),  # JSON: {stage, done, total} last reached
+    Column("error", Text, nullable=True),  # why a job failed
 )

@@ -11,6 +11,7 @@
   var status = document.getElementById("whatif-status");
   var errorsBox = document.getElementById("whatif-errors");
   var button = document.getElementById("whatif-run");
+  var bar = document.getElementById("whatif-progress");
   var PROGRAMMES = JSON.parse(document.getElementById("whatif-programme-labels").textContent);  // name -> label, in order
   var POLL_MS = 1000;
 
@@ -33,17 +34,35 @@
     return Array.prototype.map.call(form.querySelectorAll("input[name='" + name + "']:checked"),
       function (el) { return el.value; });
   }
-  function value(name) { return form.querySelector("input[name='" + name + "']").value.trim(); }
+  function field(name) { return form.querySelector("[name='" + name + "']"); }
+  function value(name) { return field(name).value.trim(); }
 
   function candidate() {
     var c = JSON.parse(JSON.stringify(rules));
+    c.effective_from = value("effective_from");
     c.programmes.forEach(function (p) {
+      p.base = value("base-" + p.programme);
       p.rate = value("rate-" + p.programme);
       p.cap = value("cap-" + p.programme);
+      p.cap_scope = value("cap_scope-" + p.programme);
       p[("beneficiary_kinds" in p || !("kinds" in p)) ? "beneficiary_kinds" : "kinds"] = checked("kinds-" + p.programme);
     });
     c.eligible_categories = checked("category");
     return c;
+  }
+  // "rules.programmes[2].cap_scope" -> the form field it names (cap_scope-<programme>), to mark it invalid
+  function fieldNamed(path) {
+    var m = /^rules\.(?:programmes\[(\d+)\]\.)?([a-z_]+)/.exec(path || "");
+    if (!m) { return null; }
+    var name = m[2] === "beneficiary_kinds" || m[2] === "kinds" ? "kinds" : m[2];
+    if (m[1] === undefined) { return name === "eligible_categories" ? field("category") : field(name); }
+    var p = rules.programmes[Number(m[1])];
+    return p ? field(name + "-" + p.programme) : null;
+  }
+  function clearInvalid() {
+    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (node) {
+      node.removeAttribute("aria-invalid");
+    });
   }
 
   function el(tag, text, cls) {
@@ -137,9 +156,29 @@
     errorsBox.hidden = false;
     errorsBox.replaceChildren(el("p", (body && (body.detail || body.title)) || ("HTTP " + code)));
     var list = el("ul");
-    ((body && body.errors) || []).forEach(function (e) { list.appendChild(el("li", (e.field || "") + ": " + (e.message || ""))); });
+    ((body && body.errors) || []).forEach(function (e) {
+      list.appendChild(el("li", (e.field || "") + ": " + (e.message || "")));
+      var input = fieldNamed(e.field);
+      if (input) { input.setAttribute("aria-invalid", "true"); }
+    });
     if (list.childNodes.length) { errorsBox.appendChild(list); }
     status.textContent = "未完成 Not run";
+    bar.hidden = true;
+  }
+
+  function progressed(job) {  // a running job: {status: "running", progress: {stage, done, total}}
+    var p = (job && job.progress) || {};
+    var text = "计算中 Running…";
+    if (p.stage) { text += " " + p.stage; }
+    if (p.total) {
+      text += " " + Number(p.done).toLocaleString("en-US") + " / " + Number(p.total).toLocaleString("en-US");
+      bar.max = p.total;
+      bar.value = p.done;
+    } else {
+      bar.removeAttribute("value");  // not known yet: an indeterminate bar
+    }
+    bar.hidden = false;
+    status.textContent = text;
   }
 
   function answer(response) {
@@ -151,16 +190,22 @@
   }
 
   function settle(reply) {
-    if (reply.code === 202 && reply.location) {  // a long history: the subsidy service runs it as a job
-      status.textContent = "计算中 Running…";
+    var job = reply.body || {};
+    if ((reply.code === 202 || (reply.code === 200 && job.status === "running")) && reply.location) {
+      progressed(job);  // a long history: the subsidy service runs it as a job, polled until done or failed
       return new Promise(function (resolve) { window.setTimeout(resolve, POLL_MS); }).then(function () {
         return fetch(reply.location, { credentials: "same-origin", headers: { "Accept": "application/json" } })
           .then(answer).then(function (next) { next.location = next.location || reply.location; return settle(next); });
       });
     }
+    if ((reply.code === 200 || reply.code === 201) && job.status === "failed") {
+      problem({ detail: "模拟失败 The simulation failed: " + (job.error || "") }, reply.code);
+      return null;
+    }
     if (reply.code === 200 || reply.code === 201) {
       render(reply.body);
       status.textContent = "完成 Done";
+      bar.hidden = true;
       return null;
     }
     problem(reply.body, reply.code);
@@ -170,6 +215,7 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     errorsBox.hidden = true;
+    clearInvalid();
     button.disabled = true;
     status.textContent = "计算中 Running…";
     var body = { rules: candidate(), from_year: Number(value("from_year")), to_year: Number(value("to_year")) };

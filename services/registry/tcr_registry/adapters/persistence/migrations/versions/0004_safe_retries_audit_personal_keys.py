@@ -9,6 +9,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
+from tcr_shared.platform.audit import create_audit_table, drop_audit_table
 from tcr_shared.platform.sealing import is_sealed, master_key
 
 revision = "0003_safe_retries"
@@ -16,52 +17,11 @@ down_revision = "0003_canonical_index"
 branch_labels = None
 depends_on = None
 
-_APPEND_ONLY_PG = """
-CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'audit_log is append-only';
-END;
-$$;
-CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
-"""
-
-_APPEND_ONLY_SQLITE = [
-    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-]
-
 
 def upgrade() -> None:
     _idempotency_records_keep_references()
     _seal_webhook_secrets()
-    op.create_table(
-        "audit_log",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("key_id", sa.String(length=64), nullable=True),
-        sa.Column("role", sa.String(length=16), nullable=True),
-        sa.Column("point_id", sa.String(length=36), nullable=True),
-        sa.Column("action", sa.String(length=64), nullable=False),
-        sa.Column("target", sa.String(length=200), nullable=True),
-        sa.Column("method", sa.String(length=8), nullable=False),
-        sa.Column("path", sa.String(length=500), nullable=False),
-        sa.Column("address", sa.String(length=64), nullable=True),
-        sa.Column("outcome", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_index("ix_audit_log_at", "audit_log", ["at"])
-    op.create_index("ix_audit_log_key_id", "audit_log", ["key_id", "id"])
-    op.create_index("ix_audit_log_action", "audit_log", ["action", "id"])
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(_APPEND_ONLY_PG)
-    else:
-        for statement in _APPEND_ONLY_SQLITE:
-            op.execute(statement)
+    create_audit_table(op)
     op.create_table(
         "personal_keys",
         sa.Column("subject", sa.String(length=64), nullable=False),
@@ -120,11 +80,7 @@ def _seal_webhook_secrets() -> None:
 
 def downgrade() -> None:
     op.drop_table("personal_keys")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log")
-        op.execute("DROP TRIGGER IF EXISTS audit_log_no_update ON audit_log")
-        op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
-    op.drop_table("audit_log")
+    drop_audit_table(op)
     with op.batch_alter_table("idempotency_records") as batch:
         batch.add_column(sa.Column("body", sa.JSON(), nullable=False, server_default="{}"))
         batch.drop_column("position")
