@@ -19,7 +19,9 @@
    history (submit + certify, every 20th amended, every 50th revoked; made in the process, page by page, so that
    the history itself takes no memory), applied as the service catches up (BATCH_PAGES pages of 1000 per
    transaction) into a fresh database; seconds for the whole history and the process's peak RSS (VmHWM).
-Also the peak RSS of the subsidy service process over its catch-up (step 2).
+Also the peak RSS of the subsidy service process over its catch-up (step 2). The baseline of both catch-up rows:
+the eventsourcing library's own ProjectionRunner over the same registry events in the same run
+(bench/library_baseline.py; PostgreSQL only).
 Prints the rows and writes bench-results/subsidy.json through bench/results.py; asserts nothing.
 Run: make bench (or python bench/subsidy.py). Figures without a goal are context ("measured").
 """
@@ -44,6 +46,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+from library_baseline import projection_runner_rate  # noqa: E402
 from results import Run, figure  # noqa: E402
 
 from tests.subsidy.history import party, terms  # noqa: E402
@@ -360,12 +363,6 @@ def rebuild_in_own_process(events: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def library_baseline() -> tuple[float | None, str | None]:
-    """The eventsourcing library's own ProjectionRunner on the same events in the same run (issue 13's baseline
-    row): measured by bench/library_baseline.py, wired in by the lead; None until then."""
-    return None, None
-
-
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -423,6 +420,9 @@ def main() -> None:
                 f"events/s ({read_s:.1f}s), subsidy page applies {events / apply_s:,.0f} events/s ({apply_s:.1f}s)",
                 flush=True,
             )
+            # The baseline of both catch-up rows: the eventsourcing library's own ProjectionRunner over the same
+            # registry's events, same run (PostgreSQL only: SQLite's recorder cannot subscribe).
+            baseline = projection_runner_rate(reg_url) if BACKEND == "postgresql" else None
         finally:
             registry.kill()
             for url in drop:
@@ -438,7 +438,7 @@ def main() -> None:
         flush=True,
     )
 
-    baseline, baseline_name = library_baseline()
+    baseline_name = "eventsourcing ProjectionRunner, same events, same run" if baseline else None
     common = {"backend": BACKEND, "batch_pages": BATCH_PAGES, "prefetch": PREFETCH}
     run.add(
         figure(
