@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE))
 from results import Run, figure  # noqa: E402
 
 from tcr_shared.language.events.envelope import FeedEvent  # noqa: E402
+from tcr_shared.platform.collector import collector_paused  # noqa: E402
 from tcr_shared.platform.database import Database  # noqa: E402
 from tcr_subsidy.adapters.feeds import NotifyingSink  # noqa: E402
 from tcr_subsidy.adapters.persistence import migrate  # noqa: E402
@@ -50,7 +51,6 @@ from tcr_subsidy.application.simulation import (  # noqa: E402
     Simulator,
     candidate_book,
     compare_tallies,
-    no_cycle_collection,
     tally,
 )
 from tcr_subsidy.domain.decision import Engine  # noqa: E402
@@ -156,7 +156,7 @@ def simulate(contracts: int, runs: int = RUNS) -> dict:
     for _ in range(runs):
         # as the service does (Simulations._decide): the in-force tallies are reused, the candidate is replayed
         def run():
-            with no_cycle_collection():
+            with collector_paused():
                 return compare_tallies(before, tally(simulator.candidate(book).ledger, 2021, 2025))
 
         (result, wall, cpu) = timed(run)

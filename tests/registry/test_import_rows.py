@@ -31,7 +31,7 @@ from tcr_registry.application.imports import (
 from tcr_registry.domain.contract import Contract
 from tcr_registry.domain.errors import InvalidTerms, OutsideJurisdiction
 from tcr_registry.domain.registration_book import RegistrationBook
-from tcr_shared.platform.serving import FEWER_COLLECTIONS
+from tcr_shared.platform.collector import FEWER_COLLECTIONS
 from tests.registry.memory import NOW, FakeRegistry, point, terms
 from tests.registry.test_import import row
 

@@ -5,11 +5,6 @@ from __future__ import annotations
 import gc
 import sys
 
-FEWER_COLLECTIONS = (50_000, 20, 100)
-"""Garbage-collector thresholds for work that allocates many short-lived objects forming no cycles (requests,
-imports): the defaults (700, 10, 10) ran full collections over the whole heap often enough to cost 10-30% of the
-CPU and most of the p99 (docs/performance.md). Collections still run, about 70 times less often."""
-
 
 def serve(
     factory: str,

@@ -74,7 +74,7 @@ def serve(
     port: int = typer.Option(8001, envvar="TCR_REGISTRY_PORT", help="Port to listen on"),
 ) -> None:
     """Run the registry service over HTTP (settings from the environment, TCR_*) until SIGTERM or Ctrl-C."""
-    from tcr_shared.platform.serving import FEWER_COLLECTIONS
+    from tcr_shared.platform.collector import FEWER_COLLECTIONS
     from tcr_shared.platform.serving import serve as serve_http
 
     serve_http("tcr_registry.bootstrap:create_app", host, port, switch_interval=0.0005, gc_thresholds=FEWER_COLLECTIONS)

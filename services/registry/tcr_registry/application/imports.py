@@ -10,13 +10,10 @@ The file itself (CSV or XLSX) is read by an adapter, which hands over rows of te
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import re
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Protocol
@@ -29,7 +26,7 @@ from tcr_registry.domain.errors import InvalidTerms, NotAllowedInState, OutsideJ
 from tcr_registry.domain.terms import Terms
 from tcr_shared.language.policy_time import SHANGHAI
 from tcr_shared.language.vocabulary import CATEGORIES, CATEGORY_LABELS, CONSIDERATIONS, PARTY_KINDS
-from tcr_shared.platform.serving import FEWER_COLLECTIONS
+from tcr_shared.platform.collector import fewer_collections
 
 # --- the column set ---------------------------------------------------------------------------------------------
 
@@ -416,7 +413,7 @@ class ImportRun:
     async def run(self, source: Iterable[tuple[int, dict[str, str]]]) -> ImportJob:
         """Import every row; the job ends done, or failed when the store failed (rows already kept stay kept:
         importing the file again completes it)."""
-        with _fewer_collections():
+        with fewer_collections():  # millions of short-lived objects, no cycles
             return await self._run(source)
 
     async def _run(self, source: Iterable[tuple[int, dict[str, str]]]) -> ImportJob:
@@ -486,37 +483,3 @@ def _chunks(rows: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[l
             chunk = []
     if chunk:
         yield chunk
-
-
-class _Collections:
-    """The garbage collector's thresholds raised while any import runs (imports may overlap in the service; a
-    service started by `tcr-registry serve` runs with them anyway, `tcr-registry import` does not).
-
-    Why: an import allocates millions of small objects (cells, terms, events, stored events) that live for a chunk
-    and form no cycles; with the default thresholds the collector ran 21 full collections over the whole heap (the
-    writer's cache of aggregates included) in a 20,000-row import, about 30% of its CPU (docs/performance.md)."""
-
-    THRESHOLDS = FEWER_COLLECTIONS
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = 0
-        self._saved: tuple[int, int, int] | None = None
-
-    @contextmanager
-    def fewer(self) -> Iterator[None]:
-        with self._lock:
-            if self._running == 0:
-                self._saved = gc.get_threshold()
-                gc.set_threshold(*self.THRESHOLDS)
-            self._running += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._running -= 1
-                if self._running == 0 and self._saved is not None:
-                    gc.set_threshold(*self._saved)
-
-
-_fewer_collections = _Collections().fewer

@@ -34,6 +34,7 @@ from tcr_shared.language.money import ZERO, format_money
 from tcr_shared.language.policy_time import now_utc
 from tcr_shared.language.regions import prefecture_of
 from tcr_shared.language.vocabulary import PROGRAMMES
+from tcr_shared.platform.collector import collector_paused
 from tcr_subsidy.application.ports import RegistryPages, SimulationStore
 from tcr_subsidy.application.projection import registry_event
 from tcr_subsidy.domain.decision import (
@@ -244,20 +245,6 @@ async def read_history(
 
 
 # -- replaying ------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def no_cycle_collection():
-    """Replaying and tallying allocate millions of objects that form no cycles (awards, cap usages, records): the
-    cycle collector would scan them, and the long-lived history, again and again for nothing (at 200,000
-    contracts it took more than half of the tally's time). Reference counting still frees everything."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 @dataclass
 class Replay:
     """A ledger decided from the history up to `upto` (an index into the history's events)."""
@@ -271,7 +258,7 @@ class Replay:
         """Decide the events not decided yet; True when there were any."""
         decide, ledger = self.engine.decide, self.ledger
         total, step, grew = len(events), 20_000, self.upto < len(events)
-        with no_cycle_collection():
+        with collector_paused():
             for start in range(self.upto, total, step):
                 for event in events[start : start + step]:
                     try:
@@ -574,7 +561,7 @@ class Simulations:
             return await asyncio.to_thread(work) if in_thread else work()
 
     def _decide(self, book: RuleBook, from_year: int, to_year: int, progress: Progress | None) -> dict[str, Any]:
-        with no_cycle_collection():
+        with collector_paused():
             return self._decide_both(book, from_year, to_year, progress)
 
     def _decide_both(self, book: RuleBook, from_year: int, to_year: int, progress: Progress | None) -> dict[str, Any]:
