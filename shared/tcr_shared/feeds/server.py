@@ -7,8 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse
@@ -30,17 +29,27 @@ class EventLog(Protocol):
     async def head(self) -> int: ...
 
 
+class RenderedEvent(NamedTuple):
+    """One public event already rendered: its JSON exactly as FeedEvent serialises, with the position and type the
+    stream names it by (events are immutable, so a publisher may render each once)."""
+
+    position: int
+    type: str
+    json: bytes
+
+
 @dataclass(frozen=True)
 class RenderedPage:
-    """A page whose events are already JSON, each exactly as FeedEvent serialises (events are immutable, so a
-    publisher may render each once): served as concatenated bytes, the same bytes as the FeedPage it stands for."""
+    """A page whose events are already JSON: served as concatenated bytes, the same bytes as the FeedPage it
+    stands for."""
 
-    events: list[bytes]
+    events: list[RenderedEvent]
     next_after: int
     head: int
 
     def body(self) -> bytes:
-        return b'{"events":[%b],"next_after":%d,"head":%d}' % (b",".join(self.events), self.next_after, self.head)
+        events = b",".join([event.json for event in self.events])
+        return b'{"events":[%b],"next_after":%d,"head":%d}' % (events, self.next_after, self.head)
 
 
 class RenderingEventLog(EventLog, Protocol):
@@ -80,6 +89,33 @@ class NewEventsSignal:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             pass
+
+
+class SharedReads:
+    """Concurrent reads of the same page share one read of the log: the streams and long polls a commit wakes
+    all ask for the page after the same position, and the database is asked once, not once per reader. A read in
+    flight is joined only while no commit has rung since it began, so what a joiner gets is as fresh as its own
+    read would have been (and a commit during the read still wakes it: see `read_waiting`)."""
+
+    def __init__(self, read: Callable[[int, int], Awaitable], signal: NewEventsSignal) -> None:
+        self._read = read
+        self._signal = signal
+        self._flights: dict[tuple[int, int], tuple[asyncio.Event, asyncio.Future]] = {}
+
+    async def read(self, after: int, limit: int):
+        key = (after, limit)
+        ticket = self._signal.ticket()
+        flight = self._flights.get(key)
+        if flight is None or flight[0] is not ticket:
+            flight = (ticket, asyncio.ensure_future(self._read(after, limit)))
+            self._flights[key] = flight
+            flight[1].add_done_callback(lambda _done, key=key, flight=flight: self._land(key, flight))
+        # Shielded: a reader that goes away (a closed stream) does not cancel the others' read.
+        return await asyncio.shield(flight[1])
+
+    def _land(self, key: tuple[int, int], flight: tuple) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
 
 async def read_waiting(log: EventLog, signal: NewEventsSignal, after: int, limit: int, wait: float) -> FeedPage:
@@ -127,7 +163,8 @@ def feed_router(log: EventLog, signal: NewEventsSignal, reader: Callable, *, hea
     """`reader` is the auth dependency that admits feed readers (partner, analyst, admin)."""
     router = APIRouter(tags=["feed"])
     read_rendered: Callable[[int, int], Awaitable[RenderedPage]] | None = getattr(log, "read_rendered", None)
-    rendered = SimpleNamespace(read=read_rendered) if read_rendered is not None else None
+    rendered = SharedReads(read_rendered, signal) if read_rendered is not None else None
+    shared = rendered or SharedReads(log.read, signal)
 
     @router.get("/v1/events", response_model=FeedPage, summary="Catch-up feed (CloudEvents, in global order)")
     async def events(
@@ -139,7 +176,7 @@ def feed_router(log: EventLog, signal: NewEventsSignal, reader: Callable, *, hea
         if rendered is not None:
             page = await read_waiting(rendered, signal, after, limit, wait)
             return Response(page.body(), media_type="application/json")
-        return await read_waiting(log, signal, after, limit, wait)
+        return await read_waiting(shared, signal, after, limit, wait)
 
     @router.get(
         "/v1/events/stream",
@@ -155,7 +192,7 @@ def feed_router(log: EventLog, signal: NewEventsSignal, reader: Callable, *, hea
         _principal=Depends(reader),
     ) -> EventSourceResponse:
         position = _resume_position(request.headers.get("last-event-id"), after)
-        return _FeedStream(_sse_events(log, signal, position, heartbeat), ping=heartbeat)
+        return _FeedStream(_sse_events(shared, signal, position, heartbeat), ping=heartbeat)
 
     return router
 
@@ -169,8 +206,13 @@ def _resume_position(last_event_id: str | None, after: int | None) -> int:
 
 
 async def _sse_events(log: EventLog, signal: NewEventsSignal, position: int, heartbeat: float) -> AsyncIterator[dict]:
+    """Every stream after the same position reads the same pages (`log` is a SharedReads): one read per commit
+    whatever the number of streams."""
     while True:
         page = await read_waiting(log, signal, position, 500, heartbeat)
         for event in page.events:
-            yield {"id": str(event.position), "event": event.type, "data": event.model_dump_json()}
+            if isinstance(event, RenderedEvent):  # the FeedEvent's JSON, rendered once for every reader
+                yield {"id": str(event.position), "event": event.type, "data": event.json.decode()}
+            else:
+                yield {"id": str(event.position), "event": event.type, "data": event.model_dump_json()}
         position = page.next_after
