@@ -7,9 +7,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from tcr_shared.language.events.envelope import FeedPage
@@ -50,6 +52,14 @@ class RenderedPage:
     def body(self) -> bytes:
         events = b",".join([event.json for event in self.events])
         return b'{"events":[%b],"next_after":%d,"head":%d}' % (events, self.next_after, self.head)
+
+    @cached_property
+    def stream_frames(self) -> bytes:
+        """The page's events as Server-Sent Events (`id` = position, `event` = type, `data` = the JSON), encoded
+        once for every stream that reads this page (SharedReads hands them all the same page)."""
+        return b"".join(
+            ServerSentEvent(id=str(e.position), event=e.type, data=e.json.decode()).encode() for e in self.events
+        )
 
 
 class RenderingEventLog(EventLog, Protocol):
@@ -210,9 +220,10 @@ async def _sse_events(log: EventLog, signal: NewEventsSignal, position: int, hea
     whatever the number of streams."""
     while True:
         page = await read_waiting(log, signal, position, 500, heartbeat)
-        for event in page.events:
-            if isinstance(event, RenderedEvent):  # the FeedEvent's JSON, rendered once for every reader
-                yield {"id": str(event.position), "event": event.type, "data": event.json.decode()}
-            else:
+        if isinstance(page, RenderedPage):
+            if page.events:
+                yield page.stream_frames  # one message for the page, the same bytes for every stream
+        else:
+            for event in page.events:
                 yield {"id": str(event.position), "event": event.type, "data": event.model_dump_json()}
         position = page.next_after
