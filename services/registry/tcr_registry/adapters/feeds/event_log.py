@@ -14,7 +14,7 @@ from eventsourcing.utils import resolve_topic
 from psycopg import InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
 
-from tcr_registry.adapters.feeds.public_events import is_public_class, render, to_feed_event
+from tcr_registry.adapters.feeds.public_events import is_public_class, render_event, to_feed_event
 from tcr_registry.adapters.persistence.event_store import Registry
 from tcr_shared.feeds.server import RenderedEvent, RenderedPage
 from tcr_shared.language.events.envelope import FeedPage
@@ -199,8 +199,7 @@ class RegistryEventLog:
                 continue
             event = self._rendered.get(notification.id)
             if event is None:
-                feed_event = to_feed_event(to_domain_event(notification), notification.id)
-                event = RenderedEvent(notification.id, feed_event.type, render(feed_event))
+                event = RenderedEvent(notification.id, *render_event(to_domain_event(notification), notification.id))
                 self._rendered.put(notification.id, event)
             events.append(event)
         self._known.record(after, [n.id for n in notifications], public)
