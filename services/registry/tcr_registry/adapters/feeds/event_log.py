@@ -34,6 +34,7 @@ class RenderedEvents:
         self._capacity = capacity
         self._entries: OrderedDict[int, RenderedEvent] = OrderedDict()
         self._lock = threading.Lock()
+        self.newest = 0  # the highest position ever rendered: nothing after it is here
 
     def get(self, position: int) -> RenderedEvent | None:
         with self._lock:
@@ -57,6 +58,7 @@ class RenderedEvents:
 
     def put(self, position: int, body: RenderedEvent) -> None:
         with self._lock:
+            self.newest = max(self.newest, position)
             self._entries[position] = body
             if len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
@@ -160,7 +162,11 @@ class RegistryEventLog:
         return self._read_database(after, limit)
 
     def _read_database(self, after: int, limit: int) -> RenderedPage:
-        return self._read_cached(after, limit) or self._read_rendering(after, limit)
+        # Past the newest rendered event (a first read, a live reader at the head) the positions-and-topics read
+        # could only be wasted: the full read renders.
+        if self._rendered.newest > after and (page := self._read_cached(after, limit)) is not None:
+            return page
+        return self._read_rendering(after, limit)
 
     def _read_cached(self, after: int, limit: int) -> RenderedPage | None:
         """The page when every public event in it is already rendered: only positions and topics are read (the
