@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
+import queue
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -105,27 +107,46 @@ async def load(registry_db_url: str, tmp: Path) -> int:
 
 def read_feed(port: int) -> tuple[int, float, float]:
     """Every public event, page by page as a partner catching up reads them: (events, seconds, of which the client
-    spent parsing). One persistent connection (http.client: it reads a page's body in one call, where httpx reads
-    it in 64 KB pieces), pages parsed with orjson: the figure is the feed's, as far as a client can make it so."""
-    events, after, parsing = 0, 0, 0.0
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        started = time.perf_counter()
-        while True:
-            connection.request("GET", f"/v1/events?after={after}&limit={PAGE}", headers=ADMIN)
-            response = connection.getresponse()
-            body = response.read()
-            if response.status != 200:
-                raise RuntimeError(f"GET /v1/events answered {response.status}: {body[:200]!r}")
-            received = time.perf_counter()
-            page = orjson.loads(body)
-            parsing += time.perf_counter() - received
-            events += len(page["events"])
-            if page["next_after"] == after:
-                return events, time.perf_counter() - started, parsing
-            after = page["next_after"]
-    finally:
-        connection.close()
+    spent parsing). One persistent connection (http.client reads a page's body in one call, where httpx reads it
+    in 64 KB pieces); while the client parses a page with orjson, its connection already asks for the next one
+    (the page's `next_after` is read from the end of its body, then checked against the parsed page): the feed
+    and the client work at the same time, as a partner that prefetches would."""
+    pages: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+
+    def fetch() -> None:
+        after = 0
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            while True:
+                connection.request("GET", f"/v1/events?after={after}&limit={PAGE}", headers=ADMIN)
+                response = connection.getresponse()
+                body = response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"GET /v1/events answered {response.status}: {body[:200]!r}")
+                pages.put(body)
+                tail = body[body.rindex(b'"next_after":') :]
+                next_after = int(tail[13 : tail.index(b",")])
+                if next_after == after:
+                    return
+                after = next_after
+        finally:
+            pages.put(None)
+            connection.close()
+
+    events, parsing, after = 0, 0.0, 0
+    started = time.perf_counter()
+    fetcher = threading.Thread(target=fetch, daemon=True)
+    fetcher.start()
+    while (body := pages.get()) is not None:
+        received = time.perf_counter()
+        page = orjson.loads(body)
+        parsing += time.perf_counter() - received
+        events += len(page["events"])
+        if page["events"] and page["events"][0]["position"] <= after:
+            raise RuntimeError("a page repeated an event")
+        after = page["next_after"]
+    fetcher.join()
+    return events, time.perf_counter() - started, parsing
 
 
 def wait_until_idle(pid: int, timeout: float = 300) -> float:
@@ -190,10 +211,7 @@ def main() -> None:
         postgres.drop_database(url)
     raw_rate = raw_rows / raw_seconds
     print(f"  log head {head}; {served} public events of {raw_rows} rows")
-    print(
-        f"  repeat read: {seconds:.2f}s, of which the client parsing pages {parsing:.2f}s "
-        f"({served / (seconds - parsing):,.0f} events/s without the client's parse)"
-    )
+    print(f"  repeat read: {seconds:.2f}s; the client spent {parsing:.2f}s parsing pages (while the next was read)")
     run.add(
         figure(
             "GET /v1/events, pages of 1000, one client, PostgreSQL",
@@ -205,8 +223,8 @@ def main() -> None:
             min_ratio=0.5,
             events=served,
             first_pass_events_per_s=round(first / first_seconds),
-            client_parse_share=round(parsing / seconds, 2),
-            events_per_s_excluding_client_parse=round(served / (seconds - parsing)),
+            client_parse_seconds=round(parsing, 2),
+            seconds=round(seconds, 2),
         )
     )
     run.add(figure("GET /v1/events, first read (events rendered)", first / first_seconds, "events/s"))
