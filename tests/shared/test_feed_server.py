@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from tcr_shared.feeds.server import NewEventsSignal, RenderedEvent, RenderedPage, SharedReads
+from tcr_shared.feeds.server import (
+    POLL_FALLBACK_SECONDS,
+    NewEventsSignal,
+    RenderedEvent,
+    RenderedPage,
+    SharedReads,
+    until_next_poll,
+)
 
 
 class GatedLog:
@@ -80,3 +87,9 @@ def test_stream_frames_are_the_events_as_server_sent_events():
     assert page.stream_frames == (
         b'id: 7\r\nevent: tcr.x.v1\r\ndata: {"a":1}\r\n\r\nid: 9\r\nevent: tcr.y.v1\r\ndata: {"b":"\\u4e2d"}\r\n\r\n'
     )
+
+
+def test_fallback_polls_fall_on_the_same_instants_whenever_readers_began():
+    ends = {round(now + until_next_poll(now), 6) for now in (100.0001, 100.25, 100.5, 100.999)}
+    assert ends == {101.0}
+    assert 0 < until_next_poll(7.0) <= POLL_FALLBACK_SECONDS
