@@ -130,7 +130,18 @@ class SharedReads:
 
 async def read_waiting(log: EventLog, signal: NewEventsSignal, after: int, limit: int, wait: float) -> FeedPage:
     """A page; when empty and `wait` > 0, hold until an event arrives or `wait` runs out (long poll)."""
+    page, _ticket = await _read_waiting(log, signal, after, limit, wait)
+    return page
+
+
+async def _read_waiting(
+    log: EventLog, signal: NewEventsSignal, after: int, limit: int, wait: float, since: asyncio.Event | None = None
+) -> tuple[FeedPage, asyncio.Event]:
+    """`read_waiting`, and the ticket taken before the read that gave the page. `since`: the ticket of an earlier
+    read that reached the head; the log is read again only once it rings (or at the next fallback poll)."""
     deadline = time.monotonic() + wait
+    if since is not None:
+        await signal.wait(min(wait, until_next_poll(time.monotonic())), since=since)
     while True:
         # Taken before the read: a commit that lands while we read still wakes us (no lost wake-up).
         ticket = signal.ticket()
@@ -139,7 +150,7 @@ async def read_waiting(log: EventLog, signal: NewEventsSignal, after: int, limit
         # A page of only non-public events still moves the reader on (next_after > after): return it rather
         # than hold the request while later events are already there.
         if page.events or page.next_after > after or remaining <= 0:
-            return page
+            return page, ticket
         await signal.wait(min(remaining, until_next_poll(time.monotonic())), since=ticket)
 
 
@@ -225,8 +236,9 @@ def _resume_position(last_event_id: str | None, after: int | None) -> int:
 async def _sse_events(log: EventLog, signal: NewEventsSignal, position: int, heartbeat: float) -> AsyncIterator[dict]:
     """Every stream after the same position reads the same pages (`log` is a SharedReads): one read per commit
     whatever the number of streams."""
+    reached_head = None
     while True:
-        page = await read_waiting(log, signal, position, 500, heartbeat)
+        page, ticket = await _read_waiting(log, signal, position, 500, heartbeat, since=reached_head)
         if isinstance(page, RenderedPage):
             if page.events:
                 yield page.stream_frames  # one message for the page, the same bytes for every stream
@@ -234,3 +246,5 @@ async def _sse_events(log: EventLog, signal: NewEventsSignal, position: int, hea
             for event in page.events:
                 yield {"id": str(event.position), "event": event.type, "data": event.model_dump_json()}
         position = page.next_after
+        # At the head: nothing more is committed until a commit rings, so no read of the empty page after it.
+        reached_head = ticket if page.next_after >= page.head else None
