@@ -1,8 +1,9 @@
 """Benchmark: the registry's public feed read path, `GET /v1/events` in pages of 1,000, one client, PostgreSQL.
 
 The log is filled through the registry's application layer (bench/subsidy.py's loader: submit + certify, some
-amended and revoked), then a real uvicorn registry serves it and one httpx client reads it from position 0 to the
-head, twice (the first pass renders each event, the second finds them rendered). The baseline, in the same run
+amended and revoked), then a real uvicorn registry serves it (once idle: its contract index has caught up) and one
+client (one connection, prefetching the next page while it parses one) reads it from position 0 to the head,
+twice (the first pass renders each event, the second finds them rendered). The baseline, in the same run
 on the same database: a raw asyncpg read of the same rows (every column, pages of 1,000 by position), the floor
 any feed built on this table pays. Prints the rows and writes bench-results/feed.json; asserts nothing.
 Run: make bench, or python bench/feed.py (BENCH_FEED_CONTRACTS overrides the number of contracts).
