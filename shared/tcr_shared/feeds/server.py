@@ -105,7 +105,9 @@ class SharedReads:
     """Concurrent reads of the same page share one read of the log: the streams and long polls a commit wakes
     all ask for the page after the same position, and the database is asked once, not once per reader. A read in
     flight is joined only while no commit has rung since it began, so what a joiner gets is as fresh as its own
-    read would have been (and a commit during the read still wakes it: see `read_waiting`)."""
+    read would have been for this process's commits (and a commit during the read still wakes it: see
+    `read_waiting`); a commit of another process (no ring) may show one read later, as for a read begun a moment
+    earlier: a page may end sooner, never skip."""
 
     def __init__(self, read: Callable[[int, int], Awaitable], signal: NewEventsSignal) -> None:
         self._read = read
