@@ -12,6 +12,7 @@ RESULTS = HERE.parent / "bench-results"
 ORDER = [
     "registry.py",
     "feed.py",
+    "sse.py",
     "registry_import.py",
     "subsidy.py",
     "subsidy_whatif.py",

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from tcr_registry.adapters.feeds.event_log import RenderedEvents
-from tcr_shared.language.events.envelope import FeedPage
+from tcr_registry.adapters.feeds import public_events
+from tcr_registry.adapters.feeds.event_log import KnownPositions, RenderedEvents
+from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 
 PAGE = TypeAdapter(FeedPage)
 
@@ -63,3 +67,78 @@ def test_rendered_events_keep_the_most_recently_used_within_capacity():
     assert cache.get(1) == b"one"  # 1 is now the most recently used
     cache.put(3, b"three")
     assert (cache.get(1), cache.get(2), cache.get(3)) == (b"one", None, b"three")
+
+
+def test_known_positions_serve_pages_only_inside_what_reads_returned():
+    known = KnownPositions(capacity=100)
+    assert known.page(0, 10) is None  # nothing read yet
+    known.record(0, [1, 2, 4, 5], [True, False, True, True])  # position 3 was never committed (a gap)
+    assert known.page(0, 2) == ([1, 2], [1], 2)
+    assert known.page(2, 10) == ([4, 5], [4, 5], 5)  # the page reaches the end of what is known
+    assert known.page(5, 10) == ([], [], 5)  # after the end: the caller reads the database from 5
+    assert known.page(6, 10) is None
+    known.record(5, [6, 7], [False, True])  # the next read extends the stretch
+    assert known.page(3, 10) == ([4, 5, 6, 7], [4, 5, 7], 7)
+    known.record(4, [5, 6, 7, 8], [True, False, True, True])  # overlapping: only what is new is added
+    assert known.page(0, 100) == ([1, 2, 4, 5, 6, 7, 8], [1, 4, 5, 7, 8], 8)
+
+
+def test_known_positions_move_to_a_read_beyond_them_and_keep_within_capacity():
+    known = KnownPositions(capacity=4)
+    known.record(10, [11, 12], [True, True])
+    known.record(0, [1, 2], [True, True])  # below and not touching: ignored
+    assert known.page(0, 10) is None and known.page(10, 10) == ([11, 12], [11, 12], 12)
+    known.record(5, [6, 8, 11], [True, False, True])  # reaches the stretch from below: joined
+    assert known.page(5, 10) == ([6, 8, 11, 12], [6, 11, 12], 12)
+    known.record(12, [13, 14], [True, True])  # over capacity: the oldest positions go
+    assert known.page(5, 10) is None
+    assert known.page(8, 10) == ([11, 12, 13, 14], [11, 12, 13, 14], 14)
+    known.record(20, [21], [True])  # a reader jumping ahead starts a new stretch there
+    assert known.page(14, 10) is None and known.page(20, 10) == ([21], [21], 21)
+
+
+async def test_pages_served_from_memory_are_the_page_bytes(registry):
+    """A page read twice: the second comes from KnownPositions (no page query); same bytes, every page size."""
+    point = await registry.point("6401")
+    for _ in range(3):
+        await registry.certified(point)
+    reader = await registry.key("partner")
+    head = await registry.head()
+    start = max(0, head - 12)
+    for limit in (1, 2, 5, 1000):
+        after = start
+        while after < head:
+            first = await served(registry, reader, after=after, limit=limit)
+            assert first == await served(registry, reader, after=after, limit=limit)
+            assert first == await expected(registry, after, limit), (after, limit)
+            after = PAGE.validate_json(first).next_after
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.dictionaries(st.text(), _JSON_VALUES, max_size=4), position=st.integers(1, 2**63 - 1))
+def test_orjson_rendering_writes_what_pydantic_writes(data, position):
+    """render_event writes the event with orjson; whatever the values (any text, escapes, floats, nesting),
+    the bytes are pydantic's for the same FeedEvent (or render_event falls back to pydantic)."""
+    fields = {
+        "specversion": "1.0",
+        "id": "i",
+        "source": "/tcr/registry",
+        "type": "tcr.registry.contract.submitted.v1",
+        "time": "2026-01-01T00:00:00+00:00",
+        "subject": "s",
+        "datacontenttype": "application/json",
+        "position": position,
+        "data": data,
+    }
+    try:
+        written = orjson.dumps(fields, default=public_events._unusual, option=public_events._PLAIN_JSON)
+    except TypeError:
+        return  # render_event gives pydantic's bytes in that case
+    assert written == public_events.render(FeedEvent(**fields))

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from array import array
+from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import resolve_topic
 from psycopg import InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
 
-from tcr_registry.adapters.feeds.public_events import is_public_class, render, to_feed_event
+from tcr_registry.adapters.feeds.public_events import is_public_class, render_event, to_feed_event
 from tcr_registry.adapters.persistence.event_store import Registry
-from tcr_shared.feeds.server import RenderedPage
+from tcr_shared.feeds.server import RenderedEvent, RenderedPage
 from tcr_shared.language.events.envelope import FeedPage
 
 # Rendered public events kept by position: ~1 KB each, so the default holds the last ~100 MB a catching-up
 # reader is most likely to ask for again (several partners and followers reading the same stretch of history).
 RENDERED_CACHE_EVENTS = 100_000
+# Positions of the stretch of the log known to be complete: 9 bytes each, so ~9 MB at most.
+KNOWN_POSITIONS = 1_000_000
 
 
 class RenderedEvents:
@@ -28,30 +32,100 @@ class RenderedEvents:
 
     def __init__(self, capacity: int = RENDERED_CACHE_EVENTS) -> None:
         self._capacity = capacity
-        self._entries: OrderedDict[int, bytes] = OrderedDict()
+        self._entries: OrderedDict[int, RenderedEvent] = OrderedDict()
         self._lock = threading.Lock()
+        self.newest = 0  # the highest position ever rendered: nothing after it is here
 
-    def get(self, position: int) -> bytes | None:
+    def get(self, position: int) -> RenderedEvent | None:
         with self._lock:
             body = self._entries.get(position)
             if body is not None:
                 self._entries.move_to_end(position)
             return body
 
-    def put(self, position: int, body: bytes) -> None:
+    def get_all(self, positions: Iterable[int]) -> list[RenderedEvent] | None:
+        """Each position's event, in order (one lock for the page), or None when one is not rendered."""
+        found = []
         with self._lock:
+            entries = self._entries
+            for position in positions:
+                body = entries.get(position)
+                if body is None:
+                    return None
+                entries.move_to_end(position)
+                found.append(body)
+        return found
+
+    def put(self, position: int, body: RenderedEvent) -> None:
+        with self._lock:
+            self.newest = max(self.newest, position)
             self._entries[position] = body
             if len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
+
+
+class KnownPositions:
+    """One stretch (start, through] of the log whose positions are all known, each with whether its event is
+    public. A read of the log after `a` that ends at `b` returns every position in (a, b] (a position is visible only
+    once every lower one is committed, and positions are never reused), so that stretch never changes: a page
+    inside it needs no query. Reads extend the stretch at either end; a read beyond it (a reader jumping ahead)
+    starts a new stretch there; the oldest positions are dropped beyond `capacity`."""
+
+    def __init__(self, capacity: int = KNOWN_POSITIONS) -> None:
+        self._capacity = capacity
+        self._start = self._through = 0
+        self._positions = array("q")
+        self._public = bytearray()
+        self._lock = threading.Lock()
+
+    def page(self, after: int, limit: int) -> tuple[list[int], list[int], int] | None:
+        """(positions, public positions, last) of up to `limit` known positions after `after`, `last` being the
+        page's last position, or `after` when none is known after it; None when `after` is outside the stretch."""
+        with self._lock:
+            if not self._start <= after <= self._through or not self._positions:
+                return None
+            i = bisect_right(self._positions, after)
+            positions = self._positions[i : i + limit].tolist()
+            public = self._public[i : i + limit]
+        return positions, [p for p, flag in zip(positions, public, strict=True) if flag], (positions or [after])[-1]
+
+    def record(self, after: int, positions: list[int], public: list[bool]) -> None:
+        """What one read after `after` returned: all the positions in (after, positions[-1]], in order."""
+        if not positions:
+            return
+        last = positions[-1]
+        with self._lock:
+            if not self._positions or after > self._through:
+                self._start, self._through = after, last
+                self._positions, self._public = array("q", positions), bytearray(public)
+            elif last > self._through and after >= self._start:
+                i = bisect_right(positions, self._through)
+                self._positions.extend(positions[i:])
+                self._public.extend(public[i:])
+                self._through = last
+            elif after < self._start <= last:
+                i = bisect_right(positions, self._start)
+                self._positions[:0] = array("q", positions[:i])
+                self._public[:0] = bytearray(public[:i])
+                self._start = after
+            excess = len(self._positions) - self._capacity
+            if excess > 0:
+                excess = max(excess, self._capacity // 4)  # amortised: a few large trims, not one per read
+                self._start = self._positions[excess - 1]
+                del self._positions[:excess]
+                del self._public[:excess]
 
 
 class RegistryEventLog:
     """Reads committed notifications in order. The event store's insert lock guarantees that a position is
     only visible once every lower position is committed, so a reader that moves past it never skips."""
 
-    def __init__(self, app: Registry, rendered: RenderedEvents | None = None) -> None:
+    def __init__(
+        self, app: Registry, rendered: RenderedEvents | None = None, known: KnownPositions | None = None
+    ) -> None:
         self._app = app
         self._rendered = rendered if rendered is not None else RenderedEvents()
+        self._known = known if known is not None else KnownPositions()
 
     async def read(self, after: int, limit: int) -> FeedPage:
         return await asyncio.to_thread(self.read_sync, after, limit)
@@ -75,7 +149,24 @@ class RegistryEventLog:
         return await asyncio.to_thread(self.read_rendered_sync, after, limit)
 
     def read_rendered_sync(self, after: int, limit: int) -> RenderedPage:
-        return self._read_cached(after, limit) or self._read_rendering(after, limit)
+        known = self._known.page(after, limit)
+        if known is not None:
+            positions, public, last = known
+            events = self._rendered.get_all(public)
+            if events is not None:
+                if len(positions) == limit:  # a whole page from memory: no query but the head
+                    return RenderedPage(events, last, max(self._app.recorder.max_notification_id() or 0, last))
+                # The page reaches the end of what is known: the database has the rest (if anything).
+                rest = self._read_database(last, limit - len(positions))
+                return RenderedPage(events + rest.events, rest.next_after, rest.head)
+        return self._read_database(after, limit)
+
+    def _read_database(self, after: int, limit: int) -> RenderedPage:
+        # Past the newest rendered event (a first read, a live reader at the head) the positions-and-topics read
+        # could only be wasted: the full read renders.
+        if self._rendered.newest > after and (page := self._read_cached(after, limit)) is not None:
+            return page
+        return self._read_rendering(after, limit)
 
     def _read_cached(self, after: int, limit: int) -> RenderedPage | None:
         """The page when every public event in it is already rendered: only positions and topics are read (the
@@ -93,29 +184,31 @@ class RegistryEventLog:
                 rows = curs.fetchall()
         except (InterfaceError, OperationalError):
             return None  # the full read retries as the library does
-        events = []
-        for row in rows:
-            body = self._rendered.get(row["notification_id"])
-            if body is None:
-                if is_public_class(resolve_topic(row["topic"])):
-                    return None
-                continue
-            events.append(body)
-        next_after, head = self._bounds(rows[-1]["notification_id"] if rows else None, len(rows), after, limit)
+        positions = [row["notification_id"] for row in rows]
+        public = [is_public_class(resolve_topic(row["topic"])) for row in rows]
+        events = self._rendered.get_all([p for p, flag in zip(positions, public, strict=True) if flag])
+        if events is None:
+            return None
+        self._known.record(after, positions, public)
+        next_after, head = self._bounds(positions[-1] if positions else None, len(positions), after, limit)
         return RenderedPage(events=events, next_after=next_after, head=head)
 
     def _read_rendering(self, after: int, limit: int) -> RenderedPage:
         notifications = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         events = []
+        public = []
         to_domain_event = self._app.mapper.to_domain_event
         for notification in notifications:
-            body = self._rendered.get(notification.id)
-            if body is None:
-                if not is_public_class(resolve_topic(notification.topic)):
-                    continue
-                body = render(to_feed_event(to_domain_event(notification), notification.id))
-                self._rendered.put(notification.id, body)
-            events.append(body)
+            is_public = is_public_class(resolve_topic(notification.topic))
+            public.append(is_public)
+            if not is_public:
+                continue
+            event = self._rendered.get(notification.id)
+            if event is None:
+                event = RenderedEvent(notification.id, *render_event(to_domain_event(notification), notification.id))
+                self._rendered.put(notification.id, event)
+            events.append(event)
+        self._known.record(after, [n.id for n in notifications], public)
         next_after, head = self._bounds(
             notifications[-1].id if notifications else None, len(notifications), after, limit
         )

@@ -9,6 +9,7 @@ from datetime import UTC, date
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter
 
 from tcr_registry.domain.contract import Contract
@@ -65,19 +66,26 @@ def event_data(domain_event: Any, *, personal: bool = False) -> dict[str, Any]:
 
 
 def to_feed_event(domain_event: Any, position: int) -> FeedEvent:
+    return FeedEvent(**_feed_fields(domain_event, position))
+
+
+def _feed_fields(domain_event: Any, position: int) -> dict[str, Any]:
+    """FeedEvent's fields in its order (the order its JSON has)."""
     subject = str(domain_event.originator_id)
     names = _TYPES[type(domain_event)]
     data = _data(domain_event, False, subject)
     data["status"] = names[1] or domain_event.status
-    return FeedEvent(
-        id=event_id(subject, domain_event.originator_version),
-        source=SOURCE,
-        type=names[0],
-        time=domain_event.timestamp.astimezone(UTC).isoformat(),
-        subject=subject,
-        position=position,
-        data=data,
-    )
+    return {
+        "specversion": "1.0",
+        "id": event_id(subject, domain_event.originator_version),
+        "source": SOURCE,
+        "type": names[0],
+        "time": domain_event.timestamp.astimezone(UTC).isoformat(),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "position": position,
+        "data": data,
+    }
 
 
 _FEED_EVENT = TypeAdapter(FeedEvent)
@@ -86,6 +94,27 @@ _FEED_EVENT = TypeAdapter(FeedEvent)
 def render(event: FeedEvent) -> bytes:
     """The event's JSON exactly as it appears inside a served FeedPage (pydantic's serializer, as FastAPI's)."""
     return _FEED_EVENT.dump_json(event)
+
+
+# What orjson writes as pydantic does: str, int, float, bool, None, lists and dicts with str keys (both write
+# UTF-8 unescaped, the same escapes, the shortest round-trip float). Anything else (dates, subclasses,
+# dataclasses, non-str keys, text with lone surrogates...) raises, and the event is then rendered by pydantic:
+# the bytes are the same either way (tests/registry/test_feed_rendering.py compares them).
+_PLAIN_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _unusual(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def render_event(domain_event: Any, position: int) -> tuple[str, bytes]:
+    """(type, JSON) of a public event at `position`: the bytes `render(to_feed_event(...))` gives, without
+    building and validating the FeedEvent (about a fifth of a first read's time went there)."""
+    fields = _feed_fields(domain_event, position)
+    try:
+        return fields["type"], orjson.dumps(fields, default=_unusual, option=_PLAIN_JSON)
+    except TypeError:
+        return fields["type"], render(FeedEvent(**fields))
 
 
 def _terms(record: dict[str, Any], personal: bool) -> dict[str, Any]:
