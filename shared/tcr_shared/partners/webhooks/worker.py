@@ -27,6 +27,7 @@ page read (`reads.SharedReads`) and each event's encoded body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -235,10 +236,9 @@ class DeliveryWorker:
                 raise
             except Exception:
                 log.exception("webhook supervisor: cannot load subscriptions; retrying")
-            try:
-                await asyncio.wait_for(self._rescan.wait(), max(5.0, self.settings.poll_interval * 10))
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout keeps a cancellation (wait_for may not)
+                async with asyncio.timeout(max(5.0, self.settings.poll_interval * 10)):
+                    await self._rescan.wait()
             self._rescan.clear()
 
     async def _sync_tasks(self) -> None:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 from tcr_shared.platform.database import Database
-from tcr_shared.platform.lease import Lease, lock_key
+from tcr_shared.platform.lease import Lease, lock_key, stop_task
 
 log = logging.getLogger("tcr.reporting.lease")
 
@@ -163,10 +163,10 @@ class ProjectionLease:
             try:
                 while not await lock.try_acquire():
                     await asyncio.sleep(self.check_every)
-                await _stop(waiting)
+                await stop_task(waiting)
                 await self._lead(lock, work)
             finally:
-                await _stop(waiting)
+                await stop_task(waiting)
                 self._step_down()
                 await lock.release()
             await asyncio.sleep(self.check_every)
@@ -181,17 +181,9 @@ class ProjectionLease:
                 if not task.done():
                     await lock.check()
         finally:
-            await _stop(task)
+            await stop_task(task)
 
     def _step_down(self) -> None:
         if self._leader:
             log.warning("lease %s: no longer leader", self.name)
         self._leader, self._since = False, None
-
-
-async def _stop(task: asyncio.Task | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
