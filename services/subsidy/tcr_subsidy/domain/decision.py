@@ -16,7 +16,7 @@ from typing import Any
 
 from tcr_shared.language.identifiers import canonical_credit_code, canonical_result_id
 from tcr_shared.language.money import ZERO
-from tcr_shared.language.policy_time import SHANGHAI, policy_year
+from tcr_shared.language.policy_time import policy_day, policy_year
 from tcr_shared.language.vocabulary import AwardEventType, RegistryEventType
 from tcr_subsidy.domain.award_events import AwardChange, AwardEvent, Cause, award_event, award_id_for
 from tcr_subsidy.domain.eligibility import Candidate, candidates, cap_key_for
@@ -173,8 +173,8 @@ class Engine:
         if record is not None and record.status in ("certified", "revoked"):
             return []  # certified once only; a repeat changes nothing
         terms = self._read_terms(event.data["terms"])
-        certified_at = datetime.fromisoformat(event.data["certified_at"])
-        year = policy_year(certified_at)
+        day = policy_day(datetime.fromisoformat(event.data["certified_at"]))  # one time-zone conversion for both
+        year = day.year
         registration_number = optional_text(event.data.get("registration_number"))
         record = ContractRecord(
             event.contract_id,
@@ -185,11 +185,9 @@ class Engine:
             result_id=terms.result_id,
             cause_position=event.position,
         )
-        rs = self.rulebook.in_force_at(certified_at)
+        rs = self.rulebook.in_force_on(day)
         if rs is None:
-            record.explanation = (
-                f"no rule set was in force on {certified_at.astimezone(SHANGHAI).date()} (Asia/Shanghai)"
-            )
+            record.explanation = f"no rule set was in force on {day} (Asia/Shanghai)"
             ledger.put_contract(record)
             return []
         record.rule_set = rs.id
