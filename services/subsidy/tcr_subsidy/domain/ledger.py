@@ -34,6 +34,7 @@ class ContractRecord:
 
 @dataclass(slots=True)
 class Award:
+    # The field order is part of the shape: Engine._decide builds an Award by position (the hot path).
     award_id: str
     contract_id: str
     registration_number: str | None
