@@ -194,7 +194,8 @@ class Engine:
         found, considered = candidates(rs, terms, event.contract_id, year, explain=self.explains)
         record.considered = considered
         out = [self._decide(ledger, event, rs, c, year, registration_number, "certified") for c in found]
-        record.explanation = f"{len(out)} award(s) decided under {rs.id}" if out else explain_none(considered)
+        if self.explains:  # a simulation reads no explanation: no text per contract
+            record.explanation = f"{len(out)} award(s) decided under {rs.id}" if out else explain_none(considered)
         ledger.put_contract(record)
         return out
 
