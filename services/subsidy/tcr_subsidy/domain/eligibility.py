@@ -67,14 +67,9 @@ def candidates(
         party: Party | None = getattr(terms, rule.role)
         if party is None:
             continue  # no intermediary: brokerage is not considered at all
-        code = party.credit_code
-        if (
-            party.kind in rule.kinds
-            and party.region
-            and party.region.startswith(rs.region_prefix)
-            and code
-            and code not in taken
-        ):
+        refusal = _refusal(rs, rule, party, taken)
+        if refusal is None:
+            code = party.credit_code or ""
             base = Decimal(getattr(terms, rule.base))
             key, project = cap_key_for(rule, code, year, terms.result_id, contract_id)
             found.append(Candidate(rule, party, base, round_fen(rule.rate * base), key, project))
@@ -83,9 +78,8 @@ def candidates(
                 considered.append(
                     {"programme": rule.programme, "party": rule.role, "eligible": True, "beneficiary": code}
                 )
-        elif explain:
-            # The reasons are worded only when asked: a simulation decides the same parties without them.
-            reason = _why_not(rs, rule, party, taken)
+        elif explain:  # the reasons are worded only when asked: a simulation decides the same parties without them
+            reason = _reason(refusal, rs, rule, party, taken)
             if reason is not None:
                 considered.append(
                     {"programme": rule.programme, "party": rule.role, "eligible": False, "reason": reason}
@@ -93,17 +87,31 @@ def candidates(
     return found, considered
 
 
-def _why_not(rs: RuleSet, rule: ProgrammeRule, party: Party, taken: dict[str, str]) -> str | None:
-    """Why `party` is no beneficiary under `rule` (the checks of `candidates`, in the same order), or None when it
-    is not worth saying (it qualifies under another programme for its role)."""
+def _refusal(rs: RuleSet, rule: ProgrammeRule, party: Party, taken: dict[str, str]) -> str | None:
+    """The first check `party` fails under `rule` (kind, region, credit code, no stacking), or None when it is a
+    beneficiary."""
     if party.kind not in rule.kinds:
+        return "kind"
+    if not party.region or not party.region.startswith(rs.region_prefix):
+        return "region"
+    if not party.credit_code:
+        return "credit_code"
+    if party.credit_code in taken:
+        return "stacking"
+    return None
+
+
+def _reason(refusal: str, rs: RuleSet, rule: ProgrammeRule, party: Party, taken: dict[str, str]) -> str | None:
+    """A refusal in words, or None when it is not worth saying (a party of the wrong kind for this programme that
+    qualifies under another one for its role)."""
+    if refusal == "kind":
         if rule.role == "intermediary" or could_be(rs, rule.role, party.kind) is None:
             return f"{rule.role} is of kind {party.kind}; {rule.programme} needs {' or '.join(rule.kinds)}"
         return None
-    if not party.region or not party.region.startswith(rs.region_prefix):
+    if refusal == "region":
         where = party.region or f"country {party.country}"
         return f"{rule.role} is registered in {where}, outside Ningxia ({rs.region_prefix}xxxx)"
-    if not party.credit_code:
+    if refusal == "credit_code":
         return f"{rule.role} carries no unified social credit code"
     return (
         f"no stacking (clause 十五): {party.credit_code} already benefits under "
