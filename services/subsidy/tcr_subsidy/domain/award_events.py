@@ -4,8 +4,9 @@ deterministic (uuid5 of the cause, the award and the type), so a replay gives th
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from tcr_shared.language.identifiers import uuid5_text
@@ -51,11 +52,13 @@ class AwardChange:
         return cls(type_, _snapshot(award), cause, before, after, delta, previous)
 
 
+_AWARD_FIELDS = attrgetter(*(f.name for f in fields(Award)))
+
+
 def _snapshot(award: Award) -> Award:
-    """A shallow copy (every field is immutable), made the cheap way: this runs once per award event."""
-    copy = object.__new__(Award)
-    copy.__dict__.update(award.__dict__)
-    return copy
+    """A shallow copy (every field is immutable), made the cheap way (all fields read at once, in their order):
+    this runs once per award event."""
+    return Award(*_AWARD_FIELDS(award))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ class NotPreloaded(RuntimeError):
     """A cap the caller did not load: a bug that must fail the page, never skip an event."""
 
 
-@dataclass
+# Slotted records: a ledger holds millions of them in a what-if replay, and a slotted record is about a fifth of the
+# memory of one with a __dict__ and quicker to build and read (the decision builds one per award).
+@dataclass(slots=True)
 class ContractRecord:
     contract_id: str
     status: str
@@ -30,8 +32,9 @@ class ContractRecord:
     considered: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Award:
+    # The field order is part of the shape: Engine._decide builds an Award by position (the hot path).
     award_id: str
     contract_id: str
     registration_number: str | None
@@ -56,7 +59,7 @@ class Award:
     updated_position: int
 
 
-@dataclass
+@dataclass(slots=True)
 class CapUsage:
     key: str
     programme: str
