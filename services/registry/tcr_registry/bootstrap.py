@@ -34,7 +34,7 @@ from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.auth import Authenticator
 from tcr_shared.platform.database import database_ready
-from tcr_shared.platform.lease import Lease
+from tcr_shared.platform.lease import Lease, stop_task
 from tcr_shared.platform.observability import Metrics, all_ready, configure_logging
 from tcr_shared.platform.ratelimit import RateLimits, RateLimitSettings
 from tcr_shared.platform.sealing import use_master_key
@@ -147,6 +147,8 @@ class RegistryRuntime:
     async def stop(self) -> None:
         if isinstance(self.writer, Writer):
             await asyncio.to_thread(self.writer.stop)
+        if self.event_log is not None:
+            await asyncio.to_thread(self.event_log.close)  # no log read may run while the store closes
         if self.app is not None:
             self.app.close()
         self.personal_keys.close()
@@ -179,9 +181,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             yield
         finally:
             for task in (webhooks_task, index_task):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
             await runtime.imports.stop()
             await runtime.webhooks.stop()
             await runtime.stop()

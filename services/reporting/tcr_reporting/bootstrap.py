@@ -33,6 +33,7 @@ from tcr_shared.language.policy_time import now_utc
 from tcr_shared.platform import auth
 from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.database import database_ready
+from tcr_shared.platform.lease import stop_task
 from tcr_shared.platform.observability import all_ready, configure_logging
 from tcr_shared.platform.ratelimit import RateLimits
 
@@ -99,10 +100,7 @@ class ReportingRuntime:
     async def stop(self) -> None:
         self.ready = False
         for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task)
         for feed in self.feeds.values():
             await feed.client.aclose()
         await self.resolver.aclose()

@@ -19,7 +19,7 @@ from tcr_shared.partners.webhooks import DeliveryWorker
 from tcr_shared.platform.audit import AuditLog
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver, RegistryKeyStatus
 from tcr_shared.platform.database import database_ready
-from tcr_shared.platform.lease import Lease
+from tcr_shared.platform.lease import Lease, stop_task
 from tcr_shared.platform.observability import configure_logging
 from tcr_shared.platform.ratelimit import RateLimits
 from tcr_subsidy.adapters.feeds import NotifyingSink
@@ -129,9 +129,7 @@ class SubsidyRuntime:
     async def stop(self) -> None:
         await self.simulations.stop()
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         await self.deliveries.stop()
         await self.feed.aclose()
         await self.db.dispose()

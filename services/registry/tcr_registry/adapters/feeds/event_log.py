@@ -126,9 +126,15 @@ class RegistryEventLog:
         self._app = app
         self._rendered = rendered if rendered is not None else RenderedEvents()
         self._known = known if known is not None else KnownPositions()
+        self._reads = _ThreadReads()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Refuse new reads and wait for those still running in threads. A cancelled reader's thread runs on, and
+        closing the event store under a running SQLite read crashes the whole process (seen at shutdown)."""
+        self._reads.close(timeout)
 
     async def read(self, after: int, limit: int) -> FeedPage:
-        return await asyncio.to_thread(self.read_sync, after, limit)
+        return await asyncio.to_thread(self._reads.run, self.read_sync, after, limit)
 
     def read_sync(self, after: int, limit: int) -> FeedPage:
         recorder = self._app.recorder
@@ -146,7 +152,7 @@ class RegistryEventLog:
 
     async def read_rendered(self, after: int, limit: int) -> RenderedPage:
         """The page `read` gives, as JSON bytes (what `GET /v1/events` serves): each event rendered once."""
-        return await asyncio.to_thread(self.read_rendered_sync, after, limit)
+        return await asyncio.to_thread(self._reads.run, self.read_rendered_sync, after, limit)
 
     def read_rendered_sync(self, after: int, limit: int) -> RenderedPage:
         known = self._known.page(after, limit)
@@ -224,7 +230,33 @@ class RegistryEventLog:
         return next_after, max(head, next_after)
 
     async def head(self) -> int:
-        return await asyncio.to_thread(lambda: self._app.recorder.max_notification_id() or 0)
+        return await asyncio.to_thread(self._reads.run, lambda: self._app.recorder.max_notification_id() or 0)
+
+
+class _ThreadReads:
+    """Counts the log reads running in threads, so that closing waits for them and refuses new ones."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._closed = False
+
+    def run(self, read: Callable, *args):
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("the registry's event log is closed")
+            self._running += 1
+        try:
+            return read(*args)
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def close(self, timeout: float) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.wait_for(lambda: self._running == 0, timeout)
 
 
 class LazyEventLog:
