@@ -22,25 +22,6 @@ pytestmark = pytest.mark.e2e
 ADMIN = auth(ADMIN_KEY)
 
 
-@pytest.fixture
-def registry_process(make_pg_database, tmp_path, artifacts_dir):
-    url = make_pg_database("tcr_registry_e2e")
-    service = start_service(
-        "registry",
-        REGISTRY_APP,
-        {
-            "TCR_REGISTRY_DATABASE_URL": url,
-            "TCR_ADMIN_KEY": ADMIN_KEY,
-            "TCR_DATA_DIR": str(tmp_path / "var"),
-            "TCR_DEMO": "0",
-            "TCR_SSE_HEARTBEAT": "0.5",
-        },
-        artifacts_dir / "e2e-logs",
-    )
-    yield service
-    service.kill()
-
-
 async def test_registry_over_http(registry_process):
     service = registry_process
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:

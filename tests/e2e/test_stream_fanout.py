@@ -10,32 +10,12 @@ import json
 import httpx
 import pytest
 
-from tests.support.processes import start_service
-from tests.support.registry import ADMIN_KEY, REGISTRY_APP, auth, contract_body
+from tests.support.registry import ADMIN_KEY, auth, contract_body
 from tests.support.sse import SseReader, until
 
 pytestmark = pytest.mark.e2e
 ADMIN = auth(ADMIN_KEY)
 STREAMS = 24
-
-
-@pytest.fixture
-def registry_process(make_pg_database, tmp_path, artifacts_dir):
-    url = make_pg_database("tcr_registry_fanout")
-    service = start_service(
-        "registry-fanout",
-        REGISTRY_APP,
-        {
-            "TCR_REGISTRY_DATABASE_URL": url,
-            "TCR_ADMIN_KEY": ADMIN_KEY,
-            "TCR_DATA_DIR": str(tmp_path / "var"),
-            "TCR_DEMO": "0",
-            "TCR_SSE_HEARTBEAT": "0.5",
-        },
-        artifacts_dir / "e2e-logs",
-    )
-    yield service
-    service.kill()
 
 
 async def _feed(client: httpx.AsyncClient, headers: dict, after: int) -> list[dict]:
