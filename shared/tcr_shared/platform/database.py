@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, Column, Integer, Table, Text, TextClause, event, text
+from sqlalchemy import BigInteger, Column, Integer, Table, Text, TextClause, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
@@ -242,3 +242,23 @@ def pg_lookup(table: Table, column: str) -> TextClause:
     return text(
         f"SELECT t.* FROM {table.name} AS t JOIN unnest(CAST(:keys AS VARCHAR[])) AS k(key) ON t.{column} = k.key"
     )
+
+
+_LOOKUPS: dict[tuple[str, str], TextClause] = {}
+
+
+async def rows_in(session: AsyncSession, column: Column, keys: list[str], *, chunk: int = 500) -> list:
+    """The rows of `column`'s table whose `column` is one of `keys`: on PostgreSQL one round trip whatever the
+    number of keys (`pg_lookup`); elsewhere IN lists of at most `chunk` keys."""
+    if not keys:
+        return []
+    table = column.table
+    if is_postgres(session):
+        lookup = _LOOKUPS.get((table.name, column.name))
+        if lookup is None:
+            lookup = _LOOKUPS[(table.name, column.name)] = pg_lookup(table, column.name)
+        return list((await session.execute(lookup, {"keys": keys})).all())
+    rows: list = []
+    for start in range(0, len(keys), chunk):
+        rows.extend((await session.execute(select(table).where(column.in_(keys[start : start + chunk])))).all())
+    return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -27,9 +27,9 @@ from tcr_shared.platform.database import (
     pg_columns,
     pg_delete,
     pg_driver,
-    pg_lookup,
     pg_upsert,
     pg_upsert_sql,
+    rows_in,
 )
 
 _CHUNK = 500  # ids per IN (...) list
@@ -44,17 +44,8 @@ def _contract_id(event: FeedEvent) -> str:
 
 
 async def _load_counted(session: AsyncSession, ids: list[str]) -> dict[str, CountedContract]:
-    """What each of these contracts counts for now (absent: nowhere). PostgreSQL: one statement whatever the
-    batch; SQLite: IN lists of _CHUNK ids."""
-    c = counted_contracts.c
-    if is_postgres(session):
-        rows = (await session.execute(_PG_COUNTED, {"keys": ids})).all() if ids else []
-    else:
-        rows = []
-        for start in range(0, len(ids), _CHUNK):
-            rows.extend(
-                await session.execute(select(*_COUNTED_COLUMNS).where(c.contract_id.in_(ids[start : start + _CHUNK])))
-            )
+    """What each of these contracts counts for now (absent: nowhere), in one statement on PostgreSQL."""
+    rows = await rows_in(session, counted_contracts.c.contract_id, ids)
     return {
         row.contract_id: CountedContract(
             row.year, row.category, row.amount_fen, row.technology_amount_fen, row.seller_region, row.buyer_region
@@ -63,19 +54,6 @@ async def _load_counted(session: AsyncSession, ids: list[str]) -> dict[str, Coun
     }
 
 
-_COUNTED_COLUMNS = [
-    counted_contracts.c[name]
-    for name in (
-        "contract_id",
-        "year",
-        "category",
-        "amount_fen",
-        "technology_amount_fen",
-        "seller_region",
-        "buyer_region",
-    )
-]
-_PG_COUNTED = pg_lookup(counted_contracts, "contract_id")
 _PG_FORGET_CONTRACTS = pg_delete(counted_contracts, "contract_id")
 
 
@@ -226,23 +204,8 @@ async def _write_awards(session: AsyncSession, rows: list[dict]) -> None:
 
 
 async def _load_awards(session: AsyncSession, ids: list[str]) -> dict[str, CountedAward]:
-    c = counted_awards.c
-    if is_postgres(session):
-        rows = (await session.execute(_PG_AWARDED, {"keys": ids})).all() if ids else []
-    else:
-        rows = []
-        for start in range(0, len(ids), _CHUNK):
-            rows.extend(
-                await session.execute(
-                    select(c.award_id, c.region, c.year, c.programme, c.award_fen).where(
-                        c.award_id.in_(ids[start : start + _CHUNK])
-                    )
-                )
-            )
+    rows = await rows_in(session, counted_awards.c.award_id, ids)
     return {row.award_id: CountedAward(row.region, row.year, row.programme, row.award_fen) for row in rows}
-
-
-_PG_AWARDED = pg_lookup(counted_awards, "award_id")
 
 
 def registry_sink(engine: AsyncEngine) -> SqlProjectionSink:

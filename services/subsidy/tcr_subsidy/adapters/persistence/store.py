@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tcr_shared.language.money import from_fen, to_fen
-from tcr_shared.platform.database import is_postgres, pg_columns, pg_copy, pg_lookup, pg_upsert
+from tcr_shared.platform.database import is_postgres, pg_columns, pg_copy, pg_upsert, rows_in
 from tcr_subsidy.adapters.persistence import tables as t
 from tcr_subsidy.application.page import PageLedger
 from tcr_subsidy.application.ports import SkippedEvent
@@ -20,7 +20,6 @@ from tcr_subsidy.domain.award_events import AwardEvent
 from tcr_subsidy.domain.ledger import Award, CapUsage, ContractRecord
 
 _CHUNK = 500
-_LOOKUP = 100  # keys per IN (...) lookup: small enough that PostgreSQL always picks the index
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
@@ -123,26 +122,6 @@ def _cap_row(c: CapUsage) -> dict:
     }
 
 
-# PostgreSQL: one round trip per lookup (a join with the array of keys; see pg_lookup for why not = ANY).
-_PG_LOOKUPS = {
-    (table.name, column): pg_lookup(table, column)
-    for table, column in ((t.contracts, "contract_id"), (t.awards, "contract_id"), (t.caps, "cap_key"))
-}
-
-
-async def _rows_in(session: AsyncSession, query, column, keys: list[str]) -> list:
-    """Rows whose `column` is one of `keys`: on PostgreSQL one round trip (a join with the array of keys);
-    elsewhere IN lists of at most _LOOKUP keys."""
-    if not keys:
-        return []
-    if is_postgres(session):
-        return list((await session.execute(_PG_LOOKUPS[(column.table.name, column.name)], {"keys": keys})).all())
-    rows: list = []
-    for chunk in _chunks(keys, _LOOKUP):
-        rows.extend((await session.execute(query.where(column.in_(chunk)))).all())
-    return rows
-
-
 def _tuples(table, rows: list[dict]) -> list[tuple]:
     names = [c.name for c in table.columns]
     return [tuple(r[n] for n in names) for r in rows]
@@ -186,15 +165,15 @@ class SqlAwardStore:
 
     async def load_contracts(self, page: PageLedger, contract_ids: Sequence[str]) -> None:
         session = self.session
-        for r in await _rows_in(session, select(t.contracts), t.contracts.c.contract_id, list(contract_ids)):
+        for r in await rows_in(session, t.contracts.c.contract_id, list(contract_ids)):
             page.stored_contract(contract_from_row(r))
         # Only contracts certified earlier can have awards: during catch-up most contracts of a page are new.
         decided = sorted(c.contract_id for c in page.contracts.values() if c.status in ("certified", "revoked"))
-        for r in await _rows_in(session, select(t.awards), t.awards.c.contract_id, decided):
+        for r in await rows_in(session, t.awards.c.contract_id, decided):
             page.stored_award(award_from_row(r))
 
     async def load_caps(self, page: PageLedger, cap_keys: Sequence[str]) -> None:
-        for r in await _rows_in(self.session, select(t.caps), t.caps.c.cap_key, list(cap_keys)):
+        for r in await rows_in(self.session, t.caps.c.cap_key, list(cap_keys)):
             page.stored_cap(
                 CapUsage(r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project, from_fen(r.used_fen))
             )
