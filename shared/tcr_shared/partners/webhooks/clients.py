@@ -272,7 +272,7 @@ class TargetClients:
         tls = {"ssl": self.tls, "server_hostname": host} if scheme == "https" else {}
         try:
             _, connection = await asyncio.get_running_loop().create_connection(_Connection, address, port, **tls)
-        except OSError as exc:  # refused, unreachable, TLS (ssl.SSLError is an OSError)
+        except (OSError, ValueError) as exc:  # refused, unreachable, TLS (an OSError); a name TLS cannot carry
             raise ConnectError(type(exc).__name__) from exc
         return connection
 
