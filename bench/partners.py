@@ -138,10 +138,10 @@ async def delivery_rate(
     subscriptions: int,
     processes: int,
     expected: list[int],
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """Deliveries/s from position 0 to `subscriptions` subscriptions with a receiver each; checks every receiver
-    got every expected position once, in order. Returns (deliveries/s, seconds, publisher CPU ms per delivery):
-    the last does not depend on how busy the machine is, the rate does."""
+    got every expected position once, in order. Returns (deliveries/s, seconds, publisher CPU ms per delivery,
+    receivers' CPU ms per delivery): the CPU figures do not depend on how busy the machine is, the rate does."""
     pid = publisher.process.pid
     publisher = publisher.url
     ports = [free_port() for _ in range(subscriptions)]
@@ -151,6 +151,7 @@ async def delivery_rate(
         await receivers.ready(http)
         total = len(expected) * subscriptions
         started, cpu = time.perf_counter(), cpu_seconds(pid)
+        receiver_cpu = sum(cpu_seconds(r.pid) for r in receivers.processes)
         for sub in subs:
             await http.patch(f"{publisher}/v1/subscriptions/{sub['id']}", json={"status": "active"}, headers=ADMIN)
         deadline = time.monotonic() + 900
@@ -159,6 +160,7 @@ async def delivery_rate(
                 raise SystemExit(f"only {done} of {total} webhooks arrived")
             await asyncio.sleep(0.05)
         elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
+        receiver_cpu = sum(cpu_seconds(r.pid) for r in receivers.processes) - receiver_cpu
         for sub, report in zip(subs, await receivers.reports(http), strict=True):
             problems = {k: report[k] for k in ("out_of_order", "duplicates", "invalid") if report[k]}
             if report["positions"] != expected or problems:
@@ -168,7 +170,7 @@ async def delivery_rate(
                 )
         for sub in subs:
             await http.delete(f"{publisher}/v1/subscriptions/{sub['id']}", headers=ADMIN)
-        return total / elapsed, elapsed, cpu * 1000 / total
+        return total / elapsed, elapsed, cpu * 1000 / total, receiver_cpu * 1000 / total
     finally:
         receivers.kill()
 
@@ -198,8 +200,10 @@ async def main(events: int, subscriptions: int, certifications: int, processes: 
             expected = await matching_positions(http, publisher.url)
 
             # 1. Delivery rate: one subscription to one receiver (the baseline), then many side by side.
-            one, one_s, one_cpu = await delivery_rate(http, publisher, work, 1, 1, expected)
-            many, many_s, many_cpu = await delivery_rate(http, publisher, work, subscriptions, processes, expected)
+            one, one_s, one_cpu, _ = await delivery_rate(http, publisher, work, 1, 1, expected)
+            many, many_s, many_cpu, many_receiver_cpu = await delivery_rate(
+                http, publisher, work, subscriptions, processes, expected
+            )
 
             # 2. Latency: certification -> receipt, one at a time, a subscription at the head.
             port = free_port()
@@ -269,6 +273,14 @@ async def main(events: int, subscriptions: int, certifications: int, processes: 
             many_cpu * 1000,
             "µs",
             note="registry process, all threads; independent of the machine's load, unlike the rates",
+        )
+    )
+    run.add(
+        figure(
+            f"webhooks: receivers' CPU per delivery, {subscriptions} subscriptions",
+            many_receiver_cpu * 1000,
+            "µs",
+            note="every receiver process; they share the machine's cores with the publisher",
         )
     )
     run.add(

@@ -17,9 +17,19 @@ from tcr_shared.language.events.registry import REGISTRY_EVENT_TYPES
 from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, webhook_tables
 
 
+def mounts_subscriptions(app: FastAPI) -> bool:
+    """Whether the service serves `/v1/subscriptions` itself. Asked of its OpenAPI paths: FastAPI 0.165 lists an
+    included router as one `_IncludedRouter` entry without a `path`, so a look through `app.routes` missed the
+    service's own router, mounted a second one and a second worker, and the router's wake-ups (`reload`) went to
+    the worker that was not running: a new or resumed subscription waited for the supervisor's 10 s rescan."""
+    paths = app.openapi().get("paths", {})
+    app.openapi_schema = None  # built again when first asked, with whatever is included after this
+    return "/v1/subscriptions" in paths
+
+
 def create_app() -> FastAPI:
     app = bootstrap.create_app()
-    if any(getattr(route, "path", "") == "/v1/subscriptions" for route in app.routes):
+    if mounts_subscriptions(app):
         return app  # the registry mounts webhooks itself now
     service = app.state.runtime
     webhooks = webhook_tables(MetaData())  # the registry would add these to its own metadata and migrations

@@ -16,12 +16,13 @@ from tcr_shared.partners.webhooks import DeliveryWorker, subscriptions_router, w
 from tcr_shared.platform.auth import Authenticator, RegistryKeyResolver
 from tcr_subsidy import bootstrap as subsidy_app
 from tcr_subsidy.settings import SubsidySettings
+from tests.partners.registry_webhooks_app import mounts_subscriptions
 
 
 def create_app() -> FastAPI:
     settings = SubsidySettings()
     app = subsidy_app.create_app(settings)
-    if any(getattr(route, "path", "") == "/v1/subscriptions" for route in app.routes):
+    if mounts_subscriptions(app):
         return app
     service = app.state.runtime
     require = Authenticator(settings.admin_key, RegistryKeyResolver(settings.registry_url)).require  # as in create_app

@@ -1,6 +1,6 @@
 """Many subscriptions delivering side by side (issue 13, webhooks): each still gets every event once and in position
 order, the cursors and delivery rows of many subscriptions share transactions without one superseded subscription
-spoiling the others' writes, and connections to a partner are kept alive, one pool per target."""
+spoiling the others' writes, and connections to a partner are kept alive (the client itself: test_delivery_client.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from sqlalchemy import MetaData, select
 from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_shared.partners.client import verify_webhook
 from tcr_shared.partners.webhooks import DeliveryWorker, WebhookSettings, webhook_tables
-from tcr_shared.partners.webhooks.clients import TargetClients
 from tcr_shared.partners.webhooks.worker import utcnow
 from tcr_shared.partners.webhooks.writes import GroupWriter
 from tcr_shared.platform.database import Database
@@ -140,18 +139,6 @@ async def test_writes_waiting_together_share_one_transaction_and_a_superseded_on
     finally:
         await writer.close()
         await engine.dispose()
-
-
-async def test_each_target_has_its_own_pool_and_a_host_name_never_shares_another_names_connections():
-    clients = TargetClients(timeout=5, concurrency=4)
-    try:
-        async with clients.client(("https", "a.example", "192.0.2.7", 443)) as a:
-            async with clients.client(("https", "a.example", "192.0.2.7", 443)) as a_again:
-                assert a_again is a
-            async with clients.client(("https", "b.example", "192.0.2.7", 443)) as b:
-                assert b is not a  # same address, another name: its own TLS connections, its own certificate check
-    finally:
-        await clients.aclose()
 
 
 class CountingLog(ListLog):

@@ -7,7 +7,6 @@ import asyncio
 import ssl
 import subprocess
 
-import httpx
 import pytest
 import uvicorn
 from sqlalchemy import MetaData
@@ -34,7 +33,7 @@ class ListLog:
         return len(self.events)
 
 
-def certificate(tmp_path, name: str):
+def certificate(tmp_path, name: str, *also: str):
     key, cert = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
     subprocess.run(
         [
@@ -53,7 +52,7 @@ def certificate(tmp_path, name: str):
             "-subj",
             f"/CN={name}",
             "-addext",
-            f"subjectAltName=DNS:{name}",
+            "subjectAltName=" + ",".join(f"DNS:{n}" for n in (name, *also)),
         ],
         check=True,
         capture_output=True,
@@ -122,7 +121,7 @@ async def test_https_delivery_verifies_the_host_name(tmp_path, monkeypatch, cert
         tables,
         ListLog(events),
         settings=WebhookSettings(retry_initial=0.2),
-        client=httpx.AsyncClient(verify=trust, timeout=5),
+        tls=trust,
     )
     worker.start()
     try:

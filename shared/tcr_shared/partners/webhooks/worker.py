@@ -20,8 +20,9 @@ service process that owns the database); two workers on one database would deliv
 
 Throughput (docs/performance.md, webhooks): the cursor writes of subscriptions that finish a delivery at the same
 moment share one transaction (`writes.GroupWriter`; each task still waits for its own commit), each target keeps
-its own alive connections (`clients.TargetClients`), and subscriptions on the same stretch of the log share each
-page read (`reads.SharedReads`) and each event's encoded body.
+its own alive connections to a minimal HTTP/1.1 sender (`clients.TargetClients`), subscriptions on the same
+stretch of the log share each page read (`reads.SharedReads`) and each event's encoded body, and a
+subscription's signing key is unsealed once, not once per delivery.
 """
 
 from __future__ import annotations
@@ -37,9 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
@@ -47,7 +46,7 @@ from standardwebhooks import Webhook
 from tcr_shared.feeds.server import EventLog, NewEventsSignal
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.language.events.privacy import encode_event
-from tcr_shared.partners.webhooks.clients import TargetClients
+from tcr_shared.partners.webhooks.clients import ConnectError, DeliveryHTTPError, TargetClients
 from tcr_shared.partners.webhooks.filters import SubscriptionFilter
 from tcr_shared.partners.webhooks.reads import SharedReads
 from tcr_shared.partners.webhooks.settings import WebhookSettings
@@ -59,7 +58,7 @@ from tcr_shared.platform.sealing import unseal
 log = logging.getLogger("tcr.webhooks")
 
 BODIES_KEPT = 10_000  # encoded events kept by position, shared by the subscriptions (a few MB at most)
-DRAIN_LIMIT = 64 * 1024  # bytes of a target's answer read (and dropped) to keep its connection open
+SIGNERS_KEPT = 4_096  # unsealed signing keys, by sealed secret (a changed secret is a new entry)
 KEY_REVOKED = "API key revoked"  # paused_reason when the owner's key was revoked; only an admin resumes
 
 
@@ -80,9 +79,11 @@ def retry_delay(attempt: int, settings: WebhookSettings, rng: random.Random = ra
     return base * rng.uniform(1 - settings.retry_jitter, 1 + settings.retry_jitter)
 
 
-def signed_headers(secret: str, webhook_id: str, body: str, when: datetime | None = None) -> dict[str, str]:
+def signed_headers(secret: str | Webhook, webhook_id: str, body: str, when: datetime | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers of one delivery; `secret` is the subscription's secret or its `Webhook`."""
     when = when or utcnow()
-    signature = Webhook(secret).sign(msg_id=webhook_id, timestamp=when, data=body)
+    signer = secret if isinstance(secret, Webhook) else Webhook(secret)
+    signature = signer.sign(msg_id=webhook_id, timestamp=when, data=body)
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(when.timestamp())),
@@ -113,7 +114,7 @@ class DeliveryWorker:
         *,
         signal: NewEventsSignal | None = None,
         settings: WebhookSettings | None = None,
-        client: httpx.AsyncClient | None = None,
+        tls: ssl.SSLContext | None = None,
         key_active: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.engine = engine
@@ -122,13 +123,13 @@ class DeliveryWorker:
         self.source = source
         self.signal = signal
         self.settings = settings or WebhookSettings()
-        self._clients = TargetClients(self.settings.timeout, self.settings.concurrency, shared=client)
-        self._owns_client = client is None
+        self._clients = TargetClients(self.settings.timeout, tls=tls)  # tls: tests trust their own certificate
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._writes = GroupWriter(engine, tables, self.settings.deliveries_kept)
         self._reads = SharedReads(source)
         self._tasks: dict[str, asyncio.Task] = {}
-        self._bodies: OrderedDict[int, str] = OrderedDict()
+        self._bodies: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self._signers: dict[str, Webhook] = {}
         self._tick = asyncio.Event()
         self._rescan = asyncio.Event()
         self._supervisor: asyncio.Task | None = None
@@ -164,8 +165,7 @@ class DeliveryWorker:
 
     async def stop(self) -> None:
         await self.pause()
-        if self._owns_client:
-            await self._clients.aclose()
+        await self._clients.aclose()
 
     async def pause(self) -> None:
         """Stop delivering (the supervisor and every subscription's task) but keep the HTTP client, so that
@@ -386,51 +386,52 @@ class DeliveryWorker:
             )
             await asyncio.sleep(wait)
 
-    def _body(self, event: FeedEvent) -> str:
-        """The event as partners receive it, encoded once for every subscription that is sent it (events never
-        change once appended, so an entry never goes stale); the newest `BODIES_KEPT` are kept."""
+    def _body(self, event: FeedEvent) -> tuple[str, bytes]:
+        """The event as partners receive it (text to sign, bytes to send), encoded once for every subscription
+        that is sent it (events never change once appended, so an entry never goes stale); the newest
+        `BODIES_KEPT` are kept."""
         body = self._bodies.get(event.position)
         if body is None:
-            body = self._bodies[event.position] = encode_event(event)
+            text = encode_event(event)
+            body = self._bodies[event.position] = (text, text.encode())
             if len(self._bodies) > BODIES_KEPT:
                 self._bodies.popitem(last=False)
         return body
 
-    async def _send(self, sub: dict[str, Any], webhook_id: str, body: str) -> _Outcome:
+    def _signer(self, sealed: str) -> Webhook:
+        """The subscription's signing key, unsealed and decoded once (keyed by the sealed value: a new secret is
+        a new key, and an old one is simply never asked for again)."""
+        signer = self._signers.get(sealed)
+        if signer is None:
+            if len(self._signers) >= SIGNERS_KEPT:
+                self._signers.clear()
+            signer = self._signers[sealed] = Webhook(unseal(sealed))
+        return signer
+
+    async def _send(self, sub: dict[str, Any], webhook_id: str, body: tuple[str, bytes]) -> _Outcome:
         """One attempt. The deliveries log learns the status code, the time and the class of error, never a
         byte of the target's answer: a partner could otherwise read whatever a refused target says."""
         try:
             checked = await check_url(sub["url"], **self.settings.target_rules())  # again: DNS may have changed
         except UnsafeUrl as exc:
             return _Outcome(False, None, f"refused: {exc}", 0.0)
-        parts = urlsplit(checked.url)
-        extensions = {"sni_hostname": checked.host} if checked.scheme == "https" else {}
+        text, data = body
         async with self._slots:
-            headers = signed_headers(
-                unseal(sub["secret"]), webhook_id, body
-            )  # signed when sent: the timestamp is fresh
-            headers["host"] = parts.netloc.rpartition("@")[2]
+            signed = signed_headers(self._signer(sub["secret"]), webhook_id, text)  # when sent: a fresh timestamp
+            headers = "".join(f"{name}: {value}\r\n" for name, value in signed.items()).encode()
             started = time.perf_counter()
             for i, address in enumerate(checked.addresses):  # as a browser would: the next address if one is down
-                host = f"[{address}]" if ":" in address else address
-                pinned = urlunsplit((parts.scheme, f"{host}:{checked.port}", parts.path or "/", parts.query, ""))
+                target = (checked.scheme, checked.host, address, checked.port)
                 try:
-                    async with (
-                        self._clients.client((checked.scheme, checked.host, address, checked.port)) as client,
-                        client.stream(
-                            "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
-                        ) as response,
-                    ):
-                        status = response.status_code
-                        await _drain(response, self.settings.timeout)
+                    status = await self._clients.post(target, checked.url, headers, data)
                     break
-                except httpx.ConnectError as exc:
+                except ConnectError as exc:
                     if i + 1 < len(checked.addresses):
                         continue
                     return _Outcome(False, None, connect_error_class(exc), _ms(started))
-                except httpx.TimeoutException:
+                except TimeoutError:
                     return _Outcome(False, None, f"timeout: no answer within {self.settings.timeout:g} s", _ms(started))
-                except httpx.HTTPError as exc:
+                except DeliveryHTTPError as exc:
                     return _Outcome(False, None, type(exc).__name__, _ms(started))
         ok = 200 <= status < 300
         return _Outcome(ok, status, None if ok else f"HTTP {status}", _ms(started))
@@ -457,21 +458,6 @@ async def pause_subscriptions_of(
                 )
             )
     return ids
-
-
-async def _drain(response: httpx.Response, timeout: float) -> None:
-    """Read and drop a short answer (a declared length up to `DRAIN_LIMIT`), so that the connection stays open for
-    the next delivery: httpcore closes a connection whose answer was not read to its end, and a new TCP connection
-    per event cost more than the request itself. The bytes are never kept or logged. A longer, chunked or slow
-    answer is not read: its connection is closed, as before."""
-    length = "0" if response.status_code in (204, 304) else response.headers.get("content-length", "")  # no body
-    if not length.isdigit() or int(length) > DRAIN_LIMIT or "transfer-encoding" in response.headers:
-        return
-    try:
-        async with asyncio.timeout(timeout):
-            await response.aread()
-    except (TimeoutError, httpx.HTTPError):
-        pass  # the status is what counts; this connection is simply not reused
 
 
 def connect_error_class(exc: BaseException) -> str:

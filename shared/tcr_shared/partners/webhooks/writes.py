@@ -109,13 +109,20 @@ class GroupWriter:
             )
         ids = [w.subscription_id for w in batch]
         async with self.engine.begin() as conn:
+            changed = 0
             for columns, params in groups.items():
-                await conn.execute(self._update_statement(columns), params)
-            # Ours are the rows now carrying this batch's stamp at the generation the write was made for: a
-            # superseded subscription had its generation bumped, and generations only grow.
-            rows = await conn.execute(select(s.c.id, s.c.generation).where(s.c.id.in_(ids), s.c.updated_at == stamp))
-            took = {(row.id, row.generation) for row in rows}
-            results = [(w.subscription_id, w.generation) in took for w in batch]
+                changed += (await conn.execute(self._update_statement(columns), params)).rowcount
+            if changed == len(batch) and conn.dialect.supports_sane_multi_rowcount:
+                # Each update matches one row at most (by id), so as many rows changed as writes: every one took.
+                results = [True] * len(batch)
+            else:
+                # Ours are the rows now carrying this batch's stamp at the generation the write was made for: a
+                # superseded subscription had its generation bumped, and generations only grow.
+                rows = await conn.execute(
+                    select(s.c.id, s.c.generation).where(s.c.id.in_(ids), s.c.updated_at == stamp)
+                )
+                took = {(row.id, row.generation) for row in rows}
+                results = [(w.subscription_id, w.generation) in took for w in batch]
             logged = [
                 {"subscription_id": w.subscription_id, **w.attempt}
                 for w, ok in zip(batch, results, strict=True)
