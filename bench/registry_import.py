@@ -87,7 +87,13 @@ async def run_import(url: str, path: Path) -> tuple[float, dict]:
     point = await SqlPointsAndKeys(engine).create_point("01", "基准测试登记点", "6400", created_by="bench")
     await engine.dispose()
     started, cpu = time.perf_counter(), time.process_time()
-    job = await import_file(database, path, point.id, writer_batch=int(os.environ.get("BENCH_WRITER_BATCH", 512)))
+    job = await import_file(
+        database,
+        path,
+        point.id,
+        writer_batch=int(os.environ.get("BENCH_WRITER_BATCH", 512)),
+        planners=int(os.environ.get("BENCH_IMPORT_PLANNERS", 0)) or None,
+    )
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert job.status == "done" and job.rejected == 0 and job.registered == ROWS, job
     return seconds, {"registered": job.registered, "certified": job.certified, "cpu_seconds": cpu}
