@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+from tcr_registry.adapters.imports.files import BatchList
 from tcr_registry.adapters.imports.planning import PLAN_IN_WORKERS_FROM, row_planners
 from tcr_registry.adapters.imports.terms import read_terms
 from tcr_registry.adapters.persistence.writer import Committed
 from tcr_registry.application.imports import ImportJob, ImportRun, RowError
 from tcr_registry.domain.contract import Contract
 from tests.registry.memory import NOW, FakeRegistry, point
-from tests.registry.test_import import row
+from tests.registry.test_import import csv_file, row
 
 
 class MemoryRunner:
@@ -52,20 +53,31 @@ def batch_list() -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-async def run(planner) -> tuple[ImportJob, list[RowError], MemoryRunner]:
+def batch_file(folder) -> BatchList:
+    """The same rows as a CSV file: its lines cross to the planning processes as raw cells (files.Line)."""
+    path = folder / "batch.csv"
+    path.write_bytes(csv_file([values for _row, values in batch_list()]))
+    return BatchList(path)
+
+
+async def run(planner, source=None) -> tuple[ImportJob, list[RowError], MemoryRunner]:
     actor = point("6401", point_id="planned")
     runner, jobs = MemoryRunner(), KeptJobs()
     job = ImportJob(id="j", point_id=actor.point_id, filename="f.csv", rows=60)
-    await ImportRun(job, actor, runner, jobs, lambda: NOW, read_terms, chunk=4, planner=planner).run(batch_list())
+    await ImportRun(job, actor, runner, jobs, lambda: NOW, read_terms, chunk=4, planner=planner).run(
+        source or batch_list()
+    )
     return job, jobs.errors, runner
 
 
-async def test_rows_planned_in_worker_processes_import_as_in_process():
+async def test_rows_planned_in_worker_processes_import_as_in_process(tmp_path):
     expected_job, expected_errors, expected = await run(None)
     async with row_planners(PLAN_IN_WORKERS_FROM, workers=2) as planner:
         assert planner is not None
         assert planner.started.result(timeout=120) != os.getpid()  # the plans below come from other processes
         job, errors, imported = await run(planner)
+        from_file = await run(planner, batch_file(tmp_path))
+    assert from_file[:2] == (job, errors)
 
     assert (job.status, job.registered, job.certified, job.rejected) == ("done", 48, 48, 12)
     assert (job.registered, job.certified, job.rejected) == (

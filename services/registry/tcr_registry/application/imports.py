@@ -14,7 +14,7 @@ import json
 import re
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -181,7 +181,7 @@ TermsReader = Callable[[dict[str, Any]], Terms]
 construction); raises RowRefused naming the row's columns. The HTTP adapter provides it."""
 
 
-def plan_row(point_id: str, row: int, values: dict[str, str], read_terms: TermsReader) -> RowPlan:
+def plan_row(point_id: str, row: int, values: Mapping[str, str], read_terms: TermsReader) -> RowPlan:
     """The row as the body of a POST /v1/contracts, read into terms as the API reads it; and what the row asks of
     its certification. Raises RowRefused naming every column that cannot be read; the rules of the terms
     themselves are the domain's, checked when the row's command runs."""
@@ -205,7 +205,7 @@ Planned = RowPlan | list[tuple[str, str]]
 """A row's plan, or the (column, reason) pairs that refuse it: plain data, which crosses a process boundary."""
 
 
-def plan_rows(point_id: str, rows: list[tuple[int, dict[str, str]]], read_terms: TermsReader) -> list[Planned]:
+def plan_rows(point_id: str, rows: list[tuple[int, Mapping[str, str]]], read_terms: TermsReader) -> list[Planned]:
     """plan_row for a chunk of rows, in their order. Module-level and answering plain data (no exception), so that
     worker processes can run it (ImportRun.planner): planning is most of the CPU an import spends outside the
     writer, and a worker process has an interpreter (and a GIL) of its own."""
@@ -411,7 +411,7 @@ class RowSource(Protocol):
 
     rows: int
 
-    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]: ...
+    def __iter__(self) -> Iterator[tuple[int, Mapping[str, str]]]: ...
 
 
 @dataclass
@@ -436,13 +436,13 @@ class ImportRun:
     plans_ahead: int = 3  # chunks being planned by the planner while the writer works
     _pending: list[RowError] = field(default_factory=list)
 
-    async def run(self, source: Iterable[tuple[int, dict[str, str]]]) -> ImportJob:
+    async def run(self, source: Iterable[tuple[int, Mapping[str, str]]]) -> ImportJob:
         """Import every row; the job ends done, or failed when the store failed (rows already kept stay kept:
         importing the file again completes it)."""
         with fewer_collections():  # millions of short-lived objects, no cycles
             return await self._run(source)
 
-    async def _run(self, source: Iterable[tuple[int, dict[str, str]]]) -> ImportJob:
+    async def _run(self, source: Iterable[tuple[int, Mapping[str, str]]]) -> ImportJob:
         planning: deque[asyncio.Future] = deque()  # chunks being planned, in file order
         in_flight: asyncio.Task | None = None
         chunks = _chunks(source, self.chunk)
@@ -475,7 +475,7 @@ class ImportRun:
         await self._save()
         return self.job
 
-    def _plan(self, chunk: list[tuple[int, dict[str, str]]]) -> asyncio.Future:
+    def _plan(self, chunk: list[tuple[int, Mapping[str, str]]]) -> asyncio.Future:
         """The chunk's row numbers and plans: from the planner, or made here at once."""
         rows = [row for row, _values in chunk]
         if self.planner is None:
@@ -527,8 +527,8 @@ async def _with_rows(rows: list[int], planned: Awaitable[list[Planned]]) -> tupl
     return rows, await planned
 
 
-def _chunks(rows: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
-    chunk: list[tuple[int, dict[str, str]]] = []
+def _chunks(rows: Iterable[tuple[int, Mapping[str, str]]], size: int) -> Iterator[list[tuple[int, Mapping[str, str]]]]:
+    chunk: list[tuple[int, Mapping[str, str]]] = []
     for item in rows:
         chunk.append(item)
         if len(chunk) == size:
