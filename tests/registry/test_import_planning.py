@@ -97,6 +97,8 @@ async def test_rows_planned_in_worker_processes_import_as_in_process(tmp_path):
     ]
 
 
-async def test_a_small_file_is_planned_in_process():
-    async with row_planners(PLAN_IN_WORKERS_FROM - 1) as planner:
+async def test_a_small_file_or_a_machine_without_cores_to_spare_plans_in_process():
+    async with row_planners(PLAN_IN_WORKERS_FROM - 1, workers=2) as planner:
+        assert planner is None
+    async with row_planners(PLAN_IN_WORKERS_FROM * 10, workers=0) as planner:
         assert planner is None

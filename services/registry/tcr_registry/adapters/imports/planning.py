@@ -1,9 +1,10 @@
 """Worker processes that plan a large import's rows (tcr_registry.application.imports.plan_rows: the API's schema
 and the construction of the domain terms) while the importing process runs the writer.
 
-Why processes: planning a row costs about as much CPU as writing it, and threads of one interpreter share one
-GIL, so an import in one process is bound to one core whatever the machine. A worker answers plain data (the
-plans), and the rows still reach the writer in file order (ImportRun)."""
+Why processes: threads of one interpreter share one GIL, so an import in one process is bound to one core whatever
+the machine, and planning is about a third of its CPU. A worker answers plain data (the plans), and the rows still
+reach the writer in file order (ImportRun). Only where cores are to spare (planner_count): on two, the extra process
+competes with the writer and PostgreSQL and the import got slower."""
 
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ _PRELOAD = ["tcr_registry.adapters.imports.terms"]
 
 
 def planner_count() -> int:
-    """One core stays with the importing process (the writer and the file); the others plan, up to four."""
-    return max(1, min((os.cpu_count() or 1) - 1, 4))
+    """Planning processes for this machine: one per core beyond the first two, up to four. With two cores or fewer,
+    none: the importing process (the writer, about 90 microseconds of CPU a row, is the limit), PostgreSQL and a
+    planning process contend for the same cores, and on the shared 2-core development machine (load average 4)
+    100,000 rows took 34 s with a planning process against 22 s without (docs/performance.md)."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(cores - 2, 4)
 
 
 class _WarmingPool(Executor):
@@ -52,14 +57,15 @@ class _WarmingPool(Executor):
 
 @contextlib.asynccontextmanager
 async def row_planners(rows: int, workers: int | None = None) -> AsyncIterator[Executor | None]:
-    """A pool of planning processes for a file of `rows` data rows (None, i.e. plan in this process, for a small
-    one); shut down when the import ends, failed or not."""
-    if rows < PLAN_IN_WORKERS_FROM:
+    """A pool of `workers` planning processes (default planner_count()) for a file of `rows` data rows; None,
+    i.e. plan in this process, for a small file or with no workers. Shut down when the import ends, failed or not."""
+    workers = planner_count() if workers is None else workers
+    if rows < PLAN_IN_WORKERS_FROM or workers < 1:
         yield None
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
-    pool = _WarmingPool(ProcessPoolExecutor(max_workers=workers or planner_count(), mp_context=context))
+    pool = _WarmingPool(ProcessPoolExecutor(max_workers=workers, mp_context=context))
     try:
         yield pool
     finally:
