@@ -127,6 +127,8 @@ def _has_values(line: tuple) -> bool:
 
 
 def _text(cell: object) -> str:
+    if type(cell) is str:  # every CSV cell, most XLSX cells: the checks below are for the other types
+        return cell.strip()
     if cell is None:
         return ""
     if isinstance(cell, datetime):
