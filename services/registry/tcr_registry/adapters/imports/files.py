@@ -67,10 +67,14 @@ class Line(Mapping[str, str]):
     def values_by_column(self) -> dict[str, str]:
         values = {}
         for name, cell in zip(self._columns, self._cells):
-            if name is not None and cell is not None:
+            if name is None or cell is None:
+                continue
+            if type(cell) is str:  # every CSV cell: what _text and _money_text make of a str, without the calls
+                text = cell.strip()
+            else:
                 text = _money_text(cell) if name.endswith("amount") else _text(cell)
-                if text:
-                    values[name] = text
+            if text:
+                values[name] = text
         return values
 
     def items(self):  # one conversion for the usual reader (plan_row)
