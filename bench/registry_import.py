@@ -3,7 +3,8 @@ POST /v1/contracts, through the registry's writer: `tcr-registry import`'s code 
 against a raw COPY of the same CSV rows into a plain table of text columns, in the same run and database server.
 
 Prints rows/s of each and the ratio (goal: >= 0.4x COPY), and writes bench-results/registry_import.json.
-Run: python bench/registry_import.py (BENCH_IMPORT_ROWS, BENCH_IMPORT_CERTIFY=share of rows certified, 0..1).
+Run: python bench/registry_import.py (BENCH_IMPORT_ROWS, BENCH_IMPORT_CERTIFY=share of rows certified, 0..1,
+BENCH_IMPORT_PLANNERS=planning processes, default: the import's own choice for this machine).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from results import Run, figure  # noqa: E402
 
 from tcr_registry.adapters.imports.files import BatchList  # noqa: E402
+from tcr_registry.adapters.imports.planning import planner_count  # noqa: E402
 from tcr_registry.adapters.imports.service import import_file  # noqa: E402
 from tcr_registry.adapters.imports.terms import read_terms  # noqa: E402
 from tcr_registry.adapters.persistence import migrate  # noqa: E402
@@ -39,6 +41,7 @@ from tests.support import postgres  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", 100_000))
 CERTIFY = float(os.environ.get("BENCH_IMPORT_CERTIFY", 1.0))
+PLANNERS = int(os.environ.get("BENCH_IMPORT_PLANNERS", planner_count()))
 GOAL = 0.4
 PARTIES = 2_000  # sellers and buyers each, reused across rows as in a real year's list
 SELLER_REGIONS = ["640104", "640105", "640106", "640121", "640181"]
@@ -87,7 +90,13 @@ async def run_import(url: str, path: Path) -> tuple[float, dict]:
     point = await SqlPointsAndKeys(engine).create_point("01", "基准测试登记点", "6400", created_by="bench")
     await engine.dispose()
     started, cpu = time.perf_counter(), time.process_time()
-    job = await import_file(database, path, point.id, writer_batch=int(os.environ.get("BENCH_WRITER_BATCH", 512)))
+    job = await import_file(
+        database,
+        path,
+        point.id,
+        writer_batch=int(os.environ.get("BENCH_WRITER_BATCH", 512)),
+        planners=PLANNERS,
+    )
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert job.status == "done" and job.rejected == 0 and job.registered == ROWS, job
     return seconds, {"registered": job.registered, "certified": job.certified, "cpu_seconds": cpu}
@@ -152,7 +161,8 @@ def main() -> int:
     print(f"  raw COPY of the same rows   {copy_rate:>10,.0f} rows/s  ({copy_seconds:.2f} s)")
     print(
         f"  import (rules + events)     {import_rate:>10,.0f} rows/s  ({import_seconds:.2f} s, "
-        f"{events / import_seconds:,.0f} events/s, {counts['cpu_seconds']:.1f} s CPU in this process)"
+        f"{events / import_seconds:,.0f} events/s, {counts['cpu_seconds']:.1f} s CPU in this process, "
+        f"{PLANNERS} planning processes)"
     )
     print(f"  import, persistence off     {ROWS / rules_seconds:>10,.0f} rows/s  (reading, rules, events: no store)")
     run.add(
@@ -167,6 +177,7 @@ def main() -> int:
             certified=counts["certified"],
             events_per_second=round(events / import_seconds),
             import_cpu_seconds=round(counts["cpu_seconds"], 2),
+            planning_processes=PLANNERS,
             persistence_off_rows_per_second=round(ROWS / rules_seconds),
         )
     )

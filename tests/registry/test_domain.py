@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from decimal import Decimal
 from uuid import uuid4
@@ -213,3 +214,19 @@ def test_a_full_registration_book_refuses_to_issue():
 def test_jurisdiction(jurisdiction, seller, buyer, allowed):
     contract_terms = terms(seller=organisation(seller), buyer=organisation(buyer))
     assert may_register(jurisdiction, contract_terms) is allowed
+
+
+def test_a_contracts_terms_are_read_once_per_record_and_follow_every_event():
+    """Contract.terms keeps what it read from the current record outside the state the library compares and
+    shows: a contract that has read its terms equals (and shows as) one that has not, copies included, and an
+    event that replaces the record is seen at once."""
+    contract = submitted()
+    untouched = copy.deepcopy(contract)
+    first = contract.terms
+    assert contract.terms is first  # read once
+    assert contract == untouched and repr(contract) == repr(untouched)
+    copied = copy.deepcopy(contract)
+    assert copied == contract and copied.terms == first
+    contract.amend({"title": "一种新的枸杞多糖提取技术许可合同"}, "typo", NOW)
+    assert contract.terms.title == "一种新的枸杞多糖提取技术许可合同" and copied.terms.title == first.title
+    assert Contract.submit(contract.id, "point-1", terms(), NOW) != contract

@@ -13,7 +13,9 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Protocol
@@ -179,7 +181,7 @@ TermsReader = Callable[[dict[str, Any]], Terms]
 construction); raises RowRefused naming the row's columns. The HTTP adapter provides it."""
 
 
-def plan_row(point_id: str, row: int, values: dict[str, str], read_terms: TermsReader) -> RowPlan:
+def plan_row(point_id: str, row: int, values: Mapping[str, str], read_terms: TermsReader) -> RowPlan:
     """The row as the body of a POST /v1/contracts, read into terms as the API reads it; and what the row asks of
     its certification. Raises RowRefused naming every column that cannot be read; the rules of the terms
     themselves are the domain's, checked when the row's command runs."""
@@ -197,6 +199,23 @@ def plan_row(point_id: str, row: int, values: dict[str, str], read_terms: TermsR
         raise RowRefused(errors)
     contract_id = row_contract_id(point_id, values.get("external_ref"), terms)
     return RowPlan(row, contract_id, terms, bool(certify), certified_at, values.get("expert_review_ref"))
+
+
+Planned = RowPlan | list[tuple[str, str]]
+"""A row's plan, or the (column, reason) pairs that refuse it: plain data, which crosses a process boundary."""
+
+
+def plan_rows(point_id: str, rows: list[tuple[int, Mapping[str, str]]], read_terms: TermsReader) -> list[Planned]:
+    """plan_row for a chunk of rows, in their order. Module-level and answering plain data (no exception), so that
+    worker processes can run it (ImportRun.planner): planning is most of the CPU an import spends outside the
+    writer, and a worker process has an interpreter (and a GIL) of its own."""
+    planned: list[Planned] = []
+    for row, values in rows:
+        try:
+            planned.append(plan_row(point_id, row, values, read_terms))
+        except RowRefused as refused:
+            planned.append(refused.errors)
+    return planned
 
 
 def request_body(values: dict[str, str]) -> dict[str, Any]:
@@ -392,12 +411,17 @@ class RowSource(Protocol):
 
     rows: int
 
-    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]: ...
+    def __iter__(self) -> Iterator[tuple[int, Mapping[str, str]]]: ...
 
 
 @dataclass
 class ImportRun:
-    """One import: the rows of `source` through `runner` for `actor`, counted into `job`."""
+    """One import: the rows of `source` through `runner` for `actor`, counted into `job`.
+
+    `planner` (optional): an executor, e.g. a pool of worker processes, that plans chunks of rows (plan_rows: the
+    API's schema and the construction of the terms) while the writer stores earlier ones. The rows still reach
+    the writer in file order, so registration numbers and the back-dating rule see the file's order whoever
+    planned them."""
 
     job: ImportJob
     actor: PointActor
@@ -406,23 +430,35 @@ class ImportRun:
     clock: Callable[[], datetime]
     read_terms: TermsReader
     on_progress: Callable[[ImportJob], None] = lambda _job: None
-    chunk: int = 2_000  # rows read, planned and sent to the writer at once; two chunks are in flight
+    chunk: int = 2_000  # rows read, planned and sent to the writer at once; two chunks are with the writer
     rows_per_command: int = 250  # rows in one command: one run of it, one load of the registration book
+    planner: Executor | None = None
+    plans_ahead: int = 3  # chunks being planned by the planner while the writer works
     _pending: list[RowError] = field(default_factory=list)
 
-    async def run(self, source: Iterable[tuple[int, dict[str, str]]]) -> ImportJob:
+    async def run(self, source: Iterable[tuple[int, Mapping[str, str]]]) -> ImportJob:
         """Import every row; the job ends done, or failed when the store failed (rows already kept stay kept:
         importing the file again completes it)."""
         with fewer_collections():  # millions of short-lived objects, no cycles
             return await self._run(source)
 
-    async def _run(self, source: Iterable[tuple[int, dict[str, str]]]) -> ImportJob:
+    async def _run(self, source: Iterable[tuple[int, Mapping[str, str]]]) -> ImportJob:
+        planning: deque[asyncio.Future] = deque()  # chunks being planned, in file order
         in_flight: asyncio.Task | None = None
         chunks = _chunks(source, self.chunk)
+        ahead = self.plans_ahead if self.planner is not None else 1
         try:
-            # The file is read in a thread, so that a large XLSX does not hold up the service's other requests.
-            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-                sent = asyncio.ensure_future(self._send(chunk))
+            while True:
+                while len(planning) < ahead:
+                    # The file is read in a thread, so that a large XLSX does not hold up the service's requests.
+                    chunk = await asyncio.to_thread(next, chunks, None)
+                    if chunk is None:
+                        break
+                    planning.append(self._plan(chunk))
+                if not planning:
+                    break
+                rows, planned = await planning.popleft()
+                sent = asyncio.ensure_future(self._send(rows, planned))
                 if in_flight is not None:
                     await self._settle(in_flight)
                 in_flight = sent
@@ -432,21 +468,34 @@ class ImportRun:
             self.job.status = DONE
         except Exception as exc:
             self.job.status, self.job.message = FAILED, f"the import stopped: {exc}"
-            if in_flight is not None:
-                in_flight.cancel()
+            for pending in (in_flight, *planning):
+                if pending is not None:
+                    pending.cancel()
         self.job.finished_at = self.clock()
         await self._save()
         return self.job
 
-    async def _send(self, chunk: list[tuple[int, dict[str, str]]]) -> list[tuple[int, object]]:
+    def _plan(self, chunk: list[tuple[int, Mapping[str, str]]]) -> asyncio.Future:
+        """The chunk's row numbers and plans: from the planner, or made here at once."""
+        rows = [row for row, _values in chunk]
+        if self.planner is None:
+            done = asyncio.get_running_loop().create_future()
+            done.set_result((rows, plan_rows(self.actor.point_id, chunk, self.read_terms)))
+            return done
+        planned = asyncio.get_running_loop().run_in_executor(
+            self.planner, plan_rows, self.actor.point_id, chunk, self.read_terms
+        )
+        return asyncio.ensure_future(_with_rows(rows, planned))
+
+    async def _send(self, rows: list[int], planned: list[Planned]) -> list[tuple[int, object]]:
         now = self.clock()
         outcomes: list[tuple[int, object]] = []
         plans: list[RowPlan] = []
-        for row, values in chunk:
-            try:
-                plans.append(plan_row(self.actor.point_id, row, values, self.read_terms))
-            except RowRefused as exc:
-                outcomes.append((row, exc))
+        for row, plan in zip(rows, planned):
+            if isinstance(plan, RowPlan):
+                plans.append(plan)
+            else:
+                outcomes.append((row, RowRefused(plan)))
         batches = [plans[i : i + self.rows_per_command] for i in range(0, len(plans), self.rows_per_command)]
         sent = [self.runner.execute(register_rows(batch, self.actor, now)) for batch in batches]
         for batch, answer in zip(batches, await asyncio.gather(*sent, return_exceptions=True)):
@@ -474,8 +523,12 @@ class ImportRun:
         await self.jobs.update(self.job, errors)
 
 
-def _chunks(rows: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
-    chunk: list[tuple[int, dict[str, str]]] = []
+async def _with_rows(rows: list[int], planned: Awaitable[list[Planned]]) -> tuple[list[int], list[Planned]]:
+    return rows, await planned
+
+
+def _chunks(rows: Iterable[tuple[int, Mapping[str, str]]], size: int) -> Iterator[list[tuple[int, Mapping[str, str]]]]:
+    chunk: list[tuple[int, Mapping[str, str]]] = []
     for item in rows:
         chunk.append(item)
         if len(chunk) == size:

@@ -101,9 +101,17 @@ class Contract(Aggregate):
         self.policy_year: int | None = None
         self.expert_review_ref: str | None = None
 
+    # The terms read from the current record, kept in a slot (not in __dict__, which the library's __eq__ compares
+    # and its repr shows: only state the events made is there). A certification read them twice per contract.
+    __slots__ = ("_terms_read",)
+
     @property
     def terms(self) -> Terms:
-        return Terms.from_record(self.terms_record)
+        record = self.terms_record
+        read = getattr(self, "_terms_read", None)
+        if read is None or read[0] is not record:  # an event since replaced the record: read the new one
+            read = self._terms_read = (record, Terms.from_record(record))
+        return read[1]
 
     @classmethod
     def submit(cls, contract_id, point_id: str, terms: Terms, at: datetime) -> Contract:

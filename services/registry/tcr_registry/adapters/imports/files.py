@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -39,24 +39,55 @@ class BatchList:
             self.columns = header_columns([_text(cell) for cell in header])
             self.rows = sum(1 for line in cells if _has_values(line))
 
-    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+    def __iter__(self) -> Iterator[tuple[int, Line]]:
+        columns = tuple(self.columns)
         with self._open() as cells:
             next(cells)
             for number, line in enumerate(cells, start=2):
                 if _has_values(line):
-                    yield number, self._values(line)
-
-    def _values(self, line: tuple) -> dict[str, str]:
-        values = {}
-        for name, cell in zip(self.columns, line):
-            if name is not None and cell is not None:
-                text = _money_text(cell) if name.endswith("amount") else _text(cell)
-                if text:
-                    values[name] = text
-        return values
+                    yield number, Line(columns, line)
 
     def _open(self) -> _Cells:
         return _Cells(self.path, self.xlsx)
+
+
+class Line(Mapping[str, str]):
+    """One line's cells by column name, as text (an empty cell is no value). Made text when read, not when the file
+    is: a large file's rows are read by the importing process and planned by worker processes, which then also do
+    this conversion; pickled as the raw cells and the (shared) column names."""
+
+    __slots__ = ("_columns", "_cells")
+
+    def __init__(self, columns: tuple[str | None, ...], cells: tuple) -> None:
+        self._columns, self._cells = columns, cells
+
+    def __reduce__(self) -> tuple:
+        return Line, (self._columns, self._cells)
+
+    def values_by_column(self) -> dict[str, str]:
+        values = {}
+        for name, cell in zip(self._columns, self._cells):
+            if name is None or cell is None:
+                continue
+            if type(cell) is str:  # every CSV cell: what _text and _money_text make of a str, without the calls
+                text = cell.strip()
+            else:
+                text = _money_text(cell) if name.endswith("amount") else _text(cell)
+            if text:
+                values[name] = text
+        return values
+
+    def items(self):  # one conversion for the usual reader (plan_row)
+        return self.values_by_column().items()
+
+    def __getitem__(self, name: str) -> str:
+        return self.values_by_column()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values_by_column())
+
+    def __len__(self) -> int:
+        return len(self.values_by_column())
 
 
 class _Cells:
@@ -100,6 +131,8 @@ def _has_values(line: tuple) -> bool:
 
 
 def _text(cell: object) -> str:
+    if type(cell) is str:  # every CSV cell, most XLSX cells: the checks below are for the other types
+        return cell.strip()
     if cell is None:
         return ""
     if isinstance(cell, datetime):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tcr_registry.adapters.imports.files import BatchList
 from tcr_registry.adapters.imports.jobs import SqlImportJobs
+from tcr_registry.adapters.imports.planning import row_planners
 from tcr_registry.adapters.imports.terms import read_terms
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.event_store import Registry
@@ -62,7 +63,8 @@ class Imports:
 
     async def _run(self, job: ImportJob, actor: PointActor, source: BatchList, path: Path) -> None:
         try:
-            await ImportRun(job, actor, self._runner(), self.jobs, _now, read_terms).run(source)
+            async with row_planners(source.rows) as planner:
+                await ImportRun(job, actor, self._runner(), self.jobs, _now, read_terms, planner=planner).run(source)
         finally:
             path.unlink(missing_ok=True)
 
@@ -91,6 +93,7 @@ async def import_file(
     on_progress: Callable[[ImportJob], None] = lambda _job: None,
     writer_batch: int = 512,
     writer_cache: int = 20_000,
+    planners: int | None = None,
 ) -> ImportJob:
     """Import a file into the registry's database with a writer of this process (the `tcr-registry import`
     command). The service may run meanwhile: the writers' conflicts are resolved as between two services."""
@@ -108,7 +111,8 @@ async def import_file(
         job = new_job(actor, Path(path).name, source)
         await jobs.create(job)
         on_start(job)
-        return await ImportRun(job, actor, writer, jobs, _now, read_terms, on_progress).run(source)
+        async with row_planners(source.rows, planners) as planner:
+            return await ImportRun(job, actor, writer, jobs, _now, read_terms, on_progress, planner=planner).run(source)
     finally:
         await asyncio.to_thread(writer.stop)
         registry.close()
