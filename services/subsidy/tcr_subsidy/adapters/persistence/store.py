@@ -22,8 +22,9 @@ from tcr_subsidy.domain.award_events import AwardEvent
 from tcr_subsidy.domain.ledger import Award, CapUsage, ContractRecord
 
 _CHUNK = 500
-# json.dumps(value, ensure_ascii=False, sort_keys=True), the stored form, without building an encoder per call
-_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+# json.dumps(value, ensure_ascii=False, sort_keys=True), the stored form, the same bytes, without building an encoder
+# per call or tracking containers for cycles (decisions make none; one would fail on recursion instead)
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False).encode
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
