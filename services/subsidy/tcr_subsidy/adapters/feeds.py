@@ -77,12 +77,17 @@ class NotifyingSink:
                 if writing is not None:
                     await self._committed(writing)
                     writing = None
-        finally:
-            if writing is not None:  # deciding failed or we were cancelled: the write in flight ends first
-                if not writing.done():
+        except BaseException as failure:
+            if writing is not None and not writing.done():
+                # Deciding failed: the page in flight still commits or fails by itself (its rows and position are
+                # its own). Cancelled (shutdown, lost lease): it is cancelled too; either way it ends first.
+                if isinstance(failure, asyncio.CancelledError):
                     writing.cancel()
                 with contextlib.suppress(BaseException):
                     await writing
+                if writing.done() and not writing.cancelled() and writing.exception() is None:
+                    self._after_commit()  # it did commit: wake the award feed's readers
+            raise
 
     async def _write(self, rows: PageRows, position: int, decided: DecidedPage) -> None:
         async with self._inner.advancing(position) as session:
