@@ -312,7 +312,7 @@ async def rebuild(events: int, url: str) -> dict:
     db = database.async_engine()
     projection = AwardProjection(Engine(default_rule_book()))
     sink = NotifyingSink(db, projection, lambda: None)
-    applying = making = 0.0
+    applying = making = apply_cpu = 0.0
     rss = []
     batch: list = []
     try:
@@ -321,11 +321,12 @@ async def rebuild(events: int, url: str) -> dict:
             batch.extend(page)
             if len(batch) < BATCH_PAGES * 1000 and batch[-1].position < events:
                 continue
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             making += t0 - made
             await sink.apply(batch, batch[-1].position)
             made = time.perf_counter()
             applying += made - t0
+            apply_cpu += time.process_time() - c0
             batch = []
             rss.append(rss_mb(field="VmRSS"))
     finally:
@@ -333,6 +334,7 @@ async def rebuild(events: int, url: str) -> dict:
     return {
         "events": events,
         "apply_seconds": applying,
+        "apply_cpu_seconds": apply_cpu,
         "history_seconds": making,
         "awards": projection.awards_total,
         "rss_mb_first": rss[0] if rss else None,
@@ -363,6 +365,12 @@ def rebuild_in_own_process(events: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -389,7 +397,9 @@ def main() -> None:
             subsidy = start_subsidy(sub_url, tmp, registry.url)
             try:
                 run.load_average["before"] = os.getloadavg()[0]
+                cpu_before = cpu_seconds(subsidy.process.pid)
                 seconds, status = catch_up(subsidy.url, head)
+                service_cpu = cpu_seconds(subsidy.process.pid) - cpu_before
                 service_rss = rss_mb(subsidy.process.pid)
                 feed = status["feeds"][0]
                 applied = feed["events_applied"]
@@ -397,7 +407,8 @@ def main() -> None:
                     f"catch-up (cold start, pages of 1000, up to {BATCH_PAGES} per transaction, prefetch {PREFETCH}, "
                     f"{BACKEND}; load average {os.getloadavg()[0]:.2f}): {applied} events "
                     f"({head} positions) in {seconds:.1f}s = {applied / seconds:,.0f} events/s; "
-                    f"{status['award_feed']['head']} award events appended; service peak RSS {service_rss:.0f} MB",
+                    f"{status['award_feed']['head']} award events appended; service peak RSS {service_rss:.0f} MB, "
+                    f"service CPU {service_cpu:.1f}s = {service_cpu / applied * 1e6:.0f} us per event",
                     flush=True,
                 )
                 samples = asyncio.run(latency(registry.url, subsidy.url))
@@ -432,7 +443,8 @@ def main() -> None:
     per_million = rebuilt["apply_seconds"] * 1_000_000 / rebuilt["events"]
     print(
         f"  {rebuilt['events']:,} events applied in {rebuilt['apply_seconds']:.1f}s "
-        f"({rebuilt['events'] / rebuilt['apply_seconds']:,.0f} events/s; making the history took "
+        f"({rebuilt['events'] / rebuilt['apply_seconds']:,.0f} events/s, our CPU "
+        f"{rebuilt['apply_cpu_seconds'] / rebuilt['events'] * 1e6:.0f} us per event; making the history took "
         f"{rebuilt['history_seconds']:.1f}s more), RSS {rebuilt['rss_mb_first']:.0f} MB after the first batch, "
         f"{rebuilt['rss_mb_last']:.0f} MB after the last, peak {rebuilt['rss_mb_peak']:.0f} MB",
         flush=True,
@@ -450,6 +462,7 @@ def main() -> None:
             baseline_name=baseline_name,
             events=applied,
             seconds=round(seconds, 2),
+            service_cpu_us_per_event=round(service_cpu / applied * 1e6, 1),
             **common,
         )
     )
@@ -474,6 +487,7 @@ def main() -> None:
             at_most=GOAL_REBUILD_SECONDS,
             events=rebuilt["events"],
             seconds=round(rebuilt["apply_seconds"], 2),
+            cpu_us_per_event=round(rebuilt["apply_cpu_seconds"] / rebuilt["events"] * 1e6, 1),
             extrapolated=rebuilt["events"] < 1_000_000,
             **common,
         )

@@ -10,6 +10,7 @@ import random
 from datetime import datetime
 
 import pytest
+from sqlalchemy import text
 
 from tcr_shared.feeds.sources import BatchingSource
 from tcr_shared.language.events.envelope import FeedPage
@@ -61,12 +62,12 @@ def busy_history(seed: int, contracts: int = 260) -> History:
     return h
 
 
-async def replay(url: str, events, sizes: list[int]) -> dict:
+async def replay(url: str, events, sizes: list[int], **sink_options) -> dict:
     database = Database(url)
     await asyncio.to_thread(migrate.upgrade, database)
     db = database.async_engine()
     try:
-        sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: None)
+        sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: None, **sink_options)
         i = k = 0
         while i < len(events):
             page = events[i : i + sizes[k % len(sizes)]]
@@ -86,6 +87,11 @@ async def test_postgresql_bulk_path_equals_sqlite_path_in_any_page_size(seed, tm
         await replay(f"sqlite:///{tmp_path / 'big-pages.db'}", h.events, [1000]),
         await replay(make_pg_database(), h.events, [1000]),
         await replay(make_pg_database(), h.events, [7, 1, 250, 33]),
+        # one batch cut into transactions of a few events: each decided while the one before commits (PostgreSQL),
+        # or after it (SQLite), carrying the uncommitted one's contracts, awards and caps in memory
+        await replay(make_pg_database(), h.events, [len(h.events)], chunk=7),
+        await replay(make_pg_database(), h.events, [300, 41], chunk=3),
+        await replay(f"sqlite:///{tmp_path / 'chunks.db'}", h.events, [len(h.events)], chunk=5),
     ]
     assert len(snapshots[0]["award_events"]) > 400 and snapshots[0]["skipped"]
     assert any(row[2] == "tcr.subsidy.award.clawed_back.v1" for row in snapshots[0]["award_events"])
@@ -100,6 +106,38 @@ async def test_postgresql_bulk_path_equals_sqlite_path_in_any_page_size(seed, tm
     assert [(r[0], r[1], r[2]) for r in snapshots[0]["award_events"]] == [
         (i, o.id, o.type) for i, o in enumerate(outs, start=1)
     ]
+
+
+async def test_a_failed_commit_in_the_pipeline_drops_what_was_decided_after_it(make_pg_database):
+    """Chunk N fails to commit while chunk N+1 is already decided on top of it (PostgreSQL, pipelined): the batch
+    fails, the position stays at chunk N-1's last event, and the resumed catch-up (no state kept from the failed
+    one) ends identical to a catch-up that never failed: nothing skipped, nothing applied twice."""
+    h = busy_history(5, contracts=80)
+    expected = await replay(make_pg_database(), h.events, [1000])
+    url = make_pg_database()
+    database = Database(url)
+    await asyncio.to_thread(migrate.upgrade, database)
+    db = database.async_engine()
+    award_events = expected["award_events"]
+    failing = award_events[len(award_events) // 2][6]  # the cause of an award event halfway through the feed
+    try:
+        async with db.begin() as conn:  # the database refuses that event's award rows: its chunk cannot commit
+            await conn.execute(
+                text(f"ALTER TABLE subsidy_award_events ADD CONSTRAINT refuse CHECK (cause_position <> {failing})")
+            )
+        committed: list[int] = []
+        sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: committed.append(1), chunk=9)
+        with pytest.raises(Exception, match="refuse"):
+            await sink.apply(h.events, h.events[-1].position)
+        reached = await sink.position()
+        assert committed and reached < failing and reached == h.events[9 * len(committed) - 1].position
+        async with db.begin() as conn:
+            await conn.execute(text("ALTER TABLE subsidy_award_events DROP CONSTRAINT refuse"))
+        rest = [e for e in h.events if e.position > reached]
+        await sink.apply(rest, h.events[-1].position)
+        assert await Queries(db).snapshot() == expected
+    finally:
+        await db.dispose()
 
 
 class FakeSource:

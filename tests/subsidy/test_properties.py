@@ -167,18 +167,19 @@ def test_database_replay_in_any_page_size_equals_the_engine(tmp_path_factory, op
 @settings(
     max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
-@given(ops=operations, batches=st.lists(st.integers(1, 12), min_size=1, max_size=4))
-def test_postgresql_catch_up_in_any_batch_size_equals_the_engine(make_pg_database, ops, batches):
+@given(ops=operations, batches=st.lists(st.integers(1, 12), min_size=1, max_size=4), chunk=st.integers(1, 6))
+def test_postgresql_catch_up_in_any_batch_size_equals_the_engine(make_pg_database, ops, batches, chunk):
     """PostgreSQL's catch-up path (COPY for new rows, one upsert per table for changed ones, the award feed by COPY
     after its head) in batches of any size gives the rows one event per transaction gives, and the award feed the
-    engine decides in memory, event for event and byte for byte."""
+    engine decides in memory, event for event and byte for byte; so does a batch cut into transactions of `chunk`
+    events, each decided while the one before commits."""
     h = build(ops)
     database = Database(make_pg_database("tcr_batches"))
     migrate.upgrade(database)
 
-    async def replay_in(db, sizes: list[int]) -> dict:
+    async def replay_in(db, sizes: list[int], chunk: int = 1000) -> dict:
         await wipe(db)
-        sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: None)
+        sink = NotifyingSink(db, AwardProjection(Engine(default_rule_book())), lambda: None, chunk=chunk)
         events, i, k = h.events, 0, 0
         while i < len(events):
             batch = events[i : i + sizes[k % len(sizes)]]
@@ -192,6 +193,8 @@ def test_postgresql_catch_up_in_any_batch_size_equals_the_engine(make_pg_databas
             one_by_one = await replay_in(db, [1])
             assert await replay_in(db, batches) == one_by_one
             assert await replay_in(db, [len(h.events)]) == one_by_one
+            assert await replay_in(db, [len(h.events)], chunk) == one_by_one
+            assert await replay_in(db, batches, chunk) == one_by_one
         finally:
             await db.dispose()
         engine, state = Engine(default_rule_book()), Ledger()

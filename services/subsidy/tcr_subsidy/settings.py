@@ -34,7 +34,8 @@ class SubsidySettings(BaseSettings):
         ge=1,
         le=50,
         description="TCR_SUBSIDY_BATCH_PAGES: while catching up, "
-        "up to this many feed pages are applied in one transaction (1 = one per page)",
+        "up to this many feed pages are applied together, a page per transaction, each page decided "
+        "while the one before commits (PostgreSQL; 1 = one page at a time)",
     )
     subsidy_stall_after: float = Field(
         60.0,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -36,9 +37,22 @@ class SqlProjectionSink:
             return int(value or 0)
 
     async def apply(self, events: Sequence[FeedEvent], position: int) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self.advancing(position) as session:
             await self._apply_page(session, events)
+
+    @contextlib.asynccontextmanager
+    async def advancing(self, position: int) -> AsyncIterator[AsyncSession]:
+        """One transaction whose writes take effect together with the feed reaching `position` (for a sink that
+        prepares its writes elsewhere, e.g. while the previous transaction commits)."""
+        async with self._sessions() as session, session.begin():
+            yield session
             await self._advance(session, position)
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session of its own for reads outside the applying transaction (it sees committed rows only)."""
+        async with self._sessions() as session:
+            yield session
 
     async def _advance(self, session: AsyncSession, position: int) -> None:
         table = self._tracking

@@ -55,7 +55,12 @@ async def _replay_into(
                 progress.update(task, completed=position, total=up_to or head)
 
             return await replay(
-                NotifyingSink(db, projection, lambda: None), feed, up_to=up_to, page_size=page_size, progress=report
+                NotifyingSink(db, projection, lambda: None),
+                feed,
+                up_to=up_to,
+                page_size=page_size,
+                batch_pages=settings.subsidy_batch_pages,  # decided while the sink commits the batch's pages
+                progress=report,
             )
     finally:
         await feed.aclose()

@@ -34,6 +34,30 @@ class PageLedger(Ledger):
         self.caps[usage.key] = usage
         self.stored_caps.add(usage.key)
 
+    # -- carried from the page before, whose transaction may not have committed yet ----------------------------
+    def carry_contracts(self, previous: PageLedger, contract_ids: list[str]) -> list[str]:
+        """Take from `previous` the contracts it holds (with all their awards, which it holds too), as rows that
+        exist once it commits; returns the ids it does not hold, to be loaded from the store. The records are
+        shared, not copied: `previous` has already taken its rows (`page_rows`) and changes nothing any more."""
+        missing = []
+        for contract_id in contract_ids:
+            record = previous.contracts.get(contract_id)
+            if record is None:
+                missing.append(contract_id)
+                continue
+            self.stored_contract(record)
+            for award_id in previous.by_contract.get(contract_id, ()):
+                self.stored_award(previous.awards[award_id])
+        return missing
+
+    def carry_caps(self, previous: PageLedger, keys: set[str]) -> set[str]:
+        """Take from `previous` the caps it could read (those it wrote or loaded, with their usage; those it only
+        expected are unused, as they are in the store); returns the keys it does not know, to be loaded."""
+        written = previous.stored_caps | previous.changed_caps
+        for key in keys & written:
+            self.stored_cap(previous.caps[key])
+        return keys - written - (previous.cap_keys or set())
+
     def expect_caps(self, keys: set[str]) -> None:
         """The caps this page may read: those not stored start from zero."""
         self.cap_keys = keys

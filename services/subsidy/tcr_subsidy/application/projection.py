@@ -4,8 +4,10 @@ once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.platform.collector import collector_paused
@@ -31,6 +33,20 @@ def registry_event(event: FeedEvent) -> RegistryEvent:
     )
 
 
+# While a page is decided, let the event loop run this often (events): the previous page's transaction, written
+# meanwhile by another task, then moves on statement by statement instead of waiting for the whole page.
+YIELD_EVERY = 50
+
+
+@dataclass
+class DecidedPage:
+    """A page of registry events decided against its ledger, not written yet."""
+
+    page: PageLedger
+    outputs: list[AwardEvent]
+    skipped: list[SkippedEvent]
+
+
 class AwardProjection:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -39,17 +55,34 @@ class AwardProjection:
 
     async def apply_page(self, store: AwardStore, events: Sequence[FeedEvent]) -> None:
         with collector_paused():  # a burst of allocation without cycles: see collector_paused
-            batch = [registry_event(e) for e in events]
-            page = await self._load(store, batch)
-            outputs, skipped = self._decide(page, batch)
-            await store.write(page, outputs, skipped)
-        self.skipped_total += len(skipped)
-        self.awards_total += len(outputs)
+            decided = await self.decide_page(store, events)
+            await store.write(decided.page, decided.outputs, decided.skipped)
+        self.written(decided)
 
-    def _decide(self, page: PageLedger, batch: list[RegistryEvent]) -> tuple[list[AwardEvent], list[SkippedEvent]]:
+    async def decide_page(
+        self, store: AwardStore, events: Sequence[FeedEvent], carried: PageLedger | None = None
+    ) -> DecidedPage:
+        """Load what the page needs and decide it, without writing. `carried`: the ledger of the page decided just
+        before, whose writes may not have committed yet: what it holds is taken from it, not from the store (which
+        does not show it yet); everything else the store shows as committed."""
+        batch = [registry_event(e) for e in events]
+        page = await self._load(store, batch, carried)
+        outputs, skipped = await self._decide(page, batch)
+        return DecidedPage(page, outputs, skipped)
+
+    def written(self, decided: DecidedPage) -> None:
+        """Count a page once its transaction has committed."""
+        self.skipped_total += len(decided.skipped)
+        self.awards_total += len(decided.outputs)
+
+    async def _decide(
+        self, page: PageLedger, batch: list[RegistryEvent]
+    ) -> tuple[list[AwardEvent], list[SkippedEvent]]:
         outputs: list[AwardEvent] = []
         skipped: list[SkippedEvent] = []
-        for event in batch:
+        for n, event in enumerate(batch, start=1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             try:
                 outputs.extend(self.engine.apply(page, event))
             except UnknownEventType:
@@ -61,11 +94,14 @@ class AwardProjection:
                 skipped.append(SkippedEvent(event.position, event.id, event.type, reason))
         return outputs, skipped
 
-    async def _load(self, store: AwardStore, batch: list[RegistryEvent]) -> PageLedger:
+    async def _load(self, store: AwardStore, batch: list[RegistryEvent], carried: PageLedger | None) -> PageLedger:
         """The page's contracts and their awards first; then the domain names the caps the page can touch."""
         page = PageLedger()
-        await store.load_contracts(page, sorted({e.contract_id for e in batch}))
+        contract_ids = sorted({e.contract_id for e in batch})
+        if carried is not None:
+            contract_ids = page.carry_contracts(carried, contract_ids)
+        await store.load_contracts(page, contract_ids)
         keys = cap_keys_touched(self.engine.rulebook, page, batch)
         page.expect_caps(keys)
-        await store.load_caps(page, sorted(keys))
+        await store.load_caps(page, sorted(keys if carried is None else page.carry_caps(carried, keys)))
         return page

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tcr_shared.language.money import from_fen, to_fen
@@ -20,6 +22,9 @@ from tcr_subsidy.domain.award_events import AwardEvent
 from tcr_subsidy.domain.ledger import Award, CapUsage, ContractRecord
 
 _CHUNK = 500
+# json.dumps(value, ensure_ascii=False, sort_keys=True), the stored form, the same bytes, without building an encoder
+# per call or tracking containers for cycles (decisions make none; one would fail on recursion instead)
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False).encode
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
@@ -92,7 +97,7 @@ def _contract_row(c: ContractRecord) -> dict:
         "result_id": c.result_id,
         "cause_position": c.cause_position,
         "explanation": c.explanation,
-        "considered": json.dumps(c.considered, ensure_ascii=False, sort_keys=True),
+        "considered": _dumps(c.considered),
     }
 
 
@@ -123,17 +128,15 @@ def _cap_row(c: CapUsage) -> dict:
 
 
 def _tuples(table, rows: list[dict]) -> list[tuple]:
-    names = [c.name for c in table.columns]
-    return [tuple(r[n] for n in names) for r in rows]
+    if not rows:
+        return []
+    row = itemgetter(*(c.name for c in table.columns))  # one C call per row builds its tuple
+    return [row(r) for r in rows]
 
 
-async def _upsert(session: AsyncSession, table, pk: str, rows: list[dict], stored: set[str]) -> None:
+async def _upsert(session: AsyncSession, table, pk: str, inserts: list[dict], updates: list[dict]) -> None:
     """Rows the page created are inserted, rows it loaded are updated: the page ledger knows which (it loaded
     every row the page could touch). On PostgreSQL new rows go by COPY and changed rows in one unnest upsert."""
-    if not rows:
-        return
-    inserts = [r for r in rows if r[pk] not in stored]
-    updates = [r for r in rows if r[pk] in stored]
     if is_postgres(session):
         await pg_copy(session, table, _tuples(table, inserts))
         if updates:
@@ -165,10 +168,12 @@ class SqlAwardStore:
 
     async def load_contracts(self, page: PageLedger, contract_ids: Sequence[str]) -> None:
         session = self.session
-        for r in await rows_in(session, t.contracts.c.contract_id, list(contract_ids)):
-            page.stored_contract(contract_from_row(r))
-        # Only contracts certified earlier can have awards: during catch-up most contracts of a page are new.
-        decided = sorted(c.contract_id for c in page.contracts.values() if c.status in ("certified", "revoked"))
+        loaded = [contract_from_row(r) for r in await rows_in(session, t.contracts.c.contract_id, list(contract_ids))]
+        for record in loaded:
+            page.stored_contract(record)
+        # Only contracts certified earlier can have awards: during catch-up most contracts of a page are new. (Only
+        # those loaded here: the page may hold others already, carried with their awards from the page before.)
+        decided = sorted(c.contract_id for c in loaded if c.status in ("certified", "revoked"))
         for r in await rows_in(session, t.awards.c.contract_id, decided):
             page.stored_award(award_from_row(r))
 
@@ -185,41 +190,59 @@ class SqlAwardStore:
         await write_page(self.session, page, list(events), list(skipped))
 
 
+@dataclass(frozen=True)
+class PageRows:
+    """What one page changed, as rows, taken when the page was decided: the next page may go on changing the same
+    records in memory while these rows are written (`NotifyingSink` decides page N+1 while page N commits)."""
+
+    tables: tuple[tuple[Table, str, list[dict], list[dict]], ...]  # table, key, rows to insert, rows to update
+    award_events: list[tuple]  # the award feed's columns after `position`, which is assigned when written
+    skipped: list[dict]
+
+
+def page_rows(page: PageLedger, outputs: Sequence[AwardEvent], skipped: Sequence[SkippedEvent]) -> PageRows:
+    changes = (
+        (
+            t.contracts,
+            "contract_id",
+            page.stored_contracts,
+            [_contract_row(page.contracts[c]) for c in sorted(page.changed_contracts)],
+        ),
+        (t.awards, "award_id", page.stored_awards, [_award_row(page.awards[a]) for a in sorted(page.changed_awards)]),
+        (t.caps, "cap_key", page.stored_caps, [_cap_row(page.caps[k]) for k in sorted(page.changed_caps)]),
+    )
+    tables = tuple(
+        (table, pk, [r for r in rows if r[pk] not in stored], [r for r in rows if r[pk] in stored])
+        for table, pk, stored, rows in changes
+    )
+    events = [(o.id, o.type, o.time, o.subject, o.award_id, o.cause_position, _dumps(o.data)) for o in outputs]
+    return PageRows(tables, events, [dataclasses.asdict(s) for s in skipped])
+
+
 async def write_page(
     session: AsyncSession, page: PageLedger, outputs: list[AwardEvent], skipped: list[SkippedEvent]
 ) -> int:
     """Write the page's changes; returns the number of award events appended to the service's feed."""
-    changes = (
-        (t.contracts, "contract_id", [_contract_row(page.contracts[c]) for c in sorted(page.changed_contracts)]),
-        (t.awards, "award_id", [_award_row(page.awards[a]) for a in sorted(page.changed_awards)]),
-        (t.caps, "cap_key", [_cap_row(page.caps[k]) for k in sorted(page.changed_caps)]),
-    )
-    stored = {t.contracts.name: page.stored_contracts, t.awards.name: page.stored_awards, t.caps.name: page.stored_caps}
-    for table, pk, rows in changes:
-        await _upsert(session, table, pk, rows, stored[table.name])
-    if outputs:
+    return await write_rows(session, page_rows(page, outputs, skipped))
+
+
+async def write_rows(session: AsyncSession, rows: PageRows) -> int:
+    """Write a page's rows in the caller's transaction; returns the number of award events appended."""
+    for table, pk, inserts, updates in rows.tables:
+        await _upsert(session, table, pk, inserts, updates)
+    if rows.award_events:
         head = await award_feed_head(session)
-        rows = [
-            {
-                "position": head + i,
-                "id": o.id,
-                "type": o.type,
-                "time": o.time,
-                "subject": o.subject,
-                "award_id": o.award_id,
-                "cause_position": o.cause_position,
-                "data": json.dumps(o.data, ensure_ascii=False, sort_keys=True),
-            }
-            for i, o in enumerate(outputs, start=1)
-        ]
+        # the feed's positions follow its head, read in this transaction (the single follower holds the lease)
+        numbered = [(head + i, *row) for i, row in enumerate(rows.award_events, start=1)]
         if is_postgres(session):
-            await pg_copy(session, t.award_events, _tuples(t.award_events, rows))
+            await pg_copy(session, t.award_events, numbered)
         else:
-            for chunk in _chunks(rows):
+            names = [c.name for c in t.award_events.columns]
+            for chunk in _chunks([dict(zip(names, row, strict=True)) for row in numbered]):
                 await session.execute(t.award_events.insert(), chunk)
-    if skipped:
-        await session.execute(t.skipped_events.insert(), [dataclasses.asdict(s) for s in skipped])
-    return len(outputs)
+    if rows.skipped:
+        await session.execute(t.skipped_events.insert(), rows.skipped)
+    return len(rows.award_events)
 
 
 async def wipe(db: AsyncEngine) -> None:
