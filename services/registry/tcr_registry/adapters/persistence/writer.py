@@ -259,13 +259,18 @@ class Writer:
         index = 0
         last = None
         appended = sum(len(job.events) for job in jobs)
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Committed]]] = {}
         for job in jobs:
             position = None
             for _ in job.events:
                 position = recordings[index].notification.id
                 index += 1
             last = position or last
-            job.settle(Committed(job.result, position))
+            answers.setdefault(job.loop, []).append((job.future, Committed(job.result, position)))
+        # One wake-up of each waiting loop for the whole batch, not one per command: each call_soon_threadsafe
+        # writes to the loop's self-pipe (a system call, and a pass of the loop) while the batch's requests wait.
+        for loop, settled in answers.items():
+            loop.call_soon_threadsafe(_resolve_all, settled)
         if last is not None:
             self._on_commit(last, appended)
 
@@ -279,6 +284,12 @@ class Writer:
     def _forget(self, touched: dict[UUID, Aggregate]) -> None:
         for aggregate_id in touched:
             self._cache.pop(aggregate_id, None)
+
+
+def _resolve_all(settled: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, result in settled:
+        if not future.done():  # the request was cancelled (its client went away)
+            future.set_result(result)
 
 
 def _receipts(jobs: list[_Job]) -> list[Receipt]:
