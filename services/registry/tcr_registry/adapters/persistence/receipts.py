@@ -109,7 +109,9 @@ class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
         return super().insert_events(stored_events, **kwargs)
 
     _append_statement = (
-        "SELECT * FROM registry_append_events(%s::uuid[], %s::int8[], %s::text[], %s::bytea[], %s, %s::json)"
+        # The arrays in binary (%b): psycopg dumps them with ~40% less CPU than as text (a batch of 10 events,
+        # docs/performance.md).
+        "SELECT * FROM registry_append_events(%b::uuid[], %b::int8[], %b::text[], %b::bytea[], %s, %s::json)"
     )
     _can_append_cached: bool | None = None
 
