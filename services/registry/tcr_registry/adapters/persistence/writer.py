@@ -114,7 +114,8 @@ class Writer:
         self._max_batch = max_batch
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._cache_size = cache_size
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._waiting: dict[asyncio.AbstractEventLoop, list[_Job]] = {}  # per loop, until its next pass
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self.batches = 0
         self.commands = 0
@@ -135,16 +136,29 @@ class Writer:
         """Run and commit `command`; its `receipt` (the Idempotency-Key's) is stored in the same transaction."""
         loop = asyncio.get_running_loop()
         job = _Job(command, loop, loop.create_future(), receipt)
-        self._queue.put(job)
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            waiting = self._waiting[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        waiting.append(job)
         return await job.future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The commands this loop's requests submitted in one pass go to the writer together: one wake-up of its
+        thread instead of one per command, and batches as large as the requests that were ready at once."""
+        self._queue.put(self._waiting.pop(loop))
 
     # --- the writer thread ---
     def _run(self) -> None:
+        carried: list[_Job] = []  # what did not fit in the last batch (max_batch), in submission order
         while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            batch = [job]
+            if carried:
+                batch, carried = carried, []
+            else:
+                jobs = self._queue.get()
+                if jobs is None:
+                    return
+                batch = list(jobs)
             while len(batch) < self._max_batch:
                 try:
                     more = self._queue.get_nowait()
@@ -153,7 +167,8 @@ class Writer:
                 if more is None:
                     self._queue.put(None)
                     break
-                batch.append(more)
+                batch.extend(more)
+            batch, carried = batch[: self._max_batch], batch[self._max_batch :]
             try:
                 self._commit(batch)
             except Exception as exc:  # the store failed: every waiting request learns it
