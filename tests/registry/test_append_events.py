@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, text
 from tcr_registry.adapters.persistence import migrate
 from tcr_registry.adapters.persistence.event_store import Registry
 from tcr_registry.adapters.persistence.receipts import Receipt
+from tcr_shared.platform.audit import AuditEntry
 from tcr_shared.platform.database import Database
 
 TOPIC = "tcr_registry.domain.contract:Contract.Submitted"
@@ -64,6 +66,21 @@ def test_a_batch_takes_positions_in_the_order_given_with_its_receipts(store):
         ("a", positions[2], {"contract_id": "a", "version": 1}),
         ("b", positions[6], {"contract_id": "b", "version": 1}),
     ]
+
+
+def test_audit_entries_are_stored_in_the_batch_transaction(store):
+    app, engine = store
+    recorder = app.recorder
+    assert recorder.stores_audit()
+    at = datetime.now(UTC)
+    entry = AuditEntry(at, "key-1", "point", "p1", "contract.submit", None, "POST", "/v1/contracts", "127.0.0.1", 201)
+    recorder.insert_events(events(2), audits=[entry, entry])
+    twice = events(1)[0]
+    with pytest.raises(IntegrityError):  # a refused batch (one event twice) leaves no entry behind
+        recorder.insert_events([*events(1), twice, twice], audits=[entry])
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT at, key_id, action, path, address, outcome FROM audit_log")).all()
+    assert [tuple(row) for row in rows] == [(at, "key-1", "contract.submit", "/v1/contracts", "127.0.0.1", 201)] * 2
 
 
 def test_a_conflicting_batch_stores_nothing(store):

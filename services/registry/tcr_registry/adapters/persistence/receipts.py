@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError, StoredEvent
@@ -59,6 +59,13 @@ class Receipt:
             json.dumps(self.reference),
             self.position,
         )
+
+
+def _audit_fields(entry: Any) -> dict[str, Any]:
+    """An audit entry (tcr_shared.platform.audit.AuditEntry) as registry_append_events() reads it."""
+    fields = dict(entry.__dict__)
+    fields["at"] = entry.at.isoformat()
+    return fields
 
 
 def _rows(receipts: Sequence[Receipt] | None, notification_ids: Sequence[int] | None) -> list[tuple]:
@@ -111,7 +118,7 @@ class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
     _append_statement = (
         # The arrays in binary (%b): psycopg dumps them with ~40% less CPU than as text (a batch of 10 events,
         # docs/performance.md).
-        "SELECT * FROM registry_append_events(%b::uuid[], %b::int8[], %b::text[], %b::bytea[], %s, %s::json)"
+        "SELECT * FROM registry_append_events(%b::uuid[], %b::int8[], %b::text[], %b::bytea[], %s, %s::json, %s::json)"
     )
     _can_append_cached: bool | None = None
 
@@ -129,7 +136,7 @@ class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
                 with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
                     found = curs.execute(
                         "SELECT to_regprocedure('public.registry_append_events(uuid[], bigint[], text[], bytea[], "
-                        "text, json)')"
+                        "text, json, json)')"
                     ).fetchone()
                 usable = found is not None and found[0] is not None
             self._can_append_cached = usable
@@ -151,6 +158,7 @@ class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
                     f"{self.datastore.lock_timeout}s",
                     # The receipts as one JSON array: one parameter, not six more arrays dumped in Python.
                     json.dumps([receipt.fields() for receipt in receipts]),
+                    json.dumps([_audit_fields(entry) for entry in kwargs.get("audits") or ()]),
                 ),
                 prepare=True,
             )
@@ -176,7 +184,20 @@ class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
             rows = _rows(kwargs.get("receipts"), notification_ids)
             if rows:
                 curs.executemany(self._insert_receipts, rows)
+            audits = kwargs.get("audits")
+            if audits:
+                curs.executemany(self._insert_audit, [astuple(entry) for entry in audits])
         return notification_ids
+
+    _insert_audit = (
+        "INSERT INTO audit_log (at, key_id, role, point_id, action, target, method, path, address, outcome) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+
+    def stores_audit(self) -> bool:
+        """Whether a batch's `audits` (tcr_shared.platform.audit entries) are stored in its transaction: by the
+        function and the COPY path; the library's path (a store without migration 0006) ignores them."""
+        return not self.datastore.enable_db_functions and self._can_append()
 
     @property
     def _copy_events(self) -> SQL:

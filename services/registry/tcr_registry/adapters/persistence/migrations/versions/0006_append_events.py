@@ -1,4 +1,5 @@
-"""registry_append_events(): a batch of events (and the idempotency receipts of its commands) in one statement
+"""registry_append_events(): a batch of events (and its commands' idempotency receipts and audit entries) in one
+statement
 
 Revision ID: 0006_append_events
 Revises: 0005_import_jobs
@@ -22,7 +23,8 @@ depends_on = None
 
 APPEND_EVENTS = """
 CREATE OR REPLACE FUNCTION registry_append_events(
-    p_ids uuid[], p_versions bigint[], p_topics text[], p_states bytea[], p_lock_timeout text, p_receipts json
+    p_ids uuid[], p_versions bigint[], p_topics text[], p_states bytea[], p_lock_timeout text, p_receipts json,
+    p_audit json
 ) RETURNS SETOF bigint LANGUAGE plpgsql AS $$
 DECLARE
     positions bigint[];
@@ -45,6 +47,13 @@ BEGIN
         key_id text, idempotency_key text, request_hash text, status_code integer, reference json, last_event integer
     )
     ON CONFLICT DO NOTHING;
+    -- The audit trail's entries of these writes, in their transaction: one commit answers for both.
+    INSERT INTO audit_log (at, key_id, role, point_id, action, target, method, path, address, outcome)
+    SELECT a.at, a.key_id, a.role, a.point_id, a.action, a.target, a.method, a.path, a.address, a.outcome
+    FROM json_to_recordset(p_audit) AS a(
+        at timestamptz, key_id text, role text, point_id text, action text, target text, method text, path text,
+        address text, outcome integer
+    );
     RETURN QUERY SELECT p.position FROM unnest(positions) WITH ORDINALITY AS p(position, n) ORDER BY p.n;
 END;
 $$
@@ -58,4 +67,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS registry_append_events(uuid[], bigint[], text[], bytea[], text, json)")
+        op.execute(
+            "DROP FUNCTION IF EXISTS registry_append_events(uuid[], bigint[], text[], bytea[], text, json, json)"
+        )
