@@ -1,7 +1,8 @@
 """Benchmark: POST /v1/contracts at 32 concurrent clients, (a) on PostgreSQL, (b) with persistence off.
 
 Prints requests/s, p50/p99 latency and the ratio a/b. Uses wrk (Debian package `wrk`) as the load generator
-in its own process; the registry runs as a real uvicorn process. Run: make bench (or python bench/registry.py).
+in its own process; the registry runs as production runs it, `tcr-registry serve` (uvicorn, with the process's
+GIL switch interval and collector thresholds). Run: make bench (or python bench/registry.py).
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ def parse_wrk(out: str) -> dict:
 
 
 def measure(label: str, env: dict, wrk: str, workdir: Path, number: str) -> dict:
-    service = start_service(f"bench-{label}", REGISTRY_APP, env, workdir)
+    # As production runs it: `tcr-registry serve` (its GIL switch interval and collector thresholds), not bare uvicorn.
+    service = start_service(
+        f"bench-{label}", REGISTRY_APP, env, workdir, serve=("tcr_registry.adapters.cli", "TCR_REGISTRY_PORT")
+    )
     try:
         key = setup_point(service.url, number)
         print(f"  {label}: warming up ...", flush=True)
@@ -124,7 +128,7 @@ def main() -> None:
             "TCR_REGISTRY_DATABASE_URL": url,
         }
         print(
-            f"registry: POST /v1/contracts, {CLIENTS} concurrent clients (wrk), uvicorn 1 worker, "
+            f"registry: POST /v1/contracts, {CLIENTS} concurrent clients (wrk), tcr-registry serve (uvicorn, 1 worker), "
             f"PostgreSQL at 127.0.0.1:5432, {os.cpu_count()} cores"
         )
         stored = measure("postgresql", base, wrk, workdir, "01")

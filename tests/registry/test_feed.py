@@ -210,7 +210,9 @@ async def test_a_v1_certified_event_is_upcast(database_url, tmp_path):
         v1 = StoredEvent(
             originator_id=v2.originator_id, originator_version=2, topic=v2.topic, state=json.dumps(state).encode()
         )
-        app.recorder.insert_events([v1])
+        # In a thread: on SQLite a write on the loop's own thread could wait for a transaction that an async task
+        # of the service (the index follower) holds open and can only finish once the loop runs again.
+        await asyncio.to_thread(app.recorder.insert_events, [v1])
 
         loaded = app.repository.get(cid)
         assert loaded.status == "certified" and loaded.expert_review_ref is None and loaded.version == 2

@@ -46,35 +46,44 @@ class ServiceProcess:
 
 
 def start_service(
-    name: str, app: str, env: dict[str, str], log_dir: Path, port: int | None = None, timeout: float = 60.0
+    name: str,
+    app: str,
+    env: dict[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    timeout: float = 60.0,
+    serve: tuple[str, str] | None = None,
 ) -> ServiceProcess:
-    """Start `uvicorn <app> --factory` and wait for /healthz. `app` is e.g. tcr_registry.bootstrap:create_app."""
+    """Start `uvicorn <app> --factory` and wait for /healthz. `app` is e.g. tcr_registry.bootstrap:create_app.
+    With `serve` = (cli module, port variable), e.g. ("tcr_registry.adapters.cli", "TCR_REGISTRY_PORT"), the
+    service runs as production runs it instead: `tcr-<service> serve`, with the process settings (GIL switch
+    interval, collector thresholds) that command sets; `app` then only names it in errors."""
     port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    if serve is not None:
+        module, port_variable = serve
+        command = [sys.executable, "-m", module, "serve"]
+        full_env.update({"TCR_HOST": "127.0.0.1", port_variable: str(port)})
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--timeout-graceful-shutdown",
+            "3",
+        ]
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app,
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "3",
-            ],
-            cwd=ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     service = ServiceProcess(name, port, process, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -161,7 +161,12 @@ class PrefetchingSource:
 class LocalFeed:
     """A publisher's own log as a page source (no HTTP round trip), woken by its commit signal."""
 
-    COALESCE_SECONDS = 0.1
+    # A page applied costs about 2 ms of CPU whatever its size (the sink's transaction: lock, insert, advance) plus
+    # about 25 microseconds an event: at 1,000 events/s, pages of ~100 spent a third of the contract index's share
+    # of each request on the fixed part (docs/performance.md, `POST /v1/contracts`). An isolated write is applied
+    # at once (the wait comes after its page); under sustained writes the follower trails by up to a quarter second.
+    COALESCE_SECONDS = 0.25
+    COALESCE_BELOW = 500  # events: a page this full is followed at once
 
     def __init__(self, log: EventLog, signal: NewEventsSignal, page_size: int = 1000) -> None:
         self._log = log
@@ -174,6 +179,6 @@ class LocalFeed:
             page = await read_waiting(self._log, self._signal, position, self._page_size, 5.0)
             yield page
             position = page.next_after
-            if len(page.events) < 100:
+            if len(page.events) < self.COALESCE_BELOW:
                 # Under load, let events gather: one page of hundreds costs little more than a page of one.
                 await asyncio.sleep(self.COALESCE_SECONDS)

@@ -14,7 +14,9 @@ A service adopts it with four pieces:
 The table is append-only: triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL), so not even the service's
 own database user rewrites history through SQL. Entries are written before the answer leaves (no acknowledged act
 without its entry) and together: requests that finish at the same moment share one transaction (group commit),
-so the trail costs the writes one short wait, not one fsync each.
+so the trail costs the writes one short wait, not one fsync each. A write that stores its own entry in its own
+transaction (the registry's writer: `audit_entry`, then `mark_recorded`) spares the request that second commit;
+the middleware then records nothing more for it.
 """
 
 from __future__ import annotations
@@ -219,7 +221,8 @@ class AuditMiddleware:
             nonlocal answered
             if message["type"] == "http.response.start" and not answered:
                 answered = True
-                await self._record(scope, message["status"])
+                if not (scope.get("state") or {}).get(RECORDED):
+                    await self._record(scope, message["status"])
             await send(message)
 
         try:
@@ -236,26 +239,41 @@ class AuditMiddleware:
             log.exception("could not record an audit entry for %s %s", scope["method"], scope.get("path"))
 
     def _entry(self, scope, status: int) -> AuditEntry:
-        principal: Principal | None = (scope.get("state") or {}).get("principal")
-        route = scope.get("route")
-        endpoint = scope.get("endpoint")
-        name = getattr(endpoint, "__name__", None) if route is not None else None
-        params = scope.get("path_params") or {}
-        target = next(((k, str(params[k])) for k in TARGETS if k in params), None)
-        client = scope.get("client")
-        return AuditEntry(
-            at=datetime.now(UTC),
-            key_id=principal.key_id if principal else None,
-            role=principal.role if principal else None,
-            point_id=principal.point_id if principal else None,
-            action=self._actions.get(name, name or "unrouted"),
-            target=self._redact(*target)[:200] if target else None,
-            method=scope["method"],
-            # The route's template, not the path: a path may carry an identity number.
-            path=(getattr(route, "path", None) or "(no route)")[:500],
-            address=client[0][:64] if client else None,
-            outcome=status,
-        )
+        return audit_entry(scope, status, self._actions, self._redact)
+
+
+RECORDED = "audit_recorded"  # in the request's state: its entry is stored already (with the write itself)
+
+
+def mark_recorded(scope) -> None:
+    """The request's entry was stored in its write's own transaction: the middleware records nothing more."""
+    scope.setdefault("state", {})[RECORDED] = True
+
+
+def audit_entry(
+    scope, status: int, actions: Mapping[str, str], redact: Callable[[str, str], str] = _kept_as_is
+) -> AuditEntry:
+    """The trail's entry for the request in `scope` ended with `status` (what AuditMiddleware records)."""
+    principal: Principal | None = (scope.get("state") or {}).get("principal")
+    route = scope.get("route")
+    endpoint = scope.get("endpoint")
+    name = getattr(endpoint, "__name__", None) if route is not None else None
+    params = scope.get("path_params") or {}
+    target = next(((k, str(params[k])) for k in TARGETS if k in params), None)
+    client = scope.get("client")
+    return AuditEntry(
+        at=datetime.now(UTC),
+        key_id=principal.key_id if principal else None,
+        role=principal.role if principal else None,
+        point_id=principal.point_id if principal else None,
+        action=actions.get(name, name or "unrouted"),
+        target=redact(*target)[:200] if target else None,
+        method=scope["method"],
+        # The route's template, not the path: a path may carry an identity number.
+        path=(getattr(route, "path", None) or "(no route)")[:500],
+        address=client[0][:64] if client else None,
+        outcome=status,
+    )
 
 
 def audit_router(audit: Callable[[], AuditLog], require: Callable[..., Any]) -> APIRouter:
@@ -309,8 +327,10 @@ __all__ = [
     "AuditLog",
     "AuditMiddleware",
     "AuditQuery",
+    "audit_entry",
     "audit_router",
     "audit_table",
     "create_audit_table",
     "drop_audit_table",
+    "mark_recorded",
 ]

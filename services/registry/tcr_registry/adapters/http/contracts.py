@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from tcr_registry.adapters.feeds.public_events import event_data, event_id, is_public, public_type
 from tcr_registry.adapters.http import schemas
+from tcr_registry.adapters.http.audit import ACTIONS
 from tcr_registry.adapters.http.idempotency import IdempotentRequest, crash_after_commit
 from tcr_registry.adapters.http.views import contract_view, etag, parse_if_match
 from tcr_registry.adapters.persistence.receipts import Receipt
@@ -25,6 +26,7 @@ from tcr_shared.language.money import parse_money
 from tcr_shared.language.regions import area_prefix
 from tcr_shared.language.text import TextError, clean_text
 from tcr_shared.platform import page_tokens
+from tcr_shared.platform.audit import audit_entry, mark_recorded
 from tcr_shared.platform.auth import Principal
 from tcr_shared.platform.problems import Problem, field_error
 
@@ -74,7 +76,12 @@ def contracts_router(runtime) -> APIRouter:
 
     async def execute(request: Request, principal: Principal, command, action: str, status: int = 200):
         async def handle(idempotent: IdempotentRequest | None) -> JSONResponse:
-            committed = await runtime.writer.execute(command, receipt=_receipt(idempotent, status))
+            # The audit entry goes with the write (one commit answers for both, not the writer's then the trail's);
+            # if the write fails or the store cannot take it, the audit middleware records the request as usual.
+            entry = audit_entry(request.scope, status, ACTIONS, runtime.audit_target)
+            committed = await runtime.writer.execute(command, receipt=_receipt(idempotent, status), audit=entry)
+            if committed.audited:
+                mark_recorded(request.scope)
             crash_after_commit(runtime.settings.fault_after_commit, action)
             return answer(committed.value, committed.position, status)
 

@@ -74,6 +74,8 @@ class _Job(Generic[T]):
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     receipt: Receipt | None = None
+    audit: Any = None  # the request's audit entry (tcr_shared.platform.audit.AuditEntry), stored with its events
+    audited: bool = False
     result: Any = None
     events: list = field(default_factory=list)
     touched: dict = field(default_factory=dict)
@@ -91,9 +93,10 @@ class _Job(Generic[T]):
 
 
 class Committed(Generic[T]):
-    def __init__(self, value: T, position: int | None) -> None:
+    def __init__(self, value: T, position: int | None, audited: bool = False) -> None:
         self.value = value
         self.position = position
+        self.audited = audited  # the audit entry given with the command was stored in its transaction
 
 
 _OK, _FAILED, _RECHECK = object(), object(), object()
@@ -114,7 +117,8 @@ class Writer:
         self._max_batch = max_batch
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._cache_size = cache_size
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._waiting: dict[asyncio.AbstractEventLoop, list[_Job]] = {}  # per loop, until its next pass
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self.batches = 0
         self.commands = 0
@@ -131,20 +135,36 @@ class Writer:
         self._queue.put(None)
         self._thread.join(timeout=10)
 
-    async def execute(self, command: Callable[[UnitOfWork], T], receipt: Receipt | None = None) -> Committed[T]:
-        """Run and commit `command`; its `receipt` (the Idempotency-Key's) is stored in the same transaction."""
+    async def execute(
+        self, command: Callable[[UnitOfWork], T], receipt: Receipt | None = None, audit: Any = None
+    ) -> Committed[T]:
+        """Run and commit `command`; its `receipt` (the Idempotency-Key's) is stored in the same transaction, and
+        so is its `audit` entry where the store can (the answer's `audited` says whether it was)."""
         loop = asyncio.get_running_loop()
-        job = _Job(command, loop, loop.create_future(), receipt)
-        self._queue.put(job)
+        job = _Job(command, loop, loop.create_future(), receipt, audit)
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            waiting = self._waiting[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        waiting.append(job)
         return await job.future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The commands this loop's requests submitted in one pass go to the writer together: one wake-up of its
+        thread instead of one per command, and batches as large as the requests that were ready at once."""
+        self._queue.put(self._waiting.pop(loop))
 
     # --- the writer thread ---
     def _run(self) -> None:
+        carried: list[_Job] = []  # what did not fit in the last batch (max_batch), in submission order
         while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            batch = [job]
+            if carried:
+                batch, carried = carried, []
+            else:
+                jobs = self._queue.get()
+                if jobs is None:
+                    return
+                batch = list(jobs)
             while len(batch) < self._max_batch:
                 try:
                     more = self._queue.get_nowait()
@@ -153,7 +173,8 @@ class Writer:
                 if more is None:
                     self._queue.put(None)
                     break
-                batch.append(more)
+                batch.extend(more)
+            batch, carried = batch[: self._max_batch], batch[self._max_batch :]
             try:
                 self._commit(batch)
             except Exception as exc:  # the store failed: every waiting request learns it
@@ -177,7 +198,7 @@ class Writer:
         if accepted:
             events = [event for job in accepted for event in job.events]
             try:
-                recordings = self._app.save_events(events, receipts=_receipts(accepted)) if events else []
+                recordings = self._app.save_events(events, **self._extras(accepted)) if events else []
             except IntegrityError:
                 # Another writer (another process on the same database) got there first: our cached copies
                 # are stale. Re-run each command alone against the store.
@@ -199,7 +220,7 @@ class Writer:
                 if self._run_command(job, staged, fresh=True) is not _OK:
                     break
                 try:
-                    recordings = self._app.save_events(job.events, receipts=_receipts([job])) if job.events else []
+                    recordings = self._app.save_events(job.events, **self._extras([job])) if job.events else []
                 except IntegrityError:
                     self._forget(job.touched)
                     if attempt == self.CONFLICT_ATTEMPTS:
@@ -259,15 +280,34 @@ class Writer:
         index = 0
         last = None
         appended = sum(len(job.events) for job in jobs)
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Committed]]] = {}
         for job in jobs:
             position = None
             for _ in job.events:
                 position = recordings[index].notification.id
                 index += 1
             last = position or last
-            job.settle(Committed(job.result, position))
+            answers.setdefault(job.loop, []).append((job.future, Committed(job.result, position, job.audited)))
+        # One wake-up of each waiting loop for the whole batch, not one per command: each call_soon_threadsafe
+        # writes to the loop's self-pipe (a system call, and a pass of the loop) while the batch's requests wait.
+        for loop, settled in answers.items():
+            loop.call_soon_threadsafe(_resolve_all, settled)
         if last is not None:
             self._on_commit(last, appended)
+
+    def _extras(self, jobs: list[_Job]) -> dict[str, list]:
+        """What is stored with the jobs' events: their receipts, and their audit entries where the store takes
+        them (a job without events stores nothing: its request's entry is left to the audit middleware)."""
+        extras = {"receipts": _receipts(jobs)}
+        stores_audit = getattr(self._app.recorder, "stores_audit", None)
+        for job in jobs:
+            job.audited = False
+        if stores_audit is not None and stores_audit():
+            audited = [job for job in jobs if job.audit is not None and job.events]
+            for job in audited:
+                job.audited = True
+            extras["audits"] = [job.audit for job in audited]
+        return extras
 
     def _remember(self, staged: dict[UUID, Aggregate]) -> None:
         for aggregate_id, aggregate in staged.items():
@@ -279,6 +319,12 @@ class Writer:
     def _forget(self, touched: dict[UUID, Aggregate]) -> None:
         for aggregate_id in touched:
             self._cache.pop(aggregate_id, None)
+
+
+def _resolve_all(settled: list[tuple[asyncio.Future, Any]]) -> None:
+    for future, result in settled:
+        if not future.done():  # the request was cancelled (its client went away)
+            future.set_result(result)
 
 
 def _receipts(jobs: list[_Job]) -> list[Receipt]:
@@ -295,7 +341,9 @@ def _receipts(jobs: list[_Job]) -> list[Receipt]:
 class DiscardingWriter:
     """Runs commands exactly as the real writer does but stores nothing: the benchmark's baseline."""
 
-    async def execute(self, command: Callable[[UnitOfWork], T], receipt: Receipt | None = None) -> Committed[T]:
+    async def execute(
+        self, command: Callable[[UnitOfWork], T], receipt: Receipt | None = None, audit: Any = None
+    ) -> Committed[T]:
         uow = UnitOfWork(lambda _aggregate_id: None, careful=False)
         result = command(uow)
         for aggregate in uow.touched.values():
