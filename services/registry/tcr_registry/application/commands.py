@@ -55,6 +55,12 @@ def certify(
         if book is None:
             book = RegistrationBook.open(actor.point_id, actor.registration_prefix, year)
             uow.add(book)
+        if now is None and certified_at is None:
+            # Read the clock again now that the book is loaded: another writer (another process on the same
+            # database) may have certified in it between the first reading and the load, at a later "now".
+            later = datetime.now(UTC)
+            if policy_year(later) == year:
+                at = later
         number = book.issue(str(contract.id), at)  # refuses a time earlier than the book's last number
         contract.certify(number, at, terms, expert_review_ref)
         return contract
