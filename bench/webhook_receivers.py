@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tcr_shared.partners.client import InvalidWebhook, verify_webhook  # noqa: E402
+from tests.support.asgi import read_body  # noqa: E402
 
 
 class Receiver:
@@ -38,12 +39,7 @@ class Receiver:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         if scope["method"] == "GET":
             await self._answer(send, 200, self._report(scope["path"]))
             return

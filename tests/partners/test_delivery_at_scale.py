@@ -19,6 +19,7 @@ from tcr_shared.platform.database import Database
 from tests.partners.conftest import append, feed_events, key, wait_until
 from tests.partners.events import registry_event
 from tests.partners.test_https_delivery import ListLog
+from tests.support.asgi import read_body
 from tests.support.processes import free_port
 
 SUBSCRIPTIONS = 6
@@ -163,12 +164,7 @@ async def test_subscriptions_on_the_same_stretch_read_each_page_of_the_log_once(
     received: dict[str, list[int]] = {}
 
     async def receiver(scope, receive, send):
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         event = verify_webhook(secret, body, headers)
         received.setdefault(scope["path"], []).append(event.position)

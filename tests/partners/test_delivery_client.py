@@ -20,6 +20,7 @@ from tcr_shared.partners.webhooks.clients import (
 from tcr_shared.partners.webhooks.worker import connect_error_class
 from tests.partners.conftest import wait_until
 from tests.partners.test_https_delivery import certificate
+from tests.support.asgi import read_body
 from tests.support.processes import free_port
 
 HEADERS = b"content-type: application/json\r\nwebhook-id: evt-1\r\n"
@@ -33,12 +34,7 @@ class Recorder:
         self.requests: list[tuple[int, str, dict[str, str], bytes]] = []
 
     async def __call__(self, scope, receive, send) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.requests.append((scope["client"][1], scope["path"], headers, body))
         status, length, *how = scope["path"].strip("/").split("/")
