@@ -24,21 +24,19 @@ def tracking_table(metadata: MetaData) -> Table:
     )
 
 
-class SqlProjectionSink:
-    def __init__(self, engine: AsyncEngine, tracking: Table, feed: str, apply_page: ApplyPage) -> None:
+class FeedTracking:
+    """The position a projection has reached in one feed, and the transactions that move it: what a sink that
+    prepares its writes itself (subsidy's pipelined sink) needs; `SqlProjectionSink` adds the plain page apply."""
+
+    def __init__(self, engine: AsyncEngine, tracking: Table, feed: str) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._tracking = tracking
         self._feed = feed
-        self._apply_page = apply_page
 
     async def position(self) -> int:
         async with self._sessions() as session:
             value = await session.scalar(select(self._tracking.c.position).where(self._tracking.c.feed == self._feed))
             return int(value or 0)
-
-    async def apply(self, events: Sequence[FeedEvent], position: int) -> None:
-        async with self.advancing(position) as session:
-            await self._apply_page(session, events)
 
     @contextlib.asynccontextmanager
     async def advancing(self, position: int) -> AsyncIterator[AsyncSession]:
@@ -67,3 +65,15 @@ class SqlProjectionSink:
             await session.execute(table.insert().values(feed=self._feed, position=position))
         else:
             raise RuntimeError(f"feed {self._feed} is already at {existing}; refusing to apply up to {position} twice")
+
+
+class SqlProjectionSink(FeedTracking):
+    """A `Follower`'s sink: each page applied by `apply_page` in the transaction that records its position."""
+
+    def __init__(self, engine: AsyncEngine, tracking: Table, feed: str, apply_page: ApplyPage) -> None:
+        super().__init__(engine, tracking, feed)
+        self._apply_page = apply_page
+
+    async def apply(self, events: Sequence[FeedEvent], position: int) -> None:
+        async with self.advancing(position) as session:
+            await self._apply_page(session, events)

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tcr_shared.feeds.projection_store import SqlProjectionSink
+from tcr_shared.feeds.projection_store import FeedTracking
 from tcr_shared.language.events.envelope import FeedEvent
 from tcr_shared.platform.collector import collector_paused
 from tcr_subsidy.adapters.persistence import tables as t
@@ -44,10 +44,7 @@ class NotifyingSink:
         chunk: int = CHUNK_EVENTS,
         overlap: bool | None = None,
     ) -> None:
-        async def apply_page(session: AsyncSession, events: Sequence[FeedEvent]) -> None:
-            await projection.apply_page(SqlAwardStore(session), events)
-
-        self._inner = SqlProjectionSink(db, t.feed_tracking, feed, apply_page)
+        self._inner = FeedTracking(db, t.feed_tracking, feed)
         self._projection = projection
         self._after_commit = after_commit
         self._chunk = max(1, chunk)

@@ -8,7 +8,6 @@ from typing import Any, Protocol
 
 from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 from tcr_subsidy.application.page import PageLedger
-from tcr_subsidy.domain.award_events import AwardEvent
 
 
 @dataclass(frozen=True)
@@ -22,19 +21,13 @@ class SkippedEvent:
 
 
 class AwardStore(Protocol):
-    """The projection's tables, inside the transaction that applies one page (and records its feed position)."""
+    """What deciding a page reads from the projection's tables (committed rows; `NotifyingSink` writes them)."""
 
     async def load_contracts(self, page: PageLedger, contract_ids: Sequence[str]) -> None:
         """Fill `page` with these contracts' records and the awards of those already decided."""
 
     async def load_caps(self, page: PageLedger, cap_keys: Sequence[str]) -> None:
         """Fill `page` with the usage of these caps (those never used stay absent)."""
-
-    async def write(self, page: PageLedger, events: Sequence[AwardEvent], skipped: Sequence[SkippedEvent]) -> None:
-        """Write what the page changed, append its award events to the award feed and record its skipped events."""
-
-    async def feed_head(self) -> int:
-        """The award feed's last position (0 when empty)."""
 
 
 class RegistryPages(Protocol):

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tcr_shared.language.events.envelope import FeedEvent
-from tcr_shared.platform.collector import collector_paused
 from tcr_subsidy.application.page import PageLedger
 from tcr_subsidy.application.ports import AwardStore, SkippedEvent
 from tcr_subsidy.domain.award_events import AwardEvent
@@ -52,12 +51,6 @@ class AwardProjection:
         self.engine = engine
         self.skipped_total = 0
         self.awards_total = 0
-
-    async def apply_page(self, store: AwardStore, events: Sequence[FeedEvent]) -> None:
-        with collector_paused():  # a burst of allocation without cycles: see collector_paused
-            decided = await self.decide_page(store, events)
-            await store.write(decided.page, decided.outputs, decided.skipped)
-        self.written(decided)
 
     async def decide_page(
         self, store: AwardStore, events: Sequence[FeedEvent], carried: PageLedger | None = None

@@ -161,7 +161,7 @@ async def award_feed_head(session: AsyncSession) -> int:
 
 
 class SqlAwardStore:
-    """The AwardStore port over the projection's tables, in the caller's session (one transaction per page)."""
+    """The AwardStore port over the projection's tables, read in the caller's session."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -182,12 +182,6 @@ class SqlAwardStore:
             page.stored_cap(
                 CapUsage(r.cap_key, r.programme, r.beneficiary, r.policy_year, r.project, from_fen(r.used_fen))
             )
-
-    async def feed_head(self) -> int:
-        return await award_feed_head(self.session)
-
-    async def write(self, page: PageLedger, events: Sequence[AwardEvent], skipped: Sequence[SkippedEvent]) -> None:
-        await write_page(self.session, page, list(events), list(skipped))
 
 
 @dataclass(frozen=True)
@@ -217,13 +211,6 @@ def page_rows(page: PageLedger, outputs: Sequence[AwardEvent], skipped: Sequence
     )
     events = [(o.id, o.type, o.time, o.subject, o.award_id, o.cause_position, _dumps(o.data)) for o in outputs]
     return PageRows(tables, events, [dataclasses.asdict(s) for s in skipped])
-
-
-async def write_page(
-    session: AsyncSession, page: PageLedger, outputs: list[AwardEvent], skipped: list[SkippedEvent]
-) -> int:
-    """Write the page's changes; returns the number of award events appended to the service's feed."""
-    return await write_rows(session, page_rows(page, outputs, skipped))
 
 
 async def write_rows(session: AsyncSession, rows: PageRows) -> int:
