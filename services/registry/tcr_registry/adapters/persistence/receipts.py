@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field, fields
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError, StoredEvent
@@ -20,6 +20,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
+
+from tcr_shared.platform.audit import AuditEntry
 
 _COLUMNS = "key_id, idempotency_key, request_hash, status_code, headers, reference, position"
 
@@ -61,11 +63,9 @@ class Receipt:
         )
 
 
-def _audit_fields(entry: Any) -> dict[str, Any]:
-    """An audit entry (tcr_shared.platform.audit.AuditEntry) as registry_append_events() reads it."""
-    fields = dict(entry.__dict__)
-    fields["at"] = entry.at.isoformat()
-    return fields
+def _audit_fields(entry: AuditEntry) -> dict[str, Any]:
+    """An audit entry as registry_append_events() reads it (JSON)."""
+    return {**asdict(entry), "at": entry.at.isoformat()}
 
 
 def _rows(receipts: Sequence[Receipt] | None, notification_ids: Sequence[int] | None) -> list[tuple]:
@@ -189,9 +189,8 @@ class ReceiptsPostgresRecorder(PostgresApplicationRecorder):
                 curs.executemany(self._insert_audit, [astuple(entry) for entry in audits])
         return notification_ids
 
-    _insert_audit = (
-        "INSERT INTO audit_log (at, key_id, role, point_id, action, target, method, path, address, outcome) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    _insert_audit = "INSERT INTO audit_log ({}) VALUES ({})".format(
+        ", ".join(f.name for f in fields(AuditEntry)), ", ".join("%s" for _ in fields(AuditEntry))
     )
 
     def stores_audit(self) -> bool:
