@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from tcr_registry.adapters.feeds import public_events
-from tcr_registry.adapters.feeds.event_log import KnownPositions, RenderedEvents
+from tcr_registry.adapters.feeds.event_log import KnownPositions, RecentHead, RenderedEvents
 from tcr_shared.language.events.envelope import FeedEvent, FeedPage
 
 PAGE = TypeAdapter(FeedPage)
@@ -95,6 +95,27 @@ def test_known_positions_move_to_a_read_beyond_them_and_keep_within_capacity():
     assert known.page(8, 10) == ([11, 12, 13, 14], [11, 12, 13, 14], 14)
     known.record(20, [21], [True])  # a reader jumping ahead starts a new stretch there
     assert known.page(14, 10) is None and known.page(20, 10) == ([21], [21], 21)
+
+
+def test_a_page_head_is_read_again_once_too_old_and_raised_by_this_process_commits():
+    database = {"head": 7, "reads": 0}
+
+    def read() -> int:
+        database["reads"] += 1
+        return database["head"]
+
+    reused = RecentHead(read, reuse_seconds=3600)
+    assert reused.recent() is None  # never read: a page must ask
+    assert reused.get() == 7 and reused.get() == 7 and database["reads"] == 1
+    database["head"] = 9  # another process commits: shown once the window has passed, not before
+    assert reused.recent() == 7
+    reused.committed(12)  # this process commits: shown at once, with no read
+    assert (reused.recent(), reused.get(), database["reads"]) == (12, 12, 1)
+    reused.committed(10)  # a batch that committed before the one already seen does not lower it
+    assert reused.get() == 12
+
+    always = RecentHead(read, reuse_seconds=0)
+    assert (always.get(), always.get(), always.recent()) == (9, 9, None) and database["reads"] == 3
 
 
 async def test_pages_served_from_memory_are_the_page_bytes(registry):

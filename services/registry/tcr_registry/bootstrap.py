@@ -142,6 +142,8 @@ class RegistryRuntime:
 
     def _committed(self, position: int, appended: int) -> None:
         self.events_appended.inc(appended)
+        if self.event_log is not None:
+            self.event_log.committed(position)
         self.signal.ring()
 
     async def stop(self) -> None:

@@ -288,12 +288,13 @@ class Writer:
                 index += 1
             last = position or last
             answers.setdefault(job.loop, []).append((job.future, Committed(job.result, position, job.audited)))
+        # Before any answer: a client that reads the feed once answered finds its events' head there.
+        if last is not None:
+            self._on_commit(last, appended)
         # One wake-up of each waiting loop for the whole batch, not one per command: each call_soon_threadsafe
         # writes to the loop's self-pipe (a system call, and a pass of the loop) while the batch's requests wait.
         for loop, settled in answers.items():
             loop.call_soon_threadsafe(_resolve_all, settled)
-        if last is not None:
-            self._on_commit(last, appended)
 
     def _extras(self, jobs: list[_Job]) -> dict[str, list]:
         """What is stored with the jobs' events: their receipts, and their audit entries where the store takes
