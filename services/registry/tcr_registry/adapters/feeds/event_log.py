@@ -16,6 +16,7 @@ from psycopg import InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
 
 from tcr_registry.adapters.feeds.public_events import is_public_class, render_event, to_feed_event
+from tcr_registry.adapters.feeds.rendered_store import RenderedStore, StoredStretch
 from tcr_registry.adapters.persistence.event_store import Registry
 from tcr_shared.feeds.server import RenderedEvent, RenderedPage
 from tcr_shared.language.events.envelope import FeedPage
@@ -163,6 +164,7 @@ class RegistryEventLog:
         self._known = known if known is not None else KnownPositions()
         self._reads = _ThreadReads()
         self._head = RecentHead(lambda: self._app.recorder.max_notification_id() or 0)
+        self._stored = RenderedStore(app.recorder)
 
     def committed(self, position: int) -> None:
         """The writer of this process committed events through `position`."""
@@ -172,6 +174,11 @@ class RegistryEventLog:
         """Refuse new reads and wait for those still running in threads. A cancelled reader's thread runs on, and
         closing the event store under a running SQLite read crashes the whole process (seen at shutdown)."""
         self._reads.close(timeout)
+        self._stored.close(timeout)
+
+    def settle(self) -> None:
+        """Wait until the pages rendered so far are kept in the database (tests; the feed never waits)."""
+        self._stored.settle()
 
     async def read(self, after: int, limit: int) -> FeedPage:
         return await asyncio.to_thread(self._reads.run, self.read_sync, after, limit)
@@ -226,7 +233,23 @@ class RegistryEventLog:
         # could only be wasted: the full read renders.
         if self._rendered.newest > after and (page := self._read_cached(after, limit)) is not None:
             return page
-        return self._read_rendering(after, limit)
+        stored = self._stored.read(after, limit)
+        if not stored.positions:
+            return self._read_rendering(after, limit)
+        self._remember(after, stored)
+        events = [event for event in stored.events if event is not None]
+        last = stored.positions[-1]
+        if len(stored.positions) == limit:
+            return RenderedPage(events, last, max(self._head.get(), last))
+        rest = self._read_rendering(last, limit - len(stored.positions))  # the stored stretch ends before the page
+        return RenderedPage(events + rest.events, rest.next_after, rest.head)
+
+    def _remember(self, after: int, stretch: StoredStretch) -> None:
+        """Keep a stretch read from the database in memory, for the readers that come next."""
+        for event in stretch.events:
+            if event is not None:
+                self._rendered.put(event.position, event)
+        self._known.record(after, stretch.positions, [event is not None for event in stretch.events])
 
     def _read_cached(self, after: int, limit: int) -> RenderedPage | None:
         """The page when every public event in it is already rendered: only positions and topics are read (the
@@ -255,24 +278,25 @@ class RegistryEventLog:
 
     def _read_rendering(self, after: int, limit: int) -> RenderedPage:
         notifications = self._app.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-        events = []
-        public = []
+        rendered: list[RenderedEvent | None] = []
         to_domain_event = self._app.mapper.to_domain_event
         for notification in notifications:
-            is_public = is_public_class(resolve_topic(notification.topic))
-            public.append(is_public)
-            if not is_public:
-                continue
-            event = self._rendered.get(notification.id)
-            if event is None:
-                event = RenderedEvent(notification.id, *render_event(to_domain_event(notification), notification.id))
-                self._rendered.put(notification.id, event)
-            events.append(event)
-        self._known.record(after, [n.id for n in notifications], public)
+            event = None
+            if is_public_class(resolve_topic(notification.topic)):
+                event = self._rendered.get(notification.id)
+                if event is None:
+                    event = RenderedEvent(
+                        notification.id, *render_event(to_domain_event(notification), notification.id)
+                    )
+                    self._rendered.put(notification.id, event)
+            rendered.append(event)
+        stretch = StoredStretch([n.id for n in notifications], rendered)
+        self._known.record(after, stretch.positions, [event is not None for event in rendered])
+        self._stored.keep(after, stretch)
         next_after, head = self._bounds(
             notifications[-1].id if notifications else None, len(notifications), after, limit
         )
-        return RenderedPage(events=events, next_after=next_after, head=head)
+        return RenderedPage(events=[event for event in rendered if event is not None], next_after=next_after, head=head)
 
     def _bounds(self, last: int | None, count: int, after: int, limit: int) -> tuple[int, int]:
         """(next_after, head) of a page of `count` positions ending at `last`."""
