@@ -14,8 +14,9 @@ from psycopg.rows import tuple_row
 
 from tcr_shared.feeds.server import RenderedEvent
 
-# The version of the public JSON of an event (public_events.py). Change it with anything that changes those bytes:
-# stored rows of another version are then rendered again (and replaced) as readers reach them.
+# The version of the public JSON of an event. Change it with anything that changes those bytes for an event already
+# stored: the mapping (public_events.py), the FeedEvent envelope, an upcast of a stored event's class. Rows of
+# another version are then rendered again (and replaced) as readers reach them.
 RENDERING = 1
 
 _TABLE = "public.registry_rendered_events"
